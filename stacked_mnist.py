@@ -1,0 +1,320 @@
+"""MNIST and stackedMNIST data, API-compatible with the course support code.
+
+    from stacked_mnist import DataMode, StackedMNISTData
+    gen = StackedMNISTData(mode=DataMode.COLOR_BINARY_MISSING, default_batch_size=2048)
+    images, labels = gen.get_full_data_set(training=True)   # (N, 28, 28, 3) in [0, 1], int
+
+Where MNIST comes from, first match wins:
+  1. the ``mnist_dir`` argument,
+  2. the ``MNIST_DIR`` environment variable,
+  3. ``tf_keras.datasets.mnist.load_data()`` (downloads once, then uses its cache).
+A local directory holds the four canonical IDX files (optionally gzip-compressed):
+train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte.
+
+Differences from the original, all additive: a ``seed`` makes the stacked sets reproducible,
+``plot_example(..., save_to=path)`` writes a PNG instead of opening a window, and bad input gives
+a ``ValueError`` or ``MNISTNotFoundError`` that says what to do.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["DataMode", "StackedMNISTData", "MNISTNotFoundError", "load_mnist"]
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# (IDX magic number, expected item count) per file; the image files are 28 x 28 per item.
+_IDX_EXPECTED = {
+    "train_images": (2051, 60000),
+    "train_labels": (2049, 60000),
+    "test_images": (2051, 10000),
+    "test_labels": (2049, 10000),
+}
+_FIX_HINT = (
+    "Point the loader at a directory holding the four MNIST IDX files "
+    "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+    "t10k-labels-idx1-ubyte[.gz]): pass mnist_dir=... or set the environment variable "
+    "MNIST_DIR=/path/to/mnist. Without a local copy the loader downloads MNIST through "
+    "tf_keras.datasets.mnist.load_data(), which needs internet access once."
+)
+
+
+class MNISTNotFoundError(RuntimeError):
+    """MNIST could be found neither locally nor through the keras download."""
+
+
+class DataMode(Enum):
+    """The eight data modes: MONO|COLOR x BINARY|FLOAT x COMPLETE|MISSING.
+
+    MISSING drops every training image that shows an 8 (in colour mode: in any channel);
+    the test set always keeps the 8s, so they can serve as anomalies.
+    """
+
+    MONO_FLOAT_COMPLETE = 0
+    MONO_FLOAT_MISSING = 1
+    MONO_BINARY_COMPLETE = 2
+    MONO_BINARY_MISSING = 3
+    COLOR_FLOAT_COMPLETE = 4
+    COLOR_FLOAT_MISSING = 5
+    COLOR_BINARY_COMPLETE = 6
+    COLOR_BINARY_MISSING = 7
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.name.startswith("COLOR") else 1
+
+    @property
+    def binary(self) -> bool:
+        return "_BINARY_" in self.name
+
+    @property
+    def missing(self) -> bool:
+        return self.name.endswith("MISSING")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading raw MNIST
+# --------------------------------------------------------------------------------------------
+def _find_idx_file(directory: Path, base_name: str) -> Path:
+    for candidate in (directory / base_name, directory / (base_name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    raise MNISTNotFoundError(
+        f"MNIST file {base_name}[.gz] is missing from {directory}. {_FIX_HINT}"
+    )
+
+
+def _read_checksums(directory: Path) -> dict:
+    """SHA256SUMS (``sha256sum`` format) if the directory ships one, else {}."""
+    sums_file = directory / "SHA256SUMS"
+    if not sums_file.is_file():
+        return {}
+    sums = {}
+    for line in sums_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def _parse_idx(path: Path, key: str, checksums: dict) -> np.ndarray:
+    raw = path.read_bytes()
+    expected_sum = checksums.get(path.name)
+    if expected_sum is not None and hashlib.sha256(raw).hexdigest() != expected_sum:
+        raise MNISTNotFoundError(
+            f"MNIST file {path} does not match its SHA256SUMS entry (corrupt or truncated "
+            f"copy). Replace it with a fresh copy. {_FIX_HINT}"
+        )
+    try:
+        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError) as err:
+        raise MNISTNotFoundError(
+            f"MNIST file {path} is not a valid gzip file ({err}). Replace it. {_FIX_HINT}"
+        ) from err
+    magic, count = _IDX_EXPECTED[key]
+    header_len = 16 if magic == 2051 else 8
+    if len(data) < header_len:
+        raise MNISTNotFoundError(f"MNIST file {path} is truncated (no IDX header). {_FIX_HINT}")
+    header = np.frombuffer(data[:header_len], dtype=">u4")
+    if header[0] != magic or header[1] != count:
+        raise MNISTNotFoundError(
+            f"MNIST file {path} has IDX header (magic {header[0]}, {header[1]} items); "
+            f"expected magic {magic} with {count} items. Is it the right file? {_FIX_HINT}"
+        )
+    item_shape = (28, 28) if magic == 2051 else ()
+    expected_bytes = header_len + count * int(np.prod(item_shape, dtype=int))
+    wrong_image_size = magic == 2051 and tuple(header[2:4]) != (28, 28)
+    if wrong_image_size or len(data) != expected_bytes:
+        raise MNISTNotFoundError(
+            f"MNIST file {path} holds {len(data)} bytes after decompression; expected "
+            f"{expected_bytes} for {count} items. It is corrupt or truncated. {_FIX_HINT}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape((count,) + item_shape)
+
+
+def _load_from_directory(directory: Path):
+    if not directory.is_dir():
+        raise MNISTNotFoundError(f"MNIST directory {directory} does not exist. {_FIX_HINT}")
+    checksums = _read_checksums(directory)
+    arrays = {
+        key: _parse_idx(_find_idx_file(directory, name), key, checksums)
+        for key, name in MNIST_FILES.items()
+    }
+    return (arrays["train_images"], arrays["train_labels"]), (
+        arrays["test_images"],
+        arrays["test_labels"],
+    )
+
+
+def load_mnist(mnist_dir: Optional[str] = None):
+    """Raw MNIST as ``((x_train, y_train), (x_test, y_test))``, uint8 arrays.
+
+    Looks in ``mnist_dir``, then ``$MNIST_DIR``, then falls back to the keras download.
+    """
+    directory = mnist_dir or os.environ.get("MNIST_DIR")
+    if directory:
+        return _load_from_directory(Path(directory).expanduser())
+    try:
+        import tf_keras
+
+        return tf_keras.datasets.mnist.load_data()
+    except Exception as err:  # no network, SSL, proxy, ... all mean the same to the user
+        raise MNISTNotFoundError(
+            f"No local MNIST directory was given and the keras download failed ({err}). "
+            f"{_FIX_HINT}"
+        ) from err
+
+
+# --------------------------------------------------------------------------------------------
+# The data set
+# --------------------------------------------------------------------------------------------
+class StackedMNISTData:
+    """MNIST (mono) or stackedMNIST (colour) images in [0, 1], with integer labels.
+
+    Colour images stack three independently drawn MNIST digits in R, G and B; the label is
+    R + 10 G + 100 B, so there are 1000 classes. The stacked sets have as many images as the
+    underlying mono set and are drawn from ``seed`` (the same seed gives the same sets).
+    """
+
+    def __init__(
+        self,
+        mode: DataMode,
+        default_batch_size: int = 256,
+        seed: Optional[int] = 0,
+        mnist_dir: Optional[str] = None,
+    ) -> None:
+        if not isinstance(mode, DataMode):
+            raise ValueError(
+                f"Unknown data mode {mode!r}; use one of "
+                f"{', '.join('DataMode.' + m.name for m in DataMode)}."
+            )
+        self.mode = mode
+        self.default_batch_size = self._check_batch_size(default_batch_size)
+        self.channels = mode.channels
+        self.seed = seed
+        (x_train, y_train), (x_test, y_test) = load_mnist(mnist_dir)
+        rng = np.random.default_rng(seed)
+        self.train_images, self.train_labels = self._prepare(x_train, y_train, True, rng)
+        self.test_images, self.test_labels = self._prepare(x_test, y_test, False, rng)
+
+    @staticmethod
+    def _check_batch_size(batch_size) -> int:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        return int(batch_size)
+
+    def _prepare(self, images: np.ndarray, labels: np.ndarray, training: bool, rng):
+        images = images.astype(np.float32) / 255.0
+        if self.mode.binary:
+            images = (images >= 0.5).astype(np.float32)
+        labels = labels.astype(np.int64)
+        if training and self.mode.missing:
+            keep = labels != 8
+            images, labels = images[keep], labels[keep]
+        images = images[..., np.newaxis]
+        if self.channels == 1:
+            return images, labels
+        # Each colour image takes three independent draws from the (filtered) mono set, so in
+        # MISSING mode no channel of a training image can be an 8.
+        picks = rng.integers(0, len(images), size=(len(images), 3))
+        stacked = np.concatenate([images[picks[:, c]] for c in range(3)], axis=-1)
+        stacked_labels = labels[picks] @ np.array([1, 10, 100], dtype=np.int64)
+        return stacked, stacked_labels
+
+    def get_full_data_set(self, training: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """``(images (N, 28, 28, C) float32 in [0, 1], labels (N,) int64)``."""
+        if training:
+            return self.train_images, self.train_labels
+        return self.test_images, self.test_labels
+
+    def get_random_batch(
+        self, training: bool = True, batch_size: Optional[int] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """A batch drawn without replacement (numpy's global generator, as the original)."""
+        batch_size = self._check_batch_size(
+            self.default_batch_size if batch_size is None else batch_size
+        )
+        images, labels = self.get_full_data_set(training)
+        index = np.random.choice(len(images), size=min(batch_size, len(images)), replace=False)
+        return images[index], labels[index]
+
+    def batch_generator(
+        self, training: bool = True, batch_size: Optional[int] = None
+    ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """One pass over the set in order, in batches of ``batch_size`` (last may be smaller)."""
+        batch_size = self._check_batch_size(
+            self.default_batch_size if batch_size is None else batch_size
+        )
+        images, labels = self.get_full_data_set(training)
+        for start in range(0, len(images), batch_size):
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+
+    def plot_example(
+        self,
+        images: Optional[np.ndarray] = None,
+        labels: Optional[np.ndarray] = None,
+        save_to: Optional[str] = None,
+    ) -> None:
+        """Plot 16 images in a 4 x 4 grid: random training images when ``images`` is None.
+
+        With ``save_to`` the figure is written there as PNG (nothing opens a window);
+        without it the figure is shown, as in the original.
+        """
+        import matplotlib
+
+        if save_to is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if images is None:
+            images, labels = self.get_random_batch(training=True, batch_size=16)
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., np.newaxis]
+        count = min(16, len(images))
+        fig = plt.figure(figsize=(6, 6))
+        for i in range(count):
+            ax = fig.add_subplot(4, 4, i + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if images.shape[-1] == 1:
+                ax.imshow(images[i, :, :, 0], cmap="binary", vmin=0, vmax=1)
+            else:
+                ax.imshow(np.clip(images[i], 0, 1))
+            if labels is not None:
+                ax.set_xlabel(f"{int(np.asarray(labels)[i])}")
+        fig.tight_layout()
+        if save_to is None:
+            plt.show()
+        else:
+            save_figure(fig, save_to)
+        plt.close(fig)
+
+
+def save_figure(fig, path) -> None:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    gen = StackedMNISTData(mode=DataMode.COLOR_BINARY_MISSING, default_batch_size=9)
+    out = Path("results") / "stacked_mnist_example.png"
+    gen.plot_example(save_to=str(out))
+    print(f"wrote {out}")
