@@ -1,0 +1,78 @@
+"""The mono subnets and the channel folding that turns them into colour models.
+
+A colour image is three independent digits, so the colour model is the mono subnet applied to
+R, G and B with one set of weights: fold the channel axis into the batch axis, run the mono
+network, unfold. The fold layers have no weights, so mono and colour parameter counts are equal.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from .config import ModelConfig
+
+layers = tf_keras.layers
+
+
+class FoldImages(layers.Layer):
+    """(N, 28, 28, C) -> (N * C, 28, 28, 1); image n's channel c lands at row n * C + c."""
+
+    def call(self, x):
+        shape = tf.shape(x)
+        x = tf.transpose(x, [0, 3, 1, 2])
+        return tf.reshape(x, [shape[0] * shape[3], shape[1], shape[2], 1])
+
+
+class FoldLatent(layers.Layer):
+    """(N, C, d) -> (N * C, d)."""
+
+    def call(self, z):
+        shape = tf.shape(z)
+        return tf.reshape(z, [shape[0] * shape[1], shape[2]])
+
+
+class UnfoldRows(layers.Layer):
+    """(N * C, ...) -> (N, C, ...): the per-channel results of one image side by side."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, x):
+        shape = tf.shape(x)
+        return tf.reshape(x, tf.concat([[shape[0] // self.channels, self.channels], shape[1:]], 0))
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+class UnfoldParams(UnfoldRows):
+    """(N * C, 28, 28, P) -> (N, 28, 28, C, P): per-pixel parameters in image layout."""
+
+    def call(self, x):
+        return tf.transpose(super().call(x), [0, 2, 3, 1, 4])
+
+
+def mono_encoder(config: ModelConfig, outputs_per_latent: int) -> tf_keras.Model:
+    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions."""
+    f1, f2 = config.filters
+    x_in = tf_keras.Input((28, 28, 1), name="mono_image")
+    h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
+    h = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu")(h)  # 7 x 7
+    h = layers.Flatten()(h)
+    h = layers.Dense(256, activation="relu")(h)
+    out = layers.Dense(config.latent_dim * outputs_per_latent, name="latent_params")(h)
+    return tf_keras.Model(x_in, out, name="mono_encoder")
+
+
+def mono_decoder(config: ModelConfig, params_per_pixel: int) -> tf_keras.Model:
+    """(B, latent_dim) -> (B, 28, 28, params_per_pixel): transposed stride-2 convolutions."""
+    f1, f2 = config.filters
+    z_in = tf_keras.Input((config.latent_dim,), name="mono_latent")
+    h = layers.Dense(256, activation="relu")(z_in)
+    h = layers.Dense(7 * 7 * f2, activation="relu")(h)
+    h = layers.Reshape((7, 7, f2))(h)
+    h = layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu")(h)  # 14
+    h = layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu")(h)  # 28
+    out = layers.Conv2D(params_per_pixel, 3, padding="same", name="pixel_params")(h)
+    return tf_keras.Model(z_in, out, name="mono_decoder")
