@@ -51,7 +51,9 @@ def validate_images(data, name: str = "data") -> np.ndarray:
         raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {data.dtype}.")
     data = data.astype(np.float32, copy=False)
     if not np.all(np.isfinite(data)):
-        raise ValueError(f"{name} contains NaN or infinite values; expected finite values in [0, 1].")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; expected finite values in [0, 1]."
+        )
     low, high = float(data.min()), float(data.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(

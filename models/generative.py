@@ -67,6 +67,16 @@ class GenerativeModel(tf_keras.Model):
             name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
         }
 
+    # The subnets hold every learned parameter; Model.get_weights() would also return the
+    # metric trackers' state, which does not belong in a model file.
+    def network_weights(self) -> list:
+        return self.mono_encoder.get_weights() + self.mono_decoder.get_weights()
+
+    def set_network_weights(self, weights: list) -> None:
+        split = len(self.mono_encoder.weights)
+        self.mono_encoder.set_weights(weights[:split])
+        self.mono_decoder.set_weights(weights[split:])
+
     def _posterior(self, params):
         d = self.config.latent_dim
         scale = tf.nn.softplus(params[..., d:]) + POSTERIOR_MIN_SCALE
@@ -156,6 +166,12 @@ class GenerativeModel(tf_keras.Model):
     def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
         """VAE generation: decode z ~ N(0, I); the encoder is never used."""
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
+
+    def evaluate_terms(self, x, batch_size: int = 1000):
+        """``(reconstruction, kl)`` per image, numpy (N,) each, in nats (one sample of q)."""
+        terms = [self.loss_terms(tf.constant(x[i : i + batch_size]))
+                 for i in range(0, len(x), batch_size)]
+        return tuple(np.concatenate([np.asarray(t[j]) for t in terms]) for j in (0, 1))
 
     def reconstruction_nll(self, x, batch_size: int = 1000) -> np.ndarray:
         """-log p(x | z = encode(x)) per image, in nats (the AE anomaly score)."""

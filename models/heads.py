@@ -9,6 +9,7 @@ judge: the mean, the mode, or a sample, always in [0, 1].
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -55,9 +56,22 @@ class Head:
     def layer(self, name="p_x_given_z"):
         return tfpl.DistributionLambda(self.distribution, name=name)
 
+    # Every head is an exponential family per pixel, so log p(x|z) is linear in fixed features
+    # of x: log p(x | params_k) = features(x) . weights_k + constant_k. With the features of N
+    # images and the weights of K decoder outputs, all N x K log-likelihoods are one matrix
+    # product (see likelihood.py).
+    def features(self, targets):
+        """(B, 28, 28, C) targets -> (B, 28 * 28 * C * F)."""
+        return tf.reshape(tf.cast(targets, tf.float32), [tf.shape(targets)[0], -1])
+
+    def linear_form(self, params):
+        """(B, 28, 28, C, P) params -> (weights (B, 28 * 28 * C * F), constants (B,))."""
+        raise NotImplementedError
+
 
 class BernoulliHead(Head):
-    """Independent Bernoulli with logits; log p(x|z) = x.l - sum softplus(l), also for x in [0, 1]."""
+    """Independent Bernoulli with logits l: log p(x|z) = x . l - sum softplus(l), which is also
+    defined (as a cross-entropy) for float x in [0, 1]."""
 
     name = "bernoulli"
 
@@ -68,6 +82,10 @@ class BernoulliHead(Head):
 
     def mode(self, dist):
         return tf.cast(dist.distribution.logits_parameter() >= 0.0, tf.float32)
+
+    def linear_form(self, params):
+        logits = _flatten(params[..., 0])
+        return logits, -tf.reduce_sum(tf.nn.softplus(logits), axis=-1)
 
 
 class BetaHead(Head):
@@ -94,6 +112,16 @@ class BetaHead(Head):
         # Beta's mode exists only for a, b > 1; elsewhere it sits at an edge: use the mean.
         interior = (a - 1.0) / tf.maximum(a + b - 2.0, 1e-6)
         return tf.where((a > 1.0) & (b > 1.0), interior, beta.mean())
+
+    def features(self, targets):
+        targets = tf.cast(targets, tf.float32)
+        return _flatten(tf.stack([tf.math.log(targets), tf.math.log1p(-targets)], axis=-1))
+
+    def linear_form(self, params):
+        concentration = tf.nn.softplus(params) + 1e-3
+        a, b = concentration[..., 0], concentration[..., 1]
+        log_beta_fn = tf.math.lgamma(a) + tf.math.lgamma(b) - tf.math.lgamma(a + b)
+        return _flatten(concentration - 1.0), -tf.reduce_sum(_flatten(log_beta_fn), axis=-1)
 
 
 class CategoricalHead(Head):
@@ -124,6 +152,13 @@ class CategoricalHead(Head):
     def sample(self, dist, seed=None):
         return tf.gather(self.centers, dist.sample(seed=seed))
 
+    def features(self, targets):
+        return _flatten(tf.one_hot(targets, self.bins, dtype=tf.float32))
+
+    def linear_form(self, params):
+        log_probs = tf.nn.log_softmax(params, axis=-1)
+        return _flatten(log_probs), tf.zeros(tf.shape(params)[:1])
+
 
 class NormalHead(Head):
     """Independent Normal; fixed scale (config.normal_scale) or a learned per-pixel scale."""
@@ -143,6 +178,25 @@ class NormalHead(Head):
             # The floor keeps the density finite where the data has no spread (exact 0 pixels).
             scale = tf.nn.softplus(params[..., 1]) + 1e-3
         return tfd.Independent(tfd.Normal(loc, scale), IMAGE_EVENT_NDIMS)
+
+    def features(self, targets):
+        targets = tf.cast(targets, tf.float32)
+        return _flatten(tf.stack([targets, tf.square(targets)], axis=-1))
+
+    def linear_form(self, params):
+        dist = self.distribution(params).distribution
+        loc, precision = _flatten(dist.loc), _flatten(1.0 / tf.square(dist.scale))
+        weights = tf.reshape(tf.stack([loc * precision, -0.5 * precision], axis=-1),
+                             [tf.shape(loc)[0], -1])
+        constant = -tf.reduce_sum(
+            0.5 * tf.square(loc) * precision - 0.5 * tf.math.log(precision)
+            + 0.5 * np.log(2.0 * np.pi), axis=-1)
+        return weights, constant
+
+
+def _flatten(t):
+    """(B, ...) -> (B, prod(...)) in row-major order (features and weights must agree)."""
+    return tf.reshape(t, [tf.shape(t)[0], -1])
 
 
 HEAD_CLASSES = {cls.name: cls for cls in (BernoulliHead, BetaHead, CategoricalHead, NormalHead)}

@@ -28,7 +28,7 @@ def save_model(model: GenerativeModel, path, metadata: Optional[dict] = None) ->
     """Write config, metadata and weights to ``path`` (a .npz file) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"w{i:03d}": w for i, w in enumerate(model.get_weights())}
+    arrays = {f"w{i:03d}": w for i, w in enumerate(model.network_weights())}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -83,12 +83,12 @@ def load_model(path, channels: Optional[int] = None) -> Tuple[GenerativeModel, d
     if channels is not None:
         config = config.replace(channels=channels)
     model = build_model(config)
-    expected = [w.shape for w in model.get_weights()]
+    expected = [w.shape for w in model.network_weights()]
     found = [w.shape for w in weights]
     if expected != found:
         raise ModelFileError(
             f"Model file {path} holds weights of shapes {found[:4]}... that do not fit its "
             f"config ({config}); the file is corrupt or was written by other code."
         )
-    model.set_weights(weights)
+    model.set_network_weights(weights)
     return model, metadata

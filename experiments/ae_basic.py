@@ -1,0 +1,23 @@
+"""AE-BASIC: how well does the AE reconstruct MNIST test digits?
+
+The AE trained on MONO_BINARY_COMPLETE (shipped in saved_models/) reconstructs the whole test
+set; the verification net judges the reconstructions at tolerance 0.8 (predictability and
+accuracy, the course's definitions).
+
+Writes results/ae_basic/reconstructions.png (test images above their reconstructions) and
+results/ae_basic/metrics.json.
+
+    python experiments/ae_basic.py              # shipped weights, seconds
+    python experiments/ae_basic.py --retrain    # train again (10 epochs), then evaluate
+"""
+import common
+import rows
+
+
+def main(argv=None):
+    args = common.parse_args(__doc__, "ae_basic", "ae", argv, extra=rows.add_judge_flag)
+    return common.write_metrics(args, rows.basic(args, channels=1))
+
+
+if __name__ == "__main__":
+    main()

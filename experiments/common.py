@@ -1,0 +1,250 @@
+"""Shared pieces of the eight experiment scripts: flags, data, load-or-train, figures, metrics.
+
+Every script has the same shape: parse the shared flags, get the data and the model (the
+shipped weights in ``saved_models/`` unless ``--retrain``; ``--quick`` trains a throw-away model
+on a few hundred images into the output folder), run its row, write ``metrics.json`` and PNG
+figures to ``--out`` (default ``results/<row>/``) and print a short table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # scripts run as `python experiments/x.py` from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from models import HEADS, ModelConfig, ModelFileError, build_model, fit_model  # noqa: E402
+from models import load_model, save_model  # noqa: E402
+from stacked_mnist import DataMode, StackedMNISTData, save_figure  # noqa: E402
+
+SAVED_MODELS = REPO_ROOT / "saved_models"
+# The shipped models. The VAE's small latent trades a little reconstruction sharpness for
+# samples from N(0, I) that land on digits (fewer "holes" between the posterior clouds).
+DEFAULT_CONFIGS = {
+    "ae": ModelConfig(kind="ae", latent_dim=16, head="bernoulli"),
+    "vae": ModelConfig(kind="vae", latent_dim=8, head="bernoulli"),
+}
+DEFAULT_EPOCHS = {"ae": 10, "vae": 15}
+QUICK_IMAGES = 512
+QUICK_CAPS = {"samples": 500, "iwae_samples": 10, "prior_samples": 1000}
+_CACHE = {}  # one run's data sets and models: the STACK rows ask for them several times
+
+
+def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse.Namespace:
+    """The shared flags; ``extra(parser)`` adds a script's own."""
+    parser = argparse.ArgumentParser(
+        description=doc.strip().split("\n")[0],
+        epilog=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--retrain", action="store_true",
+                        help="train the model(s) again and overwrite the file(s) in saved_models/")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS[kind],
+                        help=f"training epochs when training (default {DEFAULT_EPOCHS[kind]})")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run seed: data stacking, training and sampling derive from it")
+    parser.add_argument("--out", default=str(REPO_ROOT / "results" / row),
+                        help=f"output folder (default results/{row}/)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few hundred images and one epoch into --out (for tests; seconds)")
+    parser.add_argument("--head", choices=HEADS, default="bernoulli",
+                        help="output distribution p(x|z); models other than bernoulli are "
+                             "trained on first use (default bernoulli, the shipped one)")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="directory with the MNIST IDX files (default: $MNIST_DIR, then the "
+                             "keras download)")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    args.row, args.kind = row, kind
+    if args.quick:  # keep --quick at seconds whatever the defaults
+        for name, cap in QUICK_CAPS.items():
+            if hasattr(args, name):
+                setattr(args, name, min(getattr(args, name), cap))
+    args.out = Path(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.started = time.time()
+    return args
+
+
+def mode_for(channels: int, missing: bool) -> DataMode:
+    return DataMode[f"{'COLOR' if channels == 3 else 'MONO'}_BINARY_"
+                    f"{'MISSING' if missing else 'COMPLETE'}"]
+
+
+def load_data(mode: DataMode, args):
+    """``(x_train, y_train, x_test, y_test)``; ``--quick`` keeps QUICK_IMAGES of each."""
+    key = ("data", mode, args.seed, args.quick)
+    if key not in _CACHE:
+        _CACHE[key] = _load_data(mode, args)
+    return _CACHE[key]
+
+
+def _load_data(mode: DataMode, args):
+    data = StackedMNISTData(mode, seed=args.seed, mnist_dir=args.mnist_dir)
+    x_train, y_train = data.get_full_data_set(training=True)
+    x_test, y_test = data.get_full_data_set(training=False)
+    if args.quick:
+        x_train, y_train = x_train[:QUICK_IMAGES], y_train[:QUICK_IMAGES]
+        # Test images in random order so a small slice still holds some 8s.
+        pick = np.random.default_rng(args.seed).permutation(len(x_test))[:QUICK_IMAGES]
+        x_test, y_test = x_test[pick], y_test[pick]
+    return x_train, y_train, x_test, y_test
+
+
+def model_file(kind: str, channels: int, missing: bool, head: str) -> Path:
+    name = f"{kind}_{'color' if channels == 3 else 'mono'}_{'missing' if missing else 'complete'}"
+    if head != "bernoulli":
+        name += f"_{head}"
+    return SAVED_MODELS / f"{name}.npz"
+
+
+def get_model(args, channels: int, missing: bool, x_train, x_val):
+    """Load the shipped model, or train (and save) it; returns ``(model, info dict)``.
+
+    Colour models are the mono subnet applied to each channel: unless a colour-trained file
+    exists, the colour model loads the mono weights, which is exact for stackedMNIST because
+    its channels are independent digits.
+    """
+    key = ("model", args.kind, args.head, channels, missing)
+    if key not in _CACHE:
+        _CACHE[key] = _get_model(args, channels, missing, x_train, x_val)
+    return _CACHE[key]
+
+
+def _get_model(args, channels, missing, x_train, x_val):
+    config = DEFAULT_CONFIGS[args.kind].replace(head=args.head, channels=channels)
+    mode = mode_for(channels, missing)
+    if args.quick:
+        path = args.out / f"quick_model_{mode.name.lower()}.npz"
+        return _train_and_save(config, mode, x_train, x_val, 1, args, path), {
+            "model_file": str(path), "trained_on": mode.name, "epochs": 1, "quick": True}
+    path = model_file(args.kind, channels, missing, args.head)
+    mono_path = model_file(args.kind, 1, missing, args.head)
+    if not args.retrain:
+        for candidate in (path, mono_path):
+            if candidate.is_file():
+                model, metadata = load_model(candidate, channels=channels)
+                print(f"loaded {candidate.relative_to(REPO_ROOT)} "
+                      f"(trained on {metadata.get('trained_on')})")
+                return model, {"model_file": str(candidate.relative_to(REPO_ROOT)), **metadata}
+    print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> {path}")
+    model = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
+    _, metadata = load_model(path)
+    return model, {"model_file": str(path.relative_to(REPO_ROOT)), **metadata}
+
+
+def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
+    model = build_model(config)
+    start = time.time()
+    history = fit_model(model, x_train, x_val, epochs=epochs, seed=args.seed,
+                        verbose=0 if args.quick else (2 if os.environ.get("CI") else 1))
+    seconds = time.time() - start
+    metadata = {
+        "trained_on": mode.name, "epochs": epochs, "seed": args.seed,
+        "train_images": int(len(x_train)), "train_seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / epochs, 1),
+        "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
+    }
+    save_model(model, path, metadata)
+    return model
+
+
+def verifier():
+    from verification_net import VerificationNet
+
+    net = VerificationNet()
+    if not net.done_training:
+        raise SystemExit("The verification net has no weights: run `python verification_net.py`.")
+    return net
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+def write_metrics(args, metrics: dict) -> Path:
+    """metrics.json (atomically) with the run's command line, then a printed table."""
+    metrics = {
+        "row": args.row,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "seed": args.seed,
+        "quick": bool(args.quick),
+        "wall_seconds": round(time.time() - args.started, 1),
+        **metrics,
+    }
+    path = args.out / "metrics.json"
+    fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".json", dir=args.out)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(metrics, handle, indent=2, default=_json_default)
+    os.replace(tmp, path)
+    print(f"\n{args.row} results ({path}):")
+    for key, value in metrics.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"  {key:40s} {shown}")
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _show(ax, image):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="binary", vmin=0, vmax=1)
+    else:
+        ax.imshow(np.clip(image, 0, 1))
+
+
+def save_image_grid(images, path, title: str = "", columns: int = 10,
+                    captions: Optional[list] = None) -> Path:
+    """A grid of (N, 28, 28, C) images as PNG."""
+    images = np.asarray(images)
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2 + 0.4),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            _show(ax, images[i])
+            if captions is not None:
+                ax.set_title(captions[i], fontsize=7)
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_reconstruction_figure(originals, reconstructions, path, title: str,
+                               columns: int = 10) -> Path:
+    """Originals in odd rows, their reconstructions right below."""
+    count = min(len(originals), 2 * columns)
+    pairs = []
+    for start in range(0, count, columns):
+        pairs.extend(originals[start:start + columns])
+        pairs.extend(reconstructions[start:start + columns])
+    return save_image_grid(np.asarray(pairs), path, title=title, columns=columns)

@@ -1,0 +1,216 @@
+"""The three kinds of grading row, shared by the AE and VAE scripts and their colour versions.
+
+basic()   reconstructions of the test set, judged by the verification net
+gen()     images decoded from random latents: quality (predictability) and class coverage
+anom()    a model trained without 8s scores the test set; how well do the scores find the 8s
+
+Each returns a dict of metrics and writes its figures into ``args.out`` with a prefix.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from common import (get_model, load_data, mode_for, save_image_grid,
+                    save_reconstruction_figure, verifier)
+from models.anomaly import contains_digit, evaluate_scores, save_curves
+from models.likelihood import elbo, iwae_log_likelihood, prior_log_likelihood
+
+TOLERANCE = {1: 0.8, 3: 0.5}  # the course's tolerances: mono 0.8, stacked 0.5
+JUDGED_IMAGE_HELP = ("image the verification net judges: the Bernoulli mode (pixels with "
+                     "p >= 0.5, default; binary like the data), the mean, or a random sample")
+
+
+def add_judge_flag(parser) -> None:
+    parser.add_argument("--judge", choices=("mode", "mean", "sample"), default="mode",
+                        help=JUDGED_IMAGE_HELP)
+
+
+def _prefix(channels: int) -> str:
+    return "color_" if channels == 3 else ""
+
+
+# ---------------------------------------------------------------------------------------------
+def basic(args, channels: int) -> dict:
+    """Reconstruct the whole test set through the model trained on complete data."""
+    x_train, _, x_test, y_test = load_data(mode_for(channels, missing=False), args)
+    model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
+    tolerance = TOLERANCE[channels]
+    reconstructions = model.reconstruct_images(x_test, how=args.judge, seed=args.seed)
+    net = verifier()
+    predictability, accuracy = net.check_predictability(reconstructions, y_test, tolerance)
+    _, original_accuracy = net.check_predictability(x_test, y_test, tolerance)
+    reconstruction, kl = model.evaluate_terms(x_test)
+    save_reconstruction_figure(
+        x_test[:20], reconstructions[:20], args.out / f"{_prefix(channels)}reconstructions.png",
+        title=f"{args.kind.upper()} test images (odd rows) and reconstructions "
+              f"({args.judge}; even rows)")
+    return {
+        "model": info,
+        "data": mode_for(channels, False).name,
+        "judged_image": args.judge,
+        "tolerance": tolerance,
+        "test_images": int(len(x_test)),
+        "reconstruction_predictability": predictability,
+        "reconstruction_accuracy": accuracy,
+        "original_test_images_accuracy": original_accuracy,
+        "test_reconstruction_nll_nats": float(np.mean(reconstruction)),
+        **({"test_kl_nats": float(np.mean(kl)),
+            "test_neg_elbo_nats": float(np.mean(reconstruction + kl))} if model.is_vae else {}),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+def add_gen_flags(parser, default_samples: int) -> None:
+    add_judge_flag(parser)
+    parser.add_argument("--samples", type=int, default=default_samples,
+                        help=f"number of generated images (default {default_samples})")
+
+
+def _latents_for_generation(model, args, x_train, count: int):
+    """VAE: z ~ N(0, I), the prior it was trained towards. AE: the AE has no prior, so its
+    codes are drawn from a Gaussian fitted to the training codes (mean and full covariance)
+    or, with --latent standard, from N(0, I) for comparison."""
+    if model.is_vae:
+        return model.sample_prior(count, seed=args.seed), "standard normal N(0, I) (the prior)"
+    latent = getattr(args, "latent", "fitted")
+    rng = np.random.default_rng(args.seed)
+    shape = (count, model.config.channels, model.config.latent_dim)
+    if latent == "standard":
+        return rng.standard_normal(shape).astype(np.float32), "standard normal N(0, I)"
+    codes = model.encode(x_train).reshape(-1, model.config.latent_dim)  # every channel's code
+    mean, covariance = codes.mean(axis=0), np.cov(codes, rowvar=False)
+    z = rng.multivariate_normal(mean, covariance, size=shape[:2]).astype(np.float32)
+    return z, "Gaussian fitted to the training codes (mean, full covariance)"
+
+
+def add_latent_flag(parser) -> None:
+    parser.add_argument("--latent", choices=("fitted", "standard"), default="fitted",
+                        help="AE code distribution: a Gaussian fitted to the training codes "
+                             "(default) or N(0, I)")
+
+
+def gen(args, channels: int) -> dict:
+    """Generate ``args.samples`` images, judge them, save samples.npz and figures."""
+    x_train, _, x_test, _ = load_data(mode_for(channels, missing=False), args)
+    model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
+    tolerance = TOLERANCE[channels]
+    z, latent_description = _latents_for_generation(model, args, x_train, args.samples)
+    images = model.decode_images(z, how=args.judge, seed=args.seed)
+    net = verifier()
+    predictions, beliefs = net.predict(images)
+    confident = beliefs >= tolerance
+    classes = 10 ** channels
+    counts = np.bincount(predictions[confident].astype(int), minlength=classes)
+    frequencies = counts / max(1, counts.sum())
+    nonzero = frequencies > 0
+    kl_to_uniform = float(np.sum(frequencies[nonzero] * np.log(frequencies[nonzero] * classes)))
+
+    prefix = _prefix(channels)
+    _save_samples(images, args.out / f"{prefix}samples.npz")
+    save_image_grid(images[:100], args.out / f"{prefix}generated.png",
+                    title=f"{args.kind.upper()} samples ({args.judge}), z ~ {latent_description}")
+    _save_class_histogram(predictions[confident], channels,
+                          args.out / f"{prefix}generated_class_frequencies.png",
+                          title=f"{args.kind.upper()}: digits of confidently classified samples")
+    digit_share = {}
+    for c in range(channels):
+        digits = (predictions[confident].astype(int) // 10 ** c) % 10
+        digit_share[f"channel_{c}"] = np.round(np.bincount(digits, minlength=10)
+                                               / max(1, len(digits)), 4).tolist()
+    return {
+        "model": info,
+        "latent_distribution": latent_description,
+        "judged_image": args.judge,
+        "tolerance": tolerance,
+        "samples": int(args.samples),
+        "quality_predictability": float(np.mean(confident)),
+        "coverage": float(np.count_nonzero(counts)) / classes,
+        "classes_covered": int(np.count_nonzero(counts)),
+        "kl_class_frequencies_to_uniform_nats": kl_to_uniform,
+        "digit_frequencies_per_channel": digit_share,
+        "samples_file": str(args.out / f"{prefix}samples.npz"),
+    }
+
+
+def _save_samples(images, path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".samples.", suffix=".npz", dir=path.parent)
+    with os.fdopen(fd, "wb") as handle:
+        np.savez_compressed(handle, images=images.astype(np.float32))
+    os.replace(tmp, path)
+
+
+def _save_class_histogram(predictions, channels: int, path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from stacked_mnist import save_figure
+
+    fig, axes = plt.subplots(1, channels, figsize=(4 * channels, 3), squeeze=False)
+    for c, ax in enumerate(axes[0]):
+        digits = (np.asarray(predictions, int) // 10 ** c) % 10
+        shares = np.bincount(digits, minlength=10) / max(1, len(digits))
+        ax.bar(range(10), shares)
+        ax.axhline(0.1, color="k", ls=":", lw=1)
+        ax.set(xticks=range(10), xlabel="digit", ylabel="share",
+               title="RGB"[c] + " channel" if channels == 3 else "digit frequencies")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+def add_anom_flags(parser, vae: bool) -> None:
+    parser.add_argument("--top", type=int, default=16, help="anomalies shown (default 16)")
+    if vae:
+        parser.add_argument("--prior-samples", type=int, default=10_000,
+                            help="K of the prior Monte Carlo estimate (default 10000)")
+        parser.add_argument("--iwae-samples", type=int, default=100,
+                            help="K of the importance-sampling estimate (default 100)")
+
+
+def anom(args, channels: int) -> dict:
+    """Train without 8s, score every test image, evaluate how well each score finds the 8s."""
+    x_train, _, x_test, y_test = load_data(mode_for(channels, missing=True), args)
+    model, info = get_model(args, channels, missing=True, x_train=x_train, x_val=x_test)
+    is_anomaly = contains_digit(y_test, 8, channels)
+    scores = {"reconstruction_nll": model.reconstruction_nll(x_test).astype(np.float64)}
+    if model.is_vae:
+        # Scores are "higher = more anomalous": the negated log-likelihood estimates.
+        scores["neg_elbo"] = -elbo(model, x_test, num_samples=10, seed=args.seed)
+        scores["neg_iwae"] = -iwae_log_likelihood(model, x_test, args.iwae_samples, args.seed)
+        scores["neg_prior_mc"] = -prior_log_likelihood(model, x_test, args.prior_samples,
+                                                       args.seed)
+        default = "neg_iwae"
+    else:
+        default = "reconstruction_nll"
+    results = {name: evaluate_scores(s, is_anomaly) for name, s in scores.items()}
+
+    prefix = _prefix(channels)
+    label = {"reconstruction_nll": "reconstruction NLL", "neg_elbo": "-ELBO",
+             "neg_iwae": f"-IWAE (K={getattr(args, 'iwae_samples', '')})",
+             "neg_prior_mc": f"-prior MC (K={getattr(args, 'prior_samples', '')})"}
+    save_curves({label[n]: s for n, s in scores.items()}, is_anomaly,
+                args.out / f"{prefix}anomaly_curves.png",
+                title=f"{args.kind.upper()} trained without 8s: finding the 8s")
+    order = np.argsort(-scores[default])[: args.top]
+    save_image_grid(x_test[order], args.out / f"{prefix}top_anomalies.png",
+                    title=f"{args.top} most anomalous test images by {label[default]}",
+                    columns=8, captions=[f"{y_test[i]}" for i in order])
+    summary = {
+        "model": info,
+        "data": mode_for(channels, True).name,
+        "anomaly": "test image contains an 8" + (" in any channel" if channels == 3 else ""),
+        "default_score": default,
+        "roc_auc": results[default]["roc_auc"],
+        "pr_auc": results[default]["pr_auc"],
+        "top_k": int(args.top),
+        "top_k_share_of_8s": float(np.mean(is_anomaly[order])),
+        "scores": results,
+    }
+    if model.is_vae:
+        summary["mean_log_px_nats"] = {name: float(-np.mean(s)) for name, s in scores.items()
+                                       if name != "reconstruction_nll"}
+    return summary

@@ -1,0 +1,23 @@
+"""VAE-BASIC: how well does the VAE reconstruct MNIST test digits?
+
+The VAE trained on MONO_BINARY_COMPLETE (shipped in saved_models/) reconstructs the whole test
+set; the verification net judges the reconstructions at tolerance 0.8 (predictability and
+accuracy, the course's definitions).
+
+Writes results/vae_basic/reconstructions.png (test images above their reconstructions) and
+results/vae_basic/metrics.json.
+
+    python experiments/vae_basic.py              # shipped weights, seconds
+    python experiments/vae_basic.py --retrain    # train again (15 epochs), then evaluate
+"""
+import common
+import rows
+
+
+def main(argv=None):
+    args = common.parse_args(__doc__, "vae_basic", "vae", argv, extra=rows.add_judge_flag)
+    return common.write_metrics(args, rows.basic(args, channels=1))
+
+
+if __name__ == "__main__":
+    main()

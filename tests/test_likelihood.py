@@ -1,0 +1,134 @@
+"""Likelihood estimators against exact values, each other and their known orderings; AUCs."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from models import HEADS, ModelConfig, build_model
+from models.anomaly import contains_digit, evaluate_scores, save_curves
+from models.likelihood import (_mono_pixel_params, elbo, iwae_log_likelihood,
+                               naive_prior_log_likelihood, prior_log_likelihood,
+                               reconstruction_nll)
+
+
+def tiny_vae(head="bernoulli", channels=1, latent_dim=2, seed=0):
+    tf_keras.utils.set_random_seed(seed)
+    return build_model(ModelConfig(kind="vae", head=head, channels=channels,
+                                   latent_dim=latent_dim, filters=(4, 8)))
+
+
+def images(n=4, channels=1, binary=True, seed=0):
+    x = np.random.default_rng(seed).random((n, 28, 28, channels)).astype(np.float32)
+    return (x > 0.5).astype(np.float32) if binary else x
+
+
+def exact_log_px_1d(model, x, grid_points=4001, limit=8.0):
+    """log p(x) = log int p(x|z) N(z; 0, 1) dz on a fine grid (latent_dim = 1, mono)."""
+    z = np.linspace(-limit, limit, grid_points, dtype=np.float32)[:, None]
+    dist = model.head.distribution(_mono_pixel_params(model, z))
+    log_prior = -0.5 * z[:, 0].astype(np.float64) ** 2 - 0.5 * np.log(2 * np.pi)
+    step = 2 * limit / (grid_points - 1)
+    values = []
+    for image in model.head.targets(x):
+        log_joint = dist.log_prob(image).numpy().astype(np.float64) + log_prior
+        top = log_joint.max()
+        values.append(top + np.log(np.sum(np.exp(log_joint - top)) * step))
+    return np.array(values)
+
+
+def test_estimators_match_the_exact_likelihood_of_a_1d_latent_model():
+    model = tiny_vae(latent_dim=1)
+    # Images the model finds plausible, so the posterior is not absurdly narrow.
+    x = model.decode_images(model.sample_prior(3, seed=1), how="sample", seed=2)
+    exact = exact_log_px_1d(model, x)
+    np.testing.assert_allclose(prior_log_likelihood(model, x, num_samples=20_000), exact,
+                               atol=0.01)
+    assert np.all(elbo(model, x, num_samples=200) <= exact + 1e-3)
+    # Importance sampling converges fast when the proposal is wider than the posterior (an
+    # untrained decoder barely depends on z, so the posterior is close to N(0, 1)): make
+    # q(z|x) = N(0, 1.5^2) for every x.
+    latent_layer = model.mono_encoder.get_layer("latent_params")
+    kernel, bias = latent_layer.get_weights()
+    latent_layer.set_weights([np.zeros_like(kernel),
+                              np.array([0.0, np.log(np.expm1(1.5))], np.float32)])
+    np.testing.assert_allclose(iwae_log_likelihood(model, x, num_samples=2000), exact,
+                               atol=0.01)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("head", HEADS)
+def test_matrix_path_equals_naive_path(head, channels):
+    model = tiny_vae(head, channels)
+    x = images(3, channels, binary=False)
+    fast = prior_log_likelihood(model, x, num_samples=500, sample_chunk=128)
+    naive = naive_prior_log_likelihood(model, x, num_samples=500)
+    np.testing.assert_allclose(fast, naive, rtol=1e-4)
+
+
+def test_colour_likelihood_is_the_sum_of_channel_terms():
+    colour, mono = tiny_vae(channels=3), tiny_vae(channels=1)
+    mono.set_network_weights(colour.network_weights())
+    x = images(3, channels=3)
+    per_channel = sum(prior_log_likelihood(mono, x[..., c:c + 1], 300) for c in range(3))
+    np.testing.assert_allclose(prior_log_likelihood(colour, x, 300), per_channel, rtol=1e-6)
+    per_channel_nll = sum(reconstruction_nll(mono, x[..., c:c + 1]) for c in range(3))
+    np.testing.assert_allclose(reconstruction_nll(colour, x), per_channel_nll, rtol=1e-5)
+
+
+def test_iwae_is_above_the_elbo_and_tightens_with_k():
+    model = tiny_vae()
+    x = images(6, binary=True)
+    bound = np.mean(elbo(model, x, num_samples=500))
+    iwae = {k: np.mean(iwae_log_likelihood(model, x, num_samples=k, seed=1)) for k in (1, 10, 200)}
+    assert abs(iwae[1] - bound) < 2.0  # K = 1 is a one-sample ELBO
+    assert bound <= iwae[10] <= iwae[200]
+
+
+def test_iwae_blocks_do_not_change_the_estimate():
+    model = tiny_vae()
+    x = images(3)
+    one_block = iwae_log_likelihood(model, x, num_samples=64, max_decodes=10_000)
+    many_blocks = iwae_log_likelihood(model, x, num_samples=64, max_decodes=16)
+    assert np.all(np.isfinite(many_blocks))
+    np.testing.assert_allclose(one_block, many_blocks, atol=3.0)  # different draws, same target
+
+
+def test_estimators_refuse_an_autoencoder():
+    ae = build_model(ModelConfig(kind="ae", latent_dim=2, filters=(4, 8)))
+    for estimator in (prior_log_likelihood, iwae_log_likelihood, elbo):
+        with pytest.raises(ValueError, match="needs a VAE"):
+            estimator(ae, images(1))
+    assert reconstruction_nll(ae, images(2)).shape == (2,)
+
+
+# ----------------------------------------------------------------------------------------------
+# Anomaly evaluation
+# ----------------------------------------------------------------------------------------------
+def test_auc_of_perfect_reversed_and_random_scores(tmp_path):
+    labels = np.array([0, 0, 1, 0, 1, 1, 0, 0], bool)
+    perfect = labels.astype(float) + np.linspace(0, 0.1, 8)
+    assert evaluate_scores(perfect, labels)["roc_auc"] == 1.0
+    assert evaluate_scores(perfect, labels)["pr_auc"] == 1.0
+    assert evaluate_scores(-perfect, labels)["roc_auc"] == 0.0
+    youden = evaluate_scores(perfect, labels)
+    assert youden["youden_tpr"] == 1.0 and youden["youden_fpr"] == 0.0
+    rng = np.random.default_rng(0)
+    many = rng.random(4000) < 0.2
+    assert abs(evaluate_scores(rng.random(4000), many)["roc_auc"] - 0.5) < 0.05
+    path = save_curves({"perfect": perfect, "reversed": -perfect}, labels, tmp_path / "c.png", "t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_scores_rejects_bad_input():
+    with pytest.raises(ValueError, match="both"):
+        evaluate_scores([1.0, 2.0], [True, True])
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_scores([1.0, np.nan], [True, False])
+    with pytest.raises(ValueError, match="equal"):
+        evaluate_scores([1.0, 2.0, 3.0], [True, False])
+
+
+def test_contains_digit():
+    np.testing.assert_array_equal(contains_digit([8, 3, 18], 8, 1), [True, False, True])
+    np.testing.assert_array_equal(contains_digit([8, 80, 800, 123, 888], 8, 3),
+                                  [True, True, True, False, True])
