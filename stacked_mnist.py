@@ -306,11 +306,10 @@ class StackedMNISTData:
 
 def save_figure(fig, path) -> None:
     """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
+    from atomic_io import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
+from atomic_io import atomic_path
 from stacked_mnist import DataMode, StackedMNISTData
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -102,13 +102,7 @@ class VerificationNet:
         x = layers.ReLU()(x)
         x = layers.Dropout(0.4)(x)
         outputs = layers.Dense(10, activation="softmax")(x)
-        model = tf_keras.Model(inputs, outputs, name="verification_net")
-        model.compile(
-            loss="sparse_categorical_crossentropy",
-            optimizer=tf_keras.optimizers.Adam(1e-3),
-            metrics=["accuracy"],
-        )
-        return model
+        return tf_keras.Model(inputs, outputs, name="verification_net")
 
     def load_weights(self) -> bool:
         """Load ``self.file_name``; on failure say why and how to fix it, and return False."""
@@ -149,6 +143,11 @@ class VerificationNet:
         if self.done_training and not self.force_relearn:
             return True
         tf_keras.utils.set_random_seed(seed)
+        self.model.compile(
+            loss="sparse_categorical_crossentropy",
+            optimizer=tf_keras.optimizers.Adam(1e-3),
+            metrics=["accuracy"],
+        )
         x_train, y_train = generator.get_full_data_set(training=True)
         x_test, y_test = generator.get_full_data_set(training=False)
         x_train, y_train = x_train[..., :1], y_train % 10
@@ -180,16 +179,14 @@ class VerificationNet:
         return True
 
     def _save_weights(self) -> None:
-        target = Path(self.file_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=target.parent)
-        os.close(fd)
-        try:
-            self.model.save_weights(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        import tf_keras
+
+        # A fresh, uncompiled copy: the file then holds the weights without the optimizer
+        # state (a third of the size).
+        network = self._build(tf_keras)
+        network.set_weights(self.model.get_weights())
+        with atomic_path(self.file_name, suffix=".weights.h5") as tmp:
+            network.save_weights(str(tmp))
 
     def predict(self, data: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(predictions (N,) int, beliefs (N,) float)`` for images ``(N, 28, 28, C)``.

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -26,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from atomic_io import atomic_path  # noqa: E402
 from models import HEADS, ModelConfig, ModelFileError, build_model, fit_model  # noqa: E402
 from models import load_model, save_model  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData, save_figure  # noqa: E402
@@ -72,6 +72,8 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     args.row, args.kind = row, kind
+    args.command = " ".join([f"python experiments/{row}.py"]
+                            + list(sys.argv[1:] if argv is None else argv))
     if args.quick:  # keep --quick at seconds whatever the defaults
         for name, cap in QUICK_CAPS.items():
             if hasattr(args, name):
@@ -181,17 +183,15 @@ def write_metrics(args, metrics: dict) -> Path:
     """metrics.json (atomically) with the run's command line, then a printed table."""
     metrics = {
         "row": args.row,
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "command": args.command,
         "seed": args.seed,
         "quick": bool(args.quick),
         "wall_seconds": round(time.time() - args.started, 1),
         **metrics,
     }
     path = args.out / "metrics.json"
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".json", dir=args.out)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(metrics, handle, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
     print(f"\n{args.row} results ({path}):")
     for key, value in metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:

@@ -8,11 +8,9 @@ Each returns a dict of metrics and writes its figures into ``args.out`` with a p
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
+from atomic_io import atomic_path
 from common import (get_model, load_data, mode_for, save_image_grid,
                     save_reconstruction_figure, verifier)
 from models.anomaly import contains_digit, evaluate_scores, save_curves
@@ -136,10 +134,8 @@ def gen(args, channels: int) -> dict:
 
 
 def _save_samples(images, path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".samples.", suffix=".npz", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, images=images.astype(np.float32))
-    os.replace(tmp, path)
 
 
 def _save_class_histogram(predictions, channels: int, path, title: str) -> None:

@@ -6,13 +6,13 @@ that is renamed into place, so a crash never leaves half a model on disk.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
+
+from atomic_io import atomic_path
 
 from .config import ModelConfig
 from .generative import GenerativeModel, build_model
@@ -27,22 +27,15 @@ class ModelFileError(RuntimeError):
 def save_model(model: GenerativeModel, path, metadata: Optional[dict] = None) -> Path:
     """Write config, metadata and weights to ``path`` (a .npz file) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"w{i:03d}": w for i, w in enumerate(model.network_weights())}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                format_version=np.array(FORMAT_VERSION),
-                config=np.array(model.config.to_json()),
-                metadata=np.array(json.dumps(metadata or {}, sort_keys=True)),
-                **arrays,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            format_version=np.array(FORMAT_VERSION),
+            config=np.array(model.config.to_json()),
+            metadata=np.array(json.dumps(metadata or {}, sort_keys=True)),
+            **arrays,
+        )
     return path
 
 
