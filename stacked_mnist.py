@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
@@ -118,7 +119,7 @@ def _parse_idx(path: Path, key: str, checksums: dict) -> np.ndarray:
         )
     try:
         data = gzip.decompress(raw) if path.suffix == ".gz" else raw
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise MNISTNotFoundError(
             f"MNIST file {path} is not a valid gzip file ({err}). Replace it. {_FIX_HINT}"
         ) from err
@@ -259,8 +260,11 @@ class StackedMNISTData:
             self.default_batch_size if batch_size is None else batch_size
         )
         images, labels = self.get_full_data_set(training)
-        for start in range(0, len(images), batch_size):
-            yield images[start : start + batch_size], labels[start : start + batch_size]
+        # Validated above, at the call; the batches come from this inner generator.
+        return (
+            (images[start : start + batch_size], labels[start : start + batch_size])
+            for start in range(0, len(images), batch_size)
+        )
 
     def plot_example(
         self,

@@ -72,6 +72,26 @@ def _weights_path(file_name) -> Path:
     return path
 
 
+def _mix_in_non_digits(x, y, share: float = 0.1):
+    """Replace ``share`` of a batch by non-digits (noise or constant images) whose target is
+    the uniform distribution over the 10 classes."""
+    import tensorflow as tf
+
+    batch = tf.shape(x)[0]
+    level = tf.random.uniform([batch, 1, 1, 1])
+    noise = tf.random.uniform(tf.shape(x))
+    kind = tf.random.uniform([batch, 1, 1, 1])
+    garbage = tf.where(
+        kind < 0.4,
+        noise * (0.3 + 0.7 * level),  # grey noise of random contrast
+        tf.where(kind < 0.8, tf.cast(noise < level, tf.float32), level * tf.ones_like(x)),
+    )
+    replace = tf.random.uniform([batch]) < share
+    x = tf.where(replace[:, None, None, None], garbage, x)
+    y = tf.where(replace[:, None], tf.fill(tf.shape(y), 0.1), y)
+    return x, y
+
+
 class VerificationNet:
     def __init__(self, force_learn: bool = False, file_name: str = str(DEFAULT_WEIGHTS)) -> None:
         import tf_keras
@@ -132,8 +152,11 @@ class VerificationNet:
         """Train on the generator's mono training digits unless trained weights exist.
 
         Colour generators contribute their R channel (label % 10), as in the original. Half of
-        each batch is binarised at 0.5, so the judge handles binary and float images alike.
-        Weights are written atomically to ``self.file_name``.
+        the batches are binarised at 0.5, so the judge handles binary and float images alike.
+        One image in ten is replaced by something that is no digit (uniform or binary noise,
+        a constant image) with the uniform distribution over the classes as target: without
+        them the net calls noise an "8" with belief 1.0, and a generator of noise would score
+        full predictability. Weights are written atomically to ``self.file_name``.
         """
         import tensorflow as tf
         import tf_keras
@@ -144,7 +167,7 @@ class VerificationNet:
             return True
         tf_keras.utils.set_random_seed(seed)
         self.model.compile(
-            loss="sparse_categorical_crossentropy",
+            loss="categorical_crossentropy",
             optimizer=tf_keras.optimizers.Adam(1e-3),
             metrics=["accuracy"],
         )
@@ -155,13 +178,14 @@ class VerificationNet:
 
         def maybe_binarise(x, y):
             binarise = tf.random.uniform([]) < 0.5
-            return tf.where(binarise, tf.cast(x >= 0.5, tf.float32), x), y
+            return tf.where(binarise, tf.cast(x >= 0.5, tf.float32), x), tf.one_hot(y, 10)
 
         train_ds = (
             tf.data.Dataset.from_tensor_slices((x_train, y_train))
             .shuffle(len(x_train), seed=seed)
             .batch(128)
             .map(maybe_binarise)
+            .map(_mix_in_non_digits)
             .prefetch(2)
         )
         schedule = tf_keras.callbacks.LearningRateScheduler(
@@ -170,7 +194,7 @@ class VerificationNet:
         self.model.fit(
             train_ds,
             epochs=epochs,
-            validation_data=(x_test, y_test),
+            validation_data=(x_test, tf.one_hot(y_test, 10)),
             callbacks=[schedule],
             verbose=1 if os.environ.get("CI") is None else 2,
         )

@@ -1,0 +1,95 @@
+"""Shared test setup: repo on sys.path, MNIST location, cached data sets, the verification net.
+
+MNIST is read from ``$MNIST_DIR`` (CI sets it). Without it the tests fall back to
+``<repo>/../shared/data/mnist`` and skip, saying why, if neither holds the data.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Before anything can import TensorFlow.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+_FALLBACK_MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
+_USED_FALLBACK = not os.environ.get("MNIST_DIR")
+if _USED_FALLBACK:
+    os.environ["MNIST_DIR"] = str(_FALLBACK_MNIST_DIR)
+
+MNIST_DIR = Path(os.environ["MNIST_DIR"]).expanduser()
+MNIST_BASE_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def _mnist_missing_reason():
+    """None if MNIST_DIR holds the four IDX files (plain or .gz), else why not."""
+    if not MNIST_DIR.is_dir():
+        source = "MNIST_DIR is unset and the fallback" if _USED_FALLBACK else "MNIST_DIR"
+        return (
+            f"MNIST not found: {source} {MNIST_DIR} is not a directory (set MNIST_DIR to a "
+            "directory holding the four MNIST IDX files, plain or .gz)"
+        )
+    missing = [
+        name
+        for name in MNIST_BASE_NAMES
+        if not (MNIST_DIR / name).is_file() and not (MNIST_DIR / (name + ".gz")).is_file()
+    ]
+    if missing:
+        return f"MNIST not found: {MNIST_DIR} lacks {', '.join(missing)}[.gz]"
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The directory holding the real MNIST files; skips the test if there is none."""
+    reason = _mnist_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def data_for(mnist_dir):
+    """``data_for(mode)`` -> StackedMNISTData(mode, seed=0), built once per mode and session."""
+    from stacked_mnist import StackedMNISTData
+
+    cache = {}
+
+    def get(mode):
+        if mode not in cache:
+            cache[mode] = StackedMNISTData(mode, seed=0, mnist_dir=str(mnist_dir))
+        return cache[mode]
+
+    yield get
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    from verification_net import DEFAULT_WEIGHTS
+
+    return Path(DEFAULT_WEIGHTS)
+
+
+@pytest.fixture(scope="session")
+def verifier(weights_path):
+    """VerificationNet with the shipped weights; skips if they are not there yet."""
+    if not weights_path.is_file():
+        pytest.skip(
+            f"shipped weights {weights_path.relative_to(REPO_ROOT)} are missing "
+            "(create them with `python verification_net.py`)"
+        )
+    from verification_net import VerificationNet
+
+    return VerificationNet()
