@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import ModelConfig, build_model, load_model  # noqa: E402
-from models.likelihood import _mono_pixel_params, prior_log_likelihood  # noqa: E402
+from models.likelihood import prior_log_likelihood  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
@@ -53,7 +53,7 @@ def loop_decoding_per_image(model, x, z) -> np.ndarray:
     """(a) The obvious way: for every image, decode all K samples and evaluate log p(x|z)."""
     out = []
     for image in x:
-        dist = model.head.distribution(_mono_pixel_params(model, z))
+        dist = model.head.distribution(model.mono_pixel_params(z))
         log_px_given_z = dist.log_prob(model.head.targets(image[np.newaxis])).numpy()
         out.append(logsumexp(log_px_given_z.astype(np.float64)) - np.log(len(z)))
     return np.array(out)
@@ -61,7 +61,7 @@ def loop_decoding_per_image(model, x, z) -> np.ndarray:
 
 def loop_over_predecoded(model, x, z) -> np.ndarray:
     """(b) Decode the K samples once; then per image, log p(x|z_k) for all k in numpy."""
-    logits = _mono_pixel_params(model, z).numpy().reshape(len(z), -1).astype(np.float32)
+    logits = model.mono_pixel_params(z).numpy().reshape(len(z), -1).astype(np.float32)
     constants = -np.logaddexp(0.0, logits).sum(axis=1)
     out = []
     for image in x.reshape(len(x), -1):

@@ -49,6 +49,7 @@ class GenerativeModel(tf_keras.Model):
 
         x_in = tf_keras.Input((28, 28, channels), name="image")
         latent_params = UnfoldRows(channels)(self.mono_encoder(FoldImages()(x_in)))
+        self.encoder_params = tf_keras.Model(x_in, latent_params, name="encoder_params")
         if self.is_vae:
             latent = tfpl.DistributionLambda(self._posterior, name="q_z_given_x")(latent_params)
         else:
@@ -129,15 +130,43 @@ class GenerativeModel(tf_keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     # ---------------------------------------------------------------------------------------
+    # Compiled pieces for evaluation (eager Keras calls are several times slower on a CPU)
+    # ---------------------------------------------------------------------------------------
+    @tf.function(reduce_retracing=True)
+    def code(self, x):
+        """(N, 28, 28, C) -> (N, C, d): the AE code, or the VAE's posterior mean."""
+        return self.encoder_params(x, training=False)[..., : self.config.latent_dim]
+
+    @tf.function(reduce_retracing=True)
+    def pixel_params(self, z):
+        """(N, C, d) -> decoder parameters (N, 28, 28, C, P)."""
+        return self.decoder_params(z, training=False)
+
+    @tf.function(reduce_retracing=True)
+    def mono_latent_params(self, mono_x):
+        """The mono subnet: (B, 28, 28, 1) -> latent parameters (B, 1, k * d)."""
+        return self.mono_encoder(mono_x, training=False)[:, tf.newaxis, :]
+
+    @tf.function(reduce_retracing=True)
+    def mono_pixel_params(self, z):
+        """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
+        return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
+
+    @tf.function(reduce_retracing=True)
+    def _reconstruction_nll(self, x):
+        dist = self.head.distribution(self.pixel_params(self.code(x)))
+        return -dist.log_prob(self.head.targets(x))
+
+    @tf.function(reduce_retracing=True)
+    def _evaluation_terms(self, x):
+        return self.loss_terms(x, training=False)
+
+    # ---------------------------------------------------------------------------------------
     # Using a trained model (numpy in, numpy out, batched)
     # ---------------------------------------------------------------------------------------
     def encode(self, x, batch_size: int = 1000) -> np.ndarray:
         """Codes (N, C, d): the AE code, or the posterior mean of the VAE."""
-        def one_batch(batch):
-            latent = self.encoder(batch, training=False)
-            return latent.mean() if self.is_vae else latent
-
-        return _in_batches(one_batch, x, batch_size)
+        return _in_batches(self.code, x, batch_size)
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
                       batch_size: int = 1000) -> np.ndarray:
@@ -146,7 +175,8 @@ class GenerativeModel(tf_keras.Model):
         base_seed = 0 if seed is None else int(seed)
         batches = []
         for index, start in enumerate(range(0, len(z), batch_size)):
-            dist = self.decoder(tf.constant(z[start : start + batch_size]), training=False)
+            params = self.pixel_params(tf.constant(z[start : start + batch_size]))
+            dist = self.head.distribution(params)
             # A stateless seed per batch: the same seed gives the same samples at any batch size
             # of the caller's loop, and different batches get different noise.
             batch_seed = tf.constant([base_seed, index], tf.int32)
@@ -169,18 +199,14 @@ class GenerativeModel(tf_keras.Model):
 
     def evaluate_terms(self, x, batch_size: int = 1000):
         """``(reconstruction, kl)`` per image, numpy (N,) each, in nats (one sample of q)."""
-        terms = [self.loss_terms(tf.constant(x[i : i + batch_size]))
+        x = np.asarray(x, np.float32)
+        terms = [self._evaluation_terms(tf.constant(x[i : i + batch_size]))
                  for i in range(0, len(x), batch_size)]
         return tuple(np.concatenate([np.asarray(t[j]) for t in terms]) for j in (0, 1))
 
     def reconstruction_nll(self, x, batch_size: int = 1000) -> np.ndarray:
         """-log p(x | z = encode(x)) per image, in nats (the AE anomaly score)."""
-        def one_batch(batch):
-            latent = self.encoder(batch, training=False)
-            z = latent.mean() if self.is_vae else latent
-            return -self.decoder(z, training=False).log_prob(self.head.targets(batch))
-
-        return _in_batches(one_batch, x, batch_size)
+        return _in_batches(self._reconstruction_nll, x, batch_size)
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:

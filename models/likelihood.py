@@ -59,14 +59,9 @@ class _LogSumExp:
         return self.maximum + np.log(self.total)
 
 
-def _mono_pixel_params(model: GenerativeModel, z) -> tf.Tensor:
-    """Mono decoder output for z (B, d) as head parameters (B, 28, 28, 1, P)."""
-    return model.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
-
-
 def _mono_posterior(model: GenerativeModel, mono_x) -> tfd.Distribution:
     """q(z|x) for mono images (B, 28, 28, 1): batch (B,), event (1, d)."""
-    return model._posterior(model.mono_encoder(mono_x, training=False)[:, tf.newaxis, :])
+    return model._posterior(model.mono_latent_params(mono_x))
 
 
 def _check_vae(model: GenerativeModel, what: str) -> None:
@@ -95,7 +90,7 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
     running = _LogSumExp(len(mono_x))
     for start in range(0, num_samples, sample_chunk):
         weights, constants = model.head.linear_form(
-            _mono_pixel_params(model, z[start:start + sample_chunk]))
+            model.mono_pixel_params(z[start:start + sample_chunk]))
         weights = np.ascontiguousarray(weights.numpy()[:, used].T)
         running.add(features @ weights + constants.numpy()[np.newaxis, :])
     return _sum_channels(running.result() - np.log(num_samples), channels)
@@ -109,7 +104,7 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
     mono_x, channels = fold_channels(x)
     z = np.random.default_rng(seed).standard_normal(
         (num_samples, model.config.latent_dim)).astype(np.float32)
-    dist = model.head.distribution(_mono_pixel_params(model, z))
+    dist = model.head.distribution(model.mono_pixel_params(z))
     targets = model.head.targets(mono_x)
     values = []
     for image in range(len(mono_x)):
@@ -136,46 +131,54 @@ def _posterior_terms(model, mono_x, num_samples: int, seed, max_decodes: int):
             z = posterior.sample(count, seed=tf.constant([seed, block_index], tf.int32))
             block_index += 1
             flat_z = tf.reshape(z, [-1, model.config.latent_dim])  # (count * B, d)
-            dist = model.head.distribution(_mono_pixel_params(model, flat_z))
+            dist = model.head.distribution(model.mono_pixel_params(flat_z))
             tiled = tf.tile(targets, [count, 1, 1, 1])
             log_px = tf.reshape(dist.log_prob(tiled), [count, -1])
             yield rows, log_px, prior.log_prob(z), posterior.log_prob(z), kl
 
 
-def iwae_log_likelihood(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
-                        max_decodes: int = 20_000) -> np.ndarray:
-    """Importance-sampled log p(x) with q(z|x) as proposal, (N,) nats."""
-    _check_vae(model, "iwae_log_likelihood")
+def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
+                        max_decodes: int = 20_000) -> dict:
+    """IWAE and ELBO from the same K samples of q(z|x) per (channel) image, (N,) nats each.
+
+    ``iwae``: logsumexp_k log w_k - log K with w_k = p(x|z_k) p(z_k) / q(z_k|x);
+    ``elbo``: mean_k log p(x|z_k) - KL(q || N(0, I)), the KL analytic.
+    Decoding is done in blocks of at most ``max_decodes`` images.
+    """
+    _check_vae(model, "posterior_estimates")
     mono_x, channels = fold_channels(x)
-    result = np.zeros(len(mono_x), np.float64)
+    iwae = np.zeros(len(mono_x), np.float64)
+    expected_log_px = np.zeros(len(mono_x), np.float64)
+    kl_values = np.zeros(len(mono_x), np.float64)
     running: Optional[_LogSumExp] = None
     current = None
-    for rows, log_px, log_pz, log_qz, _ in _posterior_terms(
+    for rows, log_px, log_pz, log_qz, kl in _posterior_terms(
             model, mono_x, num_samples, seed, max_decodes):
         if rows != current:
             if running is not None:
-                result[current] = running.result()
+                iwae[current] = running.result()
             current, running = rows, None
         log_w = (log_px + log_pz - log_qz).numpy().T  # (images, samples)
         running = running or _LogSumExp(log_w.shape[0])
         running.add(log_w)
+        expected_log_px[rows] += log_px.numpy().sum(axis=0) / num_samples
+        kl_values[rows] = kl.numpy()
     if running is not None:
-        result[current] = running.result()
-    return _sum_channels(result - np.log(num_samples), channels)
+        iwae[current] = running.result()
+    return {"iwae": _sum_channels(iwae - np.log(num_samples), channels),
+            "elbo": _sum_channels(expected_log_px - kl_values, channels)}
+
+
+def iwae_log_likelihood(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
+                        max_decodes: int = 20_000) -> np.ndarray:
+    """Importance-sampled log p(x) with q(z|x) as proposal, (N,) nats."""
+    return posterior_estimates(model, x, num_samples, seed, max_decodes)["iwae"]
 
 
 def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
          max_decodes: int = 20_000) -> np.ndarray:
     """E_q log p(x|z) (averaged over ``num_samples`` draws) - KL(q || N(0, I)), (N,) nats."""
-    _check_vae(model, "elbo")
-    mono_x, channels = fold_channels(x)
-    expected_log_px = np.zeros(len(mono_x), np.float64)
-    kl_values = np.zeros(len(mono_x), np.float64)
-    for rows, log_px, _, _, kl in _posterior_terms(model, mono_x, num_samples, seed,
-                                                   max_decodes):
-        expected_log_px[rows] += log_px.numpy().sum(axis=0) / num_samples
-        kl_values[rows] = kl.numpy()
-    return _sum_channels(expected_log_px - kl_values, channels)
+    return posterior_estimates(model, x, num_samples, seed, max_decodes)["elbo"]
 
 
 def reconstruction_nll(model: GenerativeModel, x) -> np.ndarray:

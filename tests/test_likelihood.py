@@ -6,9 +6,8 @@ import tf_keras
 
 from models import HEADS, ModelConfig, build_model
 from models.anomaly import contains_digit, evaluate_scores, save_curves
-from models.likelihood import (_mono_pixel_params, elbo, iwae_log_likelihood,
-                               naive_prior_log_likelihood, prior_log_likelihood,
-                               reconstruction_nll)
+from models.likelihood import (elbo, iwae_log_likelihood, naive_prior_log_likelihood,
+                               posterior_estimates, prior_log_likelihood, reconstruction_nll)
 
 
 def tiny_vae(head="bernoulli", channels=1, latent_dim=2, seed=0):
@@ -25,7 +24,7 @@ def images(n=4, channels=1, binary=True, seed=0):
 def exact_log_px_1d(model, x, grid_points=4001, limit=8.0):
     """log p(x) = log int p(x|z) N(z; 0, 1) dz on a fine grid (latent_dim = 1, mono)."""
     z = np.linspace(-limit, limit, grid_points, dtype=np.float32)[:, None]
-    dist = model.head.distribution(_mono_pixel_params(model, z))
+    dist = model.head.distribution(model.mono_pixel_params(z))
     log_prior = -0.5 * z[:, 0].astype(np.float64) ** 2 - 0.5 * np.log(2 * np.pi)
     step = 2 * limit / (grid_points - 1)
     values = []
@@ -95,7 +94,7 @@ def test_iwae_blocks_do_not_change_the_estimate():
 
 def test_estimators_refuse_an_autoencoder():
     ae = build_model(ModelConfig(kind="ae", latent_dim=2, filters=(4, 8)))
-    for estimator in (prior_log_likelihood, iwae_log_likelihood, elbo):
+    for estimator in (prior_log_likelihood, iwae_log_likelihood, elbo, posterior_estimates):
         with pytest.raises(ValueError, match="needs a VAE"):
             estimator(ae, images(1))
     assert reconstruction_nll(ae, images(2)).shape == (2,)

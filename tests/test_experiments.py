@@ -1,0 +1,113 @@
+"""Every experiment script runs end to end with --quick and writes sensible outputs."""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BASIC = {"reconstruction_predictability", "reconstruction_accuracy", "judged_image",
+         "test_reconstruction_nll_nats"}
+GEN = {"quality_predictability", "coverage", "kl_class_frequencies_to_uniform_nats",
+       "latent_distribution", "samples_file"}
+ANOM = {"roc_auc", "pr_auc", "default_score", "scores", "top_k_share_of_8s"}
+EXPECTED = {
+    "ae_basic": (BASIC, ["reconstructions.png"]),
+    "vae_basic": (BASIC | {"test_neg_elbo_nats", "test_kl_nats"}, ["reconstructions.png"]),
+    "ae_gen": (GEN, ["generated.png", "generated_class_frequencies.png", "samples.npz"]),
+    "vae_gen": (GEN, ["generated.png", "generated_class_frequencies.png", "samples.npz"]),
+    "ae_anom": (ANOM, ["anomaly_curves.png", "top_anomalies.png"]),
+    "vae_anom": (ANOM | {"mean_log_px_nats"}, ["anomaly_curves.png", "top_anomalies.png"]),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_cache(mnist_dir, verifier):
+    """Each script starts as in a new process (common caches data and models per run)."""
+    common = importlib.import_module("common")
+    common._CACHE.clear()
+    yield
+    common._CACHE.clear()
+
+
+def run(row, tmp_path, *flags):
+    out = tmp_path / row
+    path = importlib.import_module(row).main(["--quick", "--out", str(out), *flags])
+    assert path == out / "metrics.json"
+    metrics = json.loads(path.read_text())
+    assert metrics["row"] == row and metrics["quick"] is True
+    assert metrics["command"].startswith(f"python experiments/{row}.py --quick")
+    return out, metrics
+
+
+def check_section(metrics, keys, channels):
+    assert keys <= set(metrics), keys - set(metrics)
+    for key in ("reconstruction_predictability", "reconstruction_accuracy",
+                "quality_predictability", "coverage", "roc_auc", "pr_auc"):
+        if key in metrics:
+            assert 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
+    if "coverage" in metrics:
+        assert metrics["classes_covered"] == round(metrics["coverage"] * 10 ** channels)
+        assert metrics["kl_class_frequencies_to_uniform_nats"] >= 0.0
+    if "scores" in metrics:
+        assert metrics["default_score"] in metrics["scores"]
+        for result in metrics["scores"].values():
+            assert 0.0 <= result["roc_auc"] <= 1.0 and 0.0 <= result["youden_fpr"] <= 1.0
+    if "model" in metrics:
+        assert metrics["model"]["quick"] is True  # --quick never touches saved_models/
+
+
+def check_files(out, names, prefix=""):
+    for name in names:
+        data = (out / f"{prefix}{name}").read_bytes()
+        if name.endswith(".png"):
+            assert data[:8] == PNG_MAGIC, name
+
+
+@pytest.mark.parametrize("row", sorted(EXPECTED))
+def test_mono_rows(row, tmp_path):
+    keys, files = EXPECTED[row]
+    out, metrics = run(row, tmp_path)
+    check_section(metrics, keys, channels=1)
+    check_files(out, files)
+    if row.endswith("gen"):
+        images = np.load(out / "samples.npz")["images"]
+        assert images.shape[1:] == (28, 28, 1) and len(images) == metrics["samples"]
+        assert images.min() >= 0.0 and images.max() <= 1.0
+    if row == "vae_anom":
+        assert set(metrics["scores"]) == {"reconstruction_nll", "neg_elbo", "neg_iwae",
+                                          "neg_prior_mc"}
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_stack_rows(kind, tmp_path):
+    out, metrics = run(f"{kind}_stack", tmp_path, "--samples", "300")
+    for section in ("basic", "gen", "anom"):
+        check_section(metrics[section], EXPECTED[f"{kind}_{section}"][0], channels=3)
+        check_files(out, EXPECTED[f"{kind}_{section}"][1], prefix="color_")
+    assert metrics["basic"]["tolerance"] == 0.5
+    assert np.load(out / "color_samples.npz")["images"].shape == (300, 28, 28, 3)
+    assert metrics["anom"]["anomaly"].endswith("in any channel")
+
+
+def test_ae_generation_offers_both_latent_distributions(tmp_path):
+    _, fitted = run("ae_gen", tmp_path)
+    assert fitted["latent_distribution"].startswith("Gaussian fitted")
+    common = importlib.import_module("common")
+    common._CACHE.clear()
+    _, standard = run("ae_gen", tmp_path / "standard", "--latent", "standard")
+    assert standard["latent_distribution"].startswith("standard normal")
+
+
+def test_bad_flags_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        importlib.import_module("vae_gen").main(["--quick", "--epochs", "0",
+                                                 "--out", str(tmp_path)])
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        importlib.import_module("vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
