@@ -26,3 +26,10 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_figure(fig, path) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, atomically."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)

@@ -205,9 +205,11 @@ class StackedMNISTData:
         self.channels = mode.channels
         self.seed = seed
         (x_train, y_train), (x_test, y_test) = load_mnist(mnist_dir)
-        rng = np.random.default_rng(seed)
-        self.train_images, self.train_labels = self._prepare(x_train, y_train, True, rng)
-        self.test_images, self.test_labels = self._prepare(x_test, y_test, False, rng)
+        # Separate streams: the stacked test set depends on the seed only, not on how many
+        # training images the mode keeps, so COMPLETE and MISSING share one test set.
+        train_rng, test_rng = np.random.default_rng(seed).spawn(2)
+        self.train_images, self.train_labels = self._prepare(x_train, y_train, True, train_rng)
+        self.test_images, self.test_labels = self._prepare(x_test, y_test, False, test_rng)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:
@@ -277,19 +279,20 @@ class StackedMNISTData:
         With ``save_to`` the figure is written there as PNG (nothing opens a window);
         without it the figure is shown, as in the original.
         """
-        import matplotlib
-
-        if save_to is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         if images is None:
             images, labels = self.get_random_batch(training=True, batch_size=16)
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[..., np.newaxis]
         count = min(16, len(images))
-        fig = plt.figure(figsize=(6, 6))
+        if save_to is None:
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(6, 6))
+        else:  # a bare Figure: saving needs no GUI backend and leaves pyplot's state alone
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(6, 6))
         for i in range(count):
             ax = fig.add_subplot(4, 4, i + 1)
             ax.set_xticks([])
@@ -303,17 +306,11 @@ class StackedMNISTData:
         fig.tight_layout()
         if save_to is None:
             plt.show()
+            plt.close(fig)
         else:
+            from atomic_io import save_figure
+
             save_figure(fig, save_to)
-        plt.close(fig)
-
-
-def save_figure(fig, path) -> None:
-    """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
-    from atomic_io import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
 
 
 if __name__ == "__main__":

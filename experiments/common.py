@@ -25,10 +25,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from atomic_io import atomic_path  # noqa: E402
+from atomic_io import atomic_path, save_figure  # noqa: E402
 from models import HEADS, ModelConfig, ModelFileError, build_model, fit_model  # noqa: E402
 from models import load_model, save_model  # noqa: E402
-from stacked_mnist import DataMode, StackedMNISTData, save_figure  # noqa: E402
+from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 SAVED_MODELS = REPO_ROOT / "saved_models"
 # The shipped models. The VAE's small latent trades a little reconstruction sharpness for
@@ -69,8 +69,9 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    for name in ("epochs", "samples", "iwae_samples", "prior_samples", "top"):
+        if getattr(args, name, 1) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     args.row, args.kind = row, kind
     args.command = " ".join([f"python experiments/{row}.py"]
                             + list(sys.argv[1:] if argv is None else argv))
@@ -123,7 +124,9 @@ def get_model(args, channels: int, missing: bool, x_train, x_val):
     exists, the colour model loads the mono weights, which is exact for stackedMNIST because
     its channels are independent digits.
     """
-    key = ("model", args.kind, args.head, channels, missing)
+    # A --quick model lives in its run's output folder, so it is only shared within that run.
+    key = ("model", args.kind, args.head, channels, missing, args.retrain, args.epochs,
+           str(args.out) if args.quick else None)
     if key not in _CACHE:
         _CACHE[key] = _get_model(args, channels, missing, x_train, x_val)
     return _CACHE[key]
@@ -134,20 +137,22 @@ def _get_model(args, channels, missing, x_train, x_val):
     mode = mode_for(channels, missing)
     if args.quick:
         path = args.out / f"quick_model_{mode.name.lower()}.npz"
-        return _train_and_save(config, mode, x_train, x_val, 1, args, path), {
-            "model_file": str(path), "trained_on": mode.name, "epochs": 1, "quick": True}
+        model, metadata = _train_and_save(config, mode, x_train, x_val, 1, args, path)
+        return model, {"model_file": str(path), "quick": True, **metadata}
     path = model_file(args.kind, channels, missing, args.head)
     mono_path = model_file(args.kind, 1, missing, args.head)
     if not args.retrain:
         for candidate in (path, mono_path):
             if candidate.is_file():
-                model, metadata = load_model(candidate, channels=channels)
+                try:
+                    model, metadata = load_model(candidate, channels=channels)
+                except ModelFileError as err:
+                    raise SystemExit(str(err)) from err
                 print(f"loaded {candidate.relative_to(REPO_ROOT)} "
                       f"(trained on {metadata.get('trained_on')})")
                 return model, {"model_file": str(candidate.relative_to(REPO_ROOT)), **metadata}
     print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> {path}")
-    model = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
-    _, metadata = load_model(path)
+    model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
     return model, {"model_file": str(path.relative_to(REPO_ROOT)), **metadata}
 
 
@@ -164,7 +169,7 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
     }
     save_model(model, path, metadata)
-    return model
+    return model, metadata
 
 
 def verifier():
@@ -191,7 +196,8 @@ def write_metrics(args, metrics: dict) -> Path:
     }
     path = args.out / "metrics.json"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
+        # allow_nan=False: a NaN or infinity would make the file unreadable as strict JSON.
+        tmp.write_text(json.dumps(metrics, indent=2, default=_json_default, allow_nan=False))
     print(f"\n{args.row} results ({path}):")
     for key, value in metrics.items():
         if isinstance(value, (int, float, str, bool)) or value is None:

@@ -8,9 +8,11 @@ Each returns a dict of metrics and writes its figures into ``args.out`` with a p
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from atomic_io import atomic_path
+from atomic_io import atomic_path, save_figure
 from common import (get_model, load_data, mode_for, save_image_grid,
                     save_reconstruction_figure, verifier)
 from models.anomaly import contains_digit, evaluate_scores, save_curves
@@ -41,7 +43,7 @@ def basic(args, channels: int) -> dict:
     net = verifier()
     predictability, accuracy = net.check_predictability(reconstructions, y_test, tolerance)
     _, original_accuracy = net.check_predictability(x_test, y_test, tolerance)
-    reconstruction, kl = model.evaluate_terms(x_test)
+    expected_nll, kl = model.evaluate_terms(x_test)  # one sample of q per image
     save_reconstruction_figure(
         x_test[:20], reconstructions[:20], args.out / f"{_prefix(channels)}reconstructions.png",
         title=f"{args.kind.upper()} test images (odd rows) and reconstructions "
@@ -55,9 +57,10 @@ def basic(args, channels: int) -> dict:
         "reconstruction_predictability": predictability,
         "reconstruction_accuracy": accuracy,
         "original_test_images_accuracy": original_accuracy,
-        "test_reconstruction_nll_nats": float(np.mean(reconstruction)),
+        # -log p(x | z) at the code (AE) or the posterior mean (VAE): the ANOM rows' AE score.
+        "test_reconstruction_nll_nats": float(np.mean(model.reconstruction_nll(x_test))),
         **({"test_kl_nats": float(np.mean(kl)),
-            "test_neg_elbo_nats": float(np.mean(reconstruction + kl))} if model.is_vae else {}),
+            "test_neg_elbo_nats": float(np.mean(expected_nll + kl))} if model.is_vae else {}),
     }
 
 
@@ -101,25 +104,18 @@ def gen(args, channels: int) -> dict:
     images = model.decode_images(z, how=args.judge, seed=args.seed)
     net = verifier()
     predictions, beliefs = net.predict(images)
+    predictions = predictions.astype(int)
     confident = beliefs >= tolerance
     classes = 10 ** channels
-    counts = np.bincount(predictions[confident].astype(int), minlength=classes)
-    frequencies = counts / max(1, counts.sum())
-    nonzero = frequencies > 0
-    kl_to_uniform = float(np.sum(frequencies[nonzero] * np.log(frequencies[nonzero] * classes)))
+    confident_counts = np.bincount(predictions[confident], minlength=classes)
+    shares = _digit_shares(predictions[confident], channels)
 
     prefix = _prefix(channels)
     _save_samples(images, args.out / f"{prefix}samples.npz")
     save_image_grid(images[:100], args.out / f"{prefix}generated.png",
                     title=f"{args.kind.upper()} samples ({args.judge}), z ~ {latent_description}")
-    _save_class_histogram(predictions[confident], channels,
-                          args.out / f"{prefix}generated_class_frequencies.png",
+    _save_class_histogram(shares, args.out / f"{prefix}generated_class_frequencies.png",
                           title=f"{args.kind.upper()}: digits of confidently classified samples")
-    digit_share = {}
-    for c in range(channels):
-        digits = (predictions[confident].astype(int) // 10 ** c) % 10
-        digit_share[f"channel_{c}"] = np.round(np.bincount(digits, minlength=10)
-                                               / max(1, len(digits)), 4).tolist()
     return {
         "model": info,
         "latent_distribution": latent_description,
@@ -127,12 +123,32 @@ def gen(args, channels: int) -> dict:
         "tolerance": tolerance,
         "samples": int(args.samples),
         "quality_predictability": float(np.mean(confident)),
-        "coverage": float(np.count_nonzero(counts)) / classes,
-        "classes_covered": int(np.count_nonzero(counts)),
-        "kl_class_frequencies_to_uniform_nats": kl_to_uniform,
-        "digit_frequencies_per_channel": digit_share,
+        "coverage": float(np.count_nonzero(confident_counts)) / classes,
+        "classes_covered": int(np.count_nonzero(confident_counts)),
+        # As in the GAN literature, every sample counts with its most likely class.
+        "kl_class_frequencies_to_uniform_nats": _kl_to_uniform(
+            np.bincount(predictions, minlength=classes)),
+        "kl_confident_samples_to_uniform_nats": _kl_to_uniform(confident_counts),
+        # What a perfectly uniform generator scores with this many samples (finite-sample bias).
+        "kl_of_a_uniform_generator_expected_nats": (classes - 1) / (2 * len(images)),
+        "digit_frequencies_per_channel": {f"channel_{c}": np.round(shares[c], 4).tolist()
+                                          for c in range(channels)},
         "samples_file": str(args.out / f"{prefix}samples.npz"),
     }
+
+
+def _kl_to_uniform(counts) -> Optional[float]:
+    """KL(class frequencies || uniform) in nats; None when there is nothing to count."""
+    if counts.sum() == 0:
+        return None
+    frequencies = counts[counts > 0] / counts.sum()
+    return float(np.sum(frequencies * np.log(frequencies * len(counts))))
+
+
+def _digit_shares(predictions, channels: int) -> np.ndarray:
+    """(channels, 10): how often each digit is predicted in each channel."""
+    digits = [(predictions // 10 ** c) % 10 for c in range(channels)]
+    return np.array([np.bincount(d, minlength=10) / max(1, len(d)) for d in digits])
 
 
 def _save_samples(images, path) -> None:
@@ -140,16 +156,13 @@ def _save_samples(images, path) -> None:
         np.savez_compressed(handle, images=images.astype(np.float32))
 
 
-def _save_class_histogram(predictions, channels: int, path, title: str) -> None:
+def _save_class_histogram(shares, path, title: str) -> None:
     import matplotlib.pyplot as plt
 
-    from stacked_mnist import save_figure
-
+    channels = len(shares)
     fig, axes = plt.subplots(1, channels, figsize=(4 * channels, 3), squeeze=False)
     for c, ax in enumerate(axes[0]):
-        digits = (np.asarray(predictions, int) // 10 ** c) % 10
-        shares = np.bincount(digits, minlength=10) / max(1, len(digits))
-        ax.bar(range(10), shares)
+        ax.bar(range(10), shares[c])
         ax.axhline(0.1, color="k", ls=":", lw=1)
         ax.set(xticks=range(10), xlabel="digit", ylabel="share",
                title="RGB"[c] + " channel" if channels == 3 else "digit frequencies")

@@ -11,7 +11,7 @@ import importlib
 import json
 import time
 
-from common import REPO_ROOT
+from common import REPO_ROOT, atomic_path
 
 ROWS = ["ae_basic", "ae_gen", "ae_anom", "ae_stack",
         "vae_basic", "vae_gen", "vae_anom", "vae_stack"]
@@ -43,8 +43,8 @@ def main(argv=None):
         path = importlib.import_module(row).main(flags)
         metrics = json.loads(path.read_text())
         summary[row] = {"seconds": round(time.time() - start, 1), **headline(row, metrics)}
-    (REPO_ROOT / "results").mkdir(exist_ok=True)
-    (REPO_ROOT / "results" / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(REPO_ROOT / "results" / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     print("\nrow          seconds  results")
     for row, values in summary.items():
         numbers = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "seconds")

@@ -30,7 +30,8 @@ def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
     if is_anomaly.all() or not is_anomaly.any():
         raise ValueError("AUCs need both anomalies and normal images among the labels.")
     fpr, tpr, thresholds = roc_curve(is_anomaly, scores)
-    best = int(np.argmax(tpr - fpr))
+    # thresholds[0] is +inf (nothing flagged, J = 0); skip it so the threshold is a real score.
+    best = 1 + int(np.argmax(tpr[1:] - fpr[1:]))
     return {
         "roc_auc": float(roc_auc_score(is_anomaly, scores)),
         "pr_auc": float(average_precision_score(is_anomaly, scores)),
@@ -43,14 +44,12 @@ def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
 
 def save_curves(score_sets: Dict[str, np.ndarray], is_anomaly, path, title: str) -> Path:
     """ROC (left) and precision-recall (right) curves of several scores in one PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from atomic_io import save_figure
 
-    from stacked_mnist import save_figure
-
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    roc_ax, pr_ax = fig.subplots(1, 2)
     for name, scores in score_sets.items():
         fpr, tpr, _ = roc_curve(is_anomaly, scores)
         precision, recall, _ = precision_recall_curve(is_anomaly, scores)
@@ -65,6 +64,4 @@ def save_curves(score_sets: Dict[str, np.ndarray], is_anomaly, path, title: str)
         ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "upper right")
     fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

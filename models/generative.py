@@ -109,8 +109,10 @@ class GenerativeModel(tf_keras.Model):
         return list(self.trackers.values())
 
     def _record(self, reconstruction, kl):
-        loss = tf.reduce_mean(reconstruction + self.config.beta * kl)
-        self.trackers["loss"].update_state(loss)
+        per_image = reconstruction + self.config.beta * kl
+        # Per-image updates, like the two terms, so the logged loss = reconstruction + beta KL.
+        self.trackers["loss"].update_state(per_image)
+        loss = tf.reduce_mean(per_image)
         self.trackers["reconstruction"].update_state(reconstruction)
         self.trackers["kl"].update_state(kl)
         return loss
@@ -177,8 +179,8 @@ class GenerativeModel(tf_keras.Model):
         for index, start in enumerate(range(0, len(z), batch_size)):
             params = self.pixel_params(tf.constant(z[start : start + batch_size]))
             dist = self.head.distribution(params)
-            # A stateless seed per batch: the same seed gives the same samples at any batch size
-            # of the caller's loop, and different batches get different noise.
+            # A stateless seed per batch: the same (seed, batch_size) gives the same images, and
+            # different batches get different noise.
             batch_seed = tf.constant([base_seed, index], tf.int32)
             batches.append(self.head.image(dist, how, seed=batch_seed).numpy())
         return np.concatenate(batches)

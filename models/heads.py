@@ -109,9 +109,11 @@ class BetaHead(Head):
     def mode(self, dist):
         beta = dist.distribution
         a, b = beta.concentration1, beta.concentration0
-        # Beta's mode exists only for a, b > 1; elsewhere it sits at an edge: use the mean.
+        # Inside (0, 1) only for a, b > 1; otherwise the density peaks at an edge: at 0 when
+        # a <= 1 < b, at 1 when b <= 1 < a; with a, b <= 1 (U-shaped) take the larger end.
         interior = (a - 1.0) / tf.maximum(a + b - 2.0, 1e-6)
-        return tf.where((a > 1.0) & (b > 1.0), interior, beta.mean())
+        edge = tf.cast(a > b, tf.float32)
+        return tf.where((a > 1.0) & (b > 1.0), interior, edge)
 
     def features(self, targets):
         targets = tf.cast(targets, tf.float32)

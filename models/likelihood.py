@@ -27,8 +27,8 @@ from .generative import GenerativeModel
 tfd = tfp.distributions
 
 
-def fold_channels(x) -> np.ndarray:
-    """(N, 28, 28, C) -> (N * C, 28, 28, 1), image n's channel c at row n * C + c."""
+def fold_channels(x):
+    """(N, 28, 28, C) -> ((N * C, 28, 28, 1), C), image n's channel c at row n * C + c."""
     x = np.asarray(x, np.float32)
     if x.ndim == 3:
         x = x[..., np.newaxis]
@@ -50,13 +50,16 @@ class _LogSumExp:
     def add(self, block: np.ndarray) -> None:
         block_max = block.max(axis=1).astype(np.float64)
         new_max = np.maximum(self.maximum, block_max)
-        self.total = self.total * np.exp(self.maximum - new_max) + np.exp(
-            block - new_max[:, None].astype(block.dtype)
+        # Rows with nothing finite yet (max -inf) would give exp(-inf - -inf) = NaN.
+        shift = np.where(np.isfinite(new_max), new_max, 0.0)
+        self.total = self.total * np.exp(self.maximum - shift) + np.exp(
+            block - shift[:, None].astype(block.dtype)
         ).sum(axis=1, dtype=np.float64)
         self.maximum = new_max
 
     def result(self) -> np.ndarray:
-        return self.maximum + np.log(self.total)
+        with np.errstate(divide="ignore"):  # log 0 = -inf where every term was -inf
+            return np.where(np.isfinite(self.maximum), self.maximum, 0.0) + np.log(self.total)
 
 
 def _mono_posterior(model: GenerativeModel, mono_x) -> tfd.Distribution:
@@ -71,28 +74,32 @@ def _check_vae(model: GenerativeModel, what: str) -> None:
 
 
 def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, seed: int = 0,
-                         sample_chunk: int = 1000) -> np.ndarray:
+                         sample_chunk: int = 1000, image_chunk: int = 10_000) -> np.ndarray:
     """Prior Monte Carlo estimate of log p(x), (N,) nats; see the module docstring.
 
-    x: (N, 28, 28, C) in [0, 1]. Peak memory is about N * C * (F * 784 + sample_chunk) * 4
-    bytes (F = features per pixel: 1 for Bernoulli, 2 for Beta/Normal, bins in use for
-    categorical).
+    x: (N, 28, 28, C) in [0, 1]. Each chunk of latent samples is decoded once; its weights
+    then meet the features of one chunk of (channel) images at a time, so peak memory is about
+    image_chunk * (784 F + sample_chunk) * 4 bytes whatever N and K are (F = features per
+    pixel: 1 for Bernoulli, 2 for Beta and Normal, the bins for the categorical head).
     """
     _check_vae(model, "prior_log_likelihood")
     mono_x, channels = fold_channels(x)
-    features = model.head.features(model.head.targets(mono_x)).numpy()
-    # Feature columns that are zero for every image (e.g. categorical bins no pixel falls in)
-    # add nothing to the product: drop them once here instead of in every chunk.
-    used = np.flatnonzero(np.any(features != 0, axis=0))
-    features = np.ascontiguousarray(features[:, used])
+    targets = model.head.targets(mono_x)
     z = np.random.default_rng(seed).standard_normal(
         (num_samples, model.config.latent_dim)).astype(np.float32)
     running = _LogSumExp(len(mono_x))
     for start in range(0, num_samples, sample_chunk):
         weights, constants = model.head.linear_form(
             model.mono_pixel_params(z[start:start + sample_chunk]))
-        weights = np.ascontiguousarray(weights.numpy()[:, used].T)
-        running.add(features @ weights + constants.numpy()[np.newaxis, :])
+        weights, constants = weights.numpy(), constants.numpy()[np.newaxis, :]
+        table = np.empty((len(mono_x), len(weights)), np.float32)
+        for rows in range(0, len(mono_x), image_chunk):
+            features = model.head.features(targets[rows:rows + image_chunk]).numpy()
+            # Columns that are zero for every image of the chunk (background pixels, bins no
+            # pixel falls in) add nothing to the product.
+            used = np.flatnonzero(np.any(features != 0, axis=0))
+            table[rows:rows + image_chunk] = features[:, used] @ weights[:, used].T + constants
+        running.add(table)
     return _sum_channels(running.result() - np.log(num_samples), channels)
 
 
@@ -159,7 +166,8 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
                 iwae[current] = running.result()
             current, running = rows, None
         log_w = (log_px + log_pz - log_qz).numpy().T  # (images, samples)
-        running = running or _LogSumExp(log_w.shape[0])
+        if running is None:
+            running = _LogSumExp(log_w.shape[0])
         running.add(log_w)
         expected_log_px[rows] += log_px.numpy().sum(axis=0) / num_samples
         kl_values[rows] = kl.numpy()

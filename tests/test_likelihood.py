@@ -70,6 +70,12 @@ def test_colour_likelihood_is_the_sum_of_channel_terms():
     x = images(3, channels=3)
     per_channel = sum(prior_log_likelihood(mono, x[..., c:c + 1], 300) for c in range(3))
     np.testing.assert_allclose(prior_log_likelihood(colour, x, 300), per_channel, rtol=1e-6)
+    per_channel_posterior = [posterior_estimates(mono, x[..., c:c + 1], 50, seed=c)
+                             for c in range(3)]
+    colour_posterior = posterior_estimates(colour, x, 50)
+    for name in ("elbo", "iwae"):  # per-channel estimates from different draws: close, not equal
+        per_channel_sum = sum(p[name] for p in per_channel_posterior)
+        np.testing.assert_allclose(colour_posterior[name], per_channel_sum, atol=5.0)
     per_channel_nll = sum(reconstruction_nll(mono, x[..., c:c + 1]) for c in range(3))
     np.testing.assert_allclose(reconstruction_nll(colour, x), per_channel_nll, rtol=1e-5)
 
@@ -116,6 +122,21 @@ def test_auc_of_perfect_reversed_and_random_scores(tmp_path):
     assert abs(evaluate_scores(rng.random(4000), many)["roc_auc"] - 0.5) < 0.05
     path = save_curves({"perfect": perfect, "reversed": -perfect}, labels, tmp_path / "c.png", "t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_youden_threshold_is_a_real_score_even_for_a_useless_score():
+    labels = np.array([0, 1, 0, 1], bool)
+    result = evaluate_scores(-np.array([0.0, 1.0, 0.0, 1.0]), labels)  # reversed
+    assert result["roc_auc"] == 0.0 and np.isfinite(result["youden_threshold"])
+
+
+def test_running_logsumexp_survives_rows_that_start_at_minus_infinity():
+    from models.likelihood import _LogSumExp
+
+    running = _LogSumExp(2)
+    running.add(np.array([[-np.inf, -np.inf], [0.0, 1.0]], np.float32))
+    running.add(np.array([[0.0, -np.inf], [2.0, -np.inf]], np.float32))
+    np.testing.assert_allclose(running.result(), [0.0, np.log(np.exp([0, 1, 2]).sum())])
 
 
 def test_evaluate_scores_rejects_bad_input():

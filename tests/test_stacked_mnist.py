@@ -216,6 +216,16 @@ def test_same_seed_same_data_different_seed_different_data(data_for, mnist_dir):
     assert not np.array_equal(other.test_images, cached.test_images)
 
 
+def test_complete_and_missing_modes_share_one_stacked_test_set(data_for):
+    # The anomaly rows (MISSING) and the reconstruction / generation rows (COMPLETE) must be
+    # judged on the same test images, although their training sets differ in size.
+    for prefix in ("COLOR_BINARY", "COLOR_FLOAT"):
+        complete = data_for(DataMode[f"{prefix}_COMPLETE"]).get_full_data_set(training=False)
+        missing = data_for(DataMode[f"{prefix}_MISSING"]).get_full_data_set(training=False)
+        np.testing.assert_array_equal(complete[1], missing[1])
+        np.testing.assert_array_equal(complete[0], missing[0])
+
+
 # --------------------------------------------------------------------------------------------
 # Where MNIST comes from
 # --------------------------------------------------------------------------------------------
