@@ -32,9 +32,10 @@ from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 SAVED_MODELS = REPO_ROOT / "saved_models"
 # The shipped models. The VAE's small latent trades a little reconstruction sharpness for
-# samples from N(0, I) that land on digits (fewer "holes" between the posterior clouds).
+# samples from N(0, I) that land on digits (fewer "holes" between the posterior clouds). The AE
+# needs no dense layer to reconstruct well, which keeps its file small (0.7 MB, not 6 MB).
 DEFAULT_CONFIGS = {
-    "ae": ModelConfig(kind="ae", latent_dim=16, head="bernoulli"),
+    "ae": ModelConfig(kind="ae", latent_dim=16, head="bernoulli", hidden_units=0),
     "vae": ModelConfig(kind="vae", latent_dim=8, head="bernoulli"),
 }
 DEFAULT_EPOCHS = {"ae": 10, "vae": 15}

@@ -21,6 +21,8 @@ class ModelConfig:
     categorical_bins: pixel-value bins of the categorical head.
     normal_scale: fixed standard deviation of the normal head; None learns it per pixel.
     filters: channels of the two stride-2 convolutions (the decoder mirrors them).
+    hidden_units: width of the dense layer between the convolutions and the latent, in the
+        encoder and the decoder; 0 connects them directly (a much smaller model).
     beta: weight of the KL term in the VAE loss (1 = the ELBO).
     """
 
@@ -31,6 +33,7 @@ class ModelConfig:
     categorical_bins: int = 16
     normal_scale: Optional[float] = None
     filters: Tuple[int, int] = (32, 64)
+    hidden_units: int = 256
     beta: float = 1.0
 
     def __post_init__(self):
@@ -48,6 +51,8 @@ class ModelConfig:
             raise ValueError(f"normal_scale must be positive or None, got {self.normal_scale!r}.")
         if len(self.filters) != 2 or min(self.filters) < 1:
             raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
+        if int(self.hidden_units) < 0:
+            raise ValueError(f"hidden_units must be >= 0, got {self.hidden_units!r}.")
         if not float(self.beta) >= 0:
             raise ValueError(f"beta must be >= 0, got {self.beta!r}.")
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))

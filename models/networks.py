@@ -60,7 +60,8 @@ def mono_encoder(config: ModelConfig, outputs_per_latent: int) -> tf_keras.Model
     h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
     h = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu")(h)  # 7 x 7
     h = layers.Flatten()(h)
-    h = layers.Dense(256, activation="relu")(h)
+    if config.hidden_units:
+        h = layers.Dense(config.hidden_units, activation="relu")(h)
     out = layers.Dense(config.latent_dim * outputs_per_latent, name="latent_params")(h)
     return tf_keras.Model(x_in, out, name="mono_encoder")
 
@@ -69,7 +70,9 @@ def mono_decoder(config: ModelConfig, params_per_pixel: int) -> tf_keras.Model:
     """(B, latent_dim) -> (B, 28, 28, params_per_pixel): transposed stride-2 convolutions."""
     f1, f2 = config.filters
     z_in = tf_keras.Input((config.latent_dim,), name="mono_latent")
-    h = layers.Dense(256, activation="relu")(z_in)
+    h = z_in
+    if config.hidden_units:
+        h = layers.Dense(config.hidden_units, activation="relu")(h)
     h = layers.Dense(7 * 7 * f2, activation="relu")(h)
     h = layers.Reshape((7, 7, f2))(h)
     h = layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu")(h)  # 14
