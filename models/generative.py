@@ -227,9 +227,14 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3) -> GenerativeM
 
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
-              batch_size: int = 128, seed: int = 0, verbose: int = 1):
-    """Train with a progress bar; logs loss, reconstruction and KL (nats per image)."""
-    tf_keras.utils.set_random_seed(seed)
+              batch_size: int = 128, seed: int = 0, verbose: int = 1,
+              decay_from: Optional[int] = None, decay: float = 0.8, initial_epoch: int = 0):
+    """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
+
+    From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
+    epoch; ``initial_epoch`` resumes a run (the schedule counts absolute epochs).
+    """
+    tf_keras.utils.set_random_seed(seed + initial_epoch)
     train = (
         tf.data.Dataset.from_tensor_slices(np.asarray(x_train, np.float32))
         .shuffle(len(x_train), seed=seed)
@@ -239,4 +244,10 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     val = None
     if x_val is not None:
         val = tf.data.Dataset.from_tensor_slices(np.asarray(x_val, np.float32)).batch(1000)
-    return model.fit(train, validation_data=val, epochs=epochs, verbose=verbose)
+    callbacks = []
+    if decay_from is not None:
+        base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
+        callbacks.append(tf_keras.callbacks.LearningRateScheduler(
+            lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
+    return model.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
+                     callbacks=callbacks, initial_epoch=initial_epoch)
