@@ -10,7 +10,7 @@ Writes results/ae_stack/color_*.png, color_samples.npz ((M, 28, 28, 3) in [0, 1]
 metrics.json with the sections basic, gen and anom.
 
     python experiments/ae_stack.py              # shipped weights
-    python experiments/ae_stack.py --retrain    # train the colour models (10 epochs each)
+    python experiments/ae_stack.py --retrain    # train the colour models (15 epochs each)
 """
 import common
 import rows

@@ -10,7 +10,7 @@ Writes results/vae_stack/color_*.png, color_samples.npz ((M, 28, 28, 3) in [0, 1
 metrics.json with the sections basic, gen and anom.
 
     python experiments/vae_stack.py              # shipped weights
-    python experiments/vae_stack.py --retrain    # train the colour models (15 epochs each)
+    python experiments/vae_stack.py --retrain    # train the colour models (30 epochs each)
 """
 import common
 import rows
