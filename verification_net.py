@@ -218,7 +218,10 @@ class VerificationNet:
         All channels are classified in one batched call; prediction = sum_c class_c 10^c and
         belief = prod_c max-probability_c.
         """
-        data = validate_images(data)
+        return self._predict(validate_images(data))
+
+    def _predict(self, data: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``predict`` for input that ``validate_images`` has already checked."""
         if not self.done_training:
             raise ValueError(
                 "VerificationNet has no trained weights: run `python verification_net.py` "
@@ -236,7 +239,7 @@ class VerificationNet:
     def check_class_coverage(self, data: np.ndarray, tolerance: float = 0.8) -> float:
         """Fraction of the 10^C classes predicted with belief >= tolerance at least once."""
         data = validate_images(data)
-        predictions, beliefs = self.predict(data)
+        predictions, beliefs = self._predict(data)
         classes_available = 10 ** data.shape[-1]
         return float(len(np.unique(predictions[beliefs >= tolerance]))) / classes_available
 
@@ -255,7 +258,7 @@ class VerificationNet:
                 raise ValueError(
                     f"correct_labels has {len(correct_labels)} entries for {len(data)} images."
                 )
-        predictions, beliefs = self.predict(data)
+        predictions, beliefs = self._predict(data)
         confident = beliefs >= tolerance
         predictability = float(np.mean(confident))
         if correct_labels is None:

@@ -1,7 +1,6 @@
 """Likelihood estimators against exact values, each other and their known orderings; AUCs."""
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras
 
 from models import HEADS, ModelConfig, build_model
