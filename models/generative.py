@@ -155,11 +155,6 @@ class GenerativeModel(tf_keras.Model):
         return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
 
     @tf.function(reduce_retracing=True)
-    def _reconstruction_nll(self, x):
-        dist = self.head.distribution(self.pixel_params(self.code(x)))
-        return -dist.log_prob(self.head.targets(x))
-
-    @tf.function(reduce_retracing=True)
     def _evaluation_terms(self, x):
         return self.loss_terms(x, training=False)
 
@@ -205,10 +200,6 @@ class GenerativeModel(tf_keras.Model):
         terms = [self._evaluation_terms(tf.constant(x[i : i + batch_size]))
                  for i in range(0, len(x), batch_size)]
         return tuple(np.concatenate([np.asarray(t[j]) for t in terms]) for j in (0, 1))
-
-    def reconstruction_nll(self, x, batch_size: int = 1000) -> np.ndarray:
-        """-log p(x | z = encode(x)) per image, in nats (the AE anomaly score)."""
-        return _in_batches(self._reconstruction_nll, x, batch_size)
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:

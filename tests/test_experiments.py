@@ -93,6 +93,10 @@ def test_stack_rows(kind, tmp_path):
     assert metrics["basic"]["tolerance"] == 0.5
     assert np.load(out / "color_samples.npz")["images"].shape == (300, 28, 28, 3)
     assert metrics["anom"]["anomaly"].endswith("in any channel")
+    scores = metrics["anom"]["scores"]
+    assert metrics["anom"]["default_score"].startswith("max_channel_")
+    assert set(scores) == {prefix + name for name in scores if not name.startswith("max_channel_")
+                           for prefix in ("", "max_channel_")}
 
 
 def test_ae_generation_offers_both_latent_distributions(tmp_path):

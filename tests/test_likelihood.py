@@ -5,8 +5,9 @@ import tf_keras
 
 from models import HEADS, ModelConfig, build_model
 from models.anomaly import contains_digit, evaluate_scores, save_curves
-from models.likelihood import (elbo, iwae_log_likelihood, naive_prior_log_likelihood,
-                               posterior_estimates, prior_log_likelihood, reconstruction_nll)
+from models.likelihood import (distinct_channel_images, elbo, iwae_log_likelihood,
+                               naive_prior_log_likelihood, posterior_estimates,
+                               prior_log_likelihood, reconstruction_nll)
 
 
 def tiny_vae(head="bernoulli", channels=1, latent_dim=2, seed=0):
@@ -77,6 +78,34 @@ def test_colour_likelihood_is_the_sum_of_channel_terms():
         np.testing.assert_allclose(colour_posterior[name], per_channel_sum, atol=5.0)
     per_channel_nll = sum(reconstruction_nll(mono, x[..., c:c + 1]) for c in range(3))
     np.testing.assert_allclose(reconstruction_nll(colour, x), per_channel_nll, rtol=1e-5)
+
+
+def test_per_channel_terms_sum_to_the_colour_estimate():
+    model = tiny_vae(channels=3)
+    x = images(4, channels=3)
+    for estimate in (lambda **kw: prior_log_likelihood(model, x, 200, **kw),
+                     lambda **kw: iwae_log_likelihood(model, x, 20, seed=3, **kw),
+                     lambda **kw: elbo(model, x, 20, seed=3, **kw),
+                     lambda **kw: reconstruction_nll(model, x, **kw)):
+        channels = estimate(per_channel=True)
+        assert channels.shape == (4, 3)
+        np.testing.assert_allclose(channels.sum(axis=1), estimate(), rtol=1e-6)
+
+
+def test_identical_channel_images_are_scored_once_and_share_the_estimate():
+    x = images(3, channels=3)
+    x[1, ..., 2] = x[0, ..., 0]  # one digit reused, as stackedMNIST reuses MNIST test digits
+    distinct, inverse, channels = distinct_channel_images(x)
+    assert (len(distinct), channels) == (8, 3)
+    np.testing.assert_array_equal(distinct[inverse].reshape(3, 3, 28, 28).transpose(0, 2, 3, 1),
+                                  x)
+    model = tiny_vae(channels=3)
+    for estimate in (prior_log_likelihood(model, x, 200, per_channel=True),
+                     iwae_log_likelihood(model, x, 20, per_channel=True)):
+        assert estimate[1, 2] == estimate[0, 0]
+    # Scoring once changes nothing for the deterministic estimate.
+    np.testing.assert_allclose(prior_log_likelihood(model, x, 200),
+                               naive_prior_log_likelihood(model, x, 200), rtol=1e-4)
 
 
 def test_iwae_is_above_the_elbo_and_tightens_with_k():
