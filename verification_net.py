@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from atomic_io import atomic_path
-from stacked_mnist import DataMode, StackedMNISTData
+from stacked_mnist import DataMode, StackedMNISTData, distinct_channel_images
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = REPO_ROOT / "saved_models" / "verification_net.weights.h5"
@@ -227,10 +227,10 @@ class VerificationNet:
                 "VerificationNet has no trained weights: run `python verification_net.py` "
                 "or call net.train(generator, epochs) first."
             )
-        n, channels = data.shape[0], data.shape[-1]
-        # (N, 28, 28, C) -> (N * C, 28, 28, 1), channel-major within each image.
-        mono = np.transpose(data, (0, 3, 1, 2)).reshape(n * channels, 28, 28, 1)
-        probs = self.model.predict(mono, batch_size=2048, verbose=0).reshape(n, channels, 10)
+        # Every channel image is a mono digit; each distinct one is classified once.
+        distinct, inverse, channels = distinct_channel_images(data)
+        probs = self.model.predict(distinct, batch_size=2048, verbose=0)[inverse]
+        probs = probs.reshape(len(data), channels, 10)
         digits = np.argmax(probs, axis=-1)
         predictions = digits @ (10 ** np.arange(channels))
         beliefs = np.prod(np.max(probs, axis=-1), axis=-1)

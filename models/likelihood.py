@@ -23,29 +23,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from stacked_mnist import distinct_channel_images, fold_channels
+
 from .generative import GenerativeModel
 
 tfd = tfp.distributions
-
-
-def fold_channels(x):
-    """(N, 28, 28, C) -> ((N * C, 28, 28, 1), C), image n's channel c at row n * C + c."""
-    x = np.asarray(x, np.float32)
-    if x.ndim == 3:
-        x = x[..., np.newaxis]
-    n, channels = x.shape[0], x.shape[-1]
-    return np.transpose(x, (0, 3, 1, 2)).reshape(n * channels, 28, 28, 1), channels
-
-
-def distinct_channel_images(x):
-    """``(distinct (M, 28, 28, 1), inverse (N * C,), C)``: the folded channel images of x
-    (see fold_channels), each distinct one once; channel image i is ``distinct[inverse[i]]``."""
-    mono_x, channels = fold_channels(x)
-    rows = np.ascontiguousarray(mono_x.reshape(len(mono_x), -1))
-    # One opaque value per image: np.unique then compares whole images (fast, exact bytes).
-    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return mono_x[first], inverse.reshape(-1), channels
 
 
 def _per_image(distinct_values: np.ndarray, inverse: np.ndarray, channels: int,

@@ -5,9 +5,9 @@ import tf_keras
 
 from models import HEADS, ModelConfig, build_model
 from models.anomaly import contains_digit, evaluate_scores, save_curves
-from models.likelihood import (distinct_channel_images, elbo, iwae_log_likelihood,
-                               naive_prior_log_likelihood, posterior_estimates,
-                               prior_log_likelihood, reconstruction_nll)
+from models.likelihood import (elbo, iwae_log_likelihood, naive_prior_log_likelihood,
+                               posterior_estimates, prior_log_likelihood, reconstruction_nll)
+from stacked_mnist import distinct_channel_images
 
 
 def tiny_vae(head="bernoulli", channels=1, latent_dim=2, seed=0):

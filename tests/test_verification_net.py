@@ -176,6 +176,17 @@ def test_predict_outputs_and_channel_arithmetic(random_net):
     )
 
 
+def test_repeated_channel_images_are_judged_like_distinct_ones(random_net):
+    images = np.random.default_rng(2).random((6, 28, 28, 3), dtype=np.float32)
+    images[3:] = images[:3]  # the predictions are computed once per distinct channel image
+    images[0, ..., 2] = images[1, ..., 0]
+    predictions, beliefs = random_net.predict(images)
+    mono = np.transpose(images, (0, 3, 1, 2)).reshape(18, 28, 28, 1)
+    probs = random_net.model(mono, training=False).numpy().reshape(6, 3, 10)
+    np.testing.assert_array_equal(predictions, np.argmax(probs, -1) @ [1, 10, 100])
+    np.testing.assert_allclose(beliefs, np.prod(probs.max(-1), -1), rtol=1e-5)
+
+
 def test_three_dimensional_input_is_accepted(random_net):
     rng = np.random.default_rng(2)
     images = rng.random((10, 28, 28), dtype=np.float32)
