@@ -115,3 +115,18 @@ def test_bad_flags_are_refused(tmp_path, capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         importlib.import_module("vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
+
+
+def test_results_table_reports_each_measure_beside_its_target():
+    run_all = importlib.import_module("run_all")
+    metrics = {
+        "vae_basic": {"reconstruction_accuracy": 0.9512, "reconstruction_predictability": 0.98,
+                      "wall_seconds": 31.4},
+        "vae_anom": {"roc_auc": 0.97, "pr_auc": 0.8, "default_score": "neg_iwae",
+                     "wall_seconds": 60.0},
+    }
+    lines = run_all.results_table(metrics).splitlines()
+    assert len(lines) == 2 + 2 + 1  # header, the two rows, wall times
+    assert lines[2].startswith("| VAE-BASIC |") and "| 95.1% / 98.0% | >= 95% |" in lines[2]
+    assert "(score: neg_iwae) | 0.970 / 0.800 | >= 0.95 |" in lines[3]
+    assert "vae_basic 31 s, vae_anom 60 s" in lines[4]
