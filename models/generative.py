@@ -154,10 +154,6 @@ class GenerativeModel(tf_keras.Model):
         """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
         return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
 
-    @tf.function(reduce_retracing=True)
-    def _evaluation_terms(self, x):
-        return self.loss_terms(x, training=False)
-
     # ---------------------------------------------------------------------------------------
     # Using a trained model (numpy in, numpy out, batched)
     # ---------------------------------------------------------------------------------------
@@ -193,13 +189,6 @@ class GenerativeModel(tf_keras.Model):
     def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
         """VAE generation: decode z ~ N(0, I); the encoder is never used."""
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
-
-    def evaluate_terms(self, x, batch_size: int = 1000):
-        """``(reconstruction, kl)`` per image, numpy (N,) each, in nats (one sample of q)."""
-        x = np.asarray(x, np.float32)
-        terms = [self._evaluation_terms(tf.constant(x[i : i + batch_size]))
-                 for i in range(0, len(x), batch_size)]
-        return tuple(np.concatenate([np.asarray(t[j]) for t in terms]) for j in (0, 1))
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:

@@ -138,13 +138,15 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
     """IWAE and ELBO from the same K samples of q(z|x) per (channel) image, (N,) nats each.
 
     ``iwae``: logsumexp_k log w_k - log K with w_k = p(x|z_k) p(z_k) / q(z_k|x);
-    ``elbo``: mean_k log p(x|z_k) - KL(q || N(0, I)), the KL analytic.
+    ``elbo``: mean_k log p(x|z_k) - KL(q || N(0, I)), the KL analytic;
+    ``kl``: that KL(q(z|x) || N(0, I)).
     Decoding is done in blocks of at most ``max_decodes`` images.
     """
     _check_vae(model, "posterior_estimates")
     mono_x, inverse, channels = distinct_channel_images(x)
     iwae = np.zeros(len(mono_x), np.float64)
     elbo_values = np.zeros(len(mono_x), np.float64)
+    kl_values = np.zeros(len(mono_x), np.float64)
     images_per_block = max(1, max_decodes // num_samples)
     samples_per_block = min(num_samples, max(1, max_decodes // images_per_block))
     block_index = 0
@@ -160,9 +162,10 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
             running.add(log_w.numpy().T)  # (images, samples)
             elbo_values[rows] += log_px_sum.numpy() / num_samples
         iwae[rows] = running.result()
-        elbo_values[rows] -= kl.numpy()
+        kl_values[rows] = kl.numpy()
     return {"iwae": _per_image(iwae - np.log(num_samples), inverse, channels, per_channel),
-            "elbo": _per_image(elbo_values, inverse, channels, per_channel)}
+            "elbo": _per_image(elbo_values - kl_values, inverse, channels, per_channel),
+            "kl": _per_image(kl_values, inverse, channels, per_channel)}
 
 
 def iwae_log_likelihood(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,

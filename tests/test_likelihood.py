@@ -1,6 +1,7 @@
 """Likelihood estimators against exact values, each other and their known orderings; AUCs."""
 import numpy as np
 import pytest
+import tensorflow_probability as tfp
 import tf_keras
 
 from models import HEADS, ModelConfig, build_model
@@ -180,3 +181,12 @@ def test_contains_digit():
     np.testing.assert_array_equal(contains_digit([8, 3, 18], 8, 1), [True, False, True])
     np.testing.assert_array_equal(contains_digit([8, 80, 800, 123, 888], 8, 3),
                                   [True, True, True, False, True])
+
+
+def test_posterior_estimates_report_the_analytic_kl():
+    model = tiny_vae(channels=3)
+    x = images(4, channels=3)
+    estimates = posterior_estimates(model, x, 5)
+    posterior = model.encoder(x)
+    expected = tfp.distributions.kl_divergence(posterior, model.prior).numpy()
+    np.testing.assert_allclose(estimates["kl"], expected, rtol=1e-5)
