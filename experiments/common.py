@@ -31,10 +31,14 @@ from models import load_model, save_model  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 SAVED_MODELS = REPO_ROOT / "saved_models"
-# The shipped models. The VAE's small latent trades a little reconstruction sharpness for
-# samples from N(0, I) that land on digits (fewer "holes" between the posterior clouds). The AE
-# has no prior to match, so it gets a wider code; its narrower dense layer keeps the file at
-# 3 MB instead of 6 (all shipped weights must stay under 25 MB).
+# The shipped models. The VAE's latent size trades reconstruction against generation and
+# anomaly detection. Measured with the same scripts (README): 16 dimensions with a 128-unit
+# dense layer reach a test -ELBO of 76.4 nats (8: 86.3) and 96.1 % reconstruction accuracy
+# (8: 94.2 %), but more samples from N(0, I) fall into "holes" between the posterior clouds
+# (quality 77 % against 82 %) and the model trained without 8s explains the 8s better (ROC AUC
+# 0.949 against 0.974). Generating and detecting are what the VAE is for, so it ships with 8.
+# The AE has no prior to match, so it gets a wider code; its 128-unit dense layer keeps the
+# file at 3.3 MB (all shipped weights must stay under 25 MB).
 DEFAULT_CONFIGS = {
     "ae": ModelConfig(kind="ae", latent_dim=32, head="bernoulli", hidden_units=128),
     "vae": ModelConfig(kind="vae", latent_dim=8, head="bernoulli"),
@@ -179,12 +183,16 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
 
 
 def verifier():
-    from verification_net import VerificationNet
+    """The shipped judge, loaded once per run."""
+    if "verifier" not in _CACHE:
+        from verification_net import VerificationNet
 
-    net = VerificationNet()
-    if not net.done_training:
-        raise SystemExit("The verification net has no weights: run `python verification_net.py`.")
-    return net
+        net = VerificationNet()
+        if not net.done_training:
+            raise SystemExit("The verification net has no weights: run "
+                             "`python verification_net.py`.")
+        _CACHE["verifier"] = net
+    return _CACHE["verifier"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,31 +228,30 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def _show(ax, image):
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="binary", vmin=0, vmax=1)
-    else:
-        ax.imshow(np.clip(image, 0, 1))
-
-
 def save_image_grid(images, path, title: str = "", columns: int = 10,
                     captions: Optional[list] = None) -> Path:
-    """A grid of (N, 28, 28, C) images as PNG."""
-    images = np.asarray(images)
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2 + 0.4),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < len(images):
-            _show(ax, images[i])
-            if captions is not None:
-                ax.set_title(captions[i], fontsize=7)
-        else:
-            ax.axis("off")
+    """A grid of (N, 28, 28, C) images as PNG, drawn as one mosaic (fast for large grids)."""
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    label_room = 0 if captions is None else 9  # pixels above each image for its caption
+    rows, width, height = int(np.ceil(len(images) / columns)), 30, 30 + label_room
+    channels = images.shape[-1]
+    # White gaps: colour images are drawn as they are, mono ones inverted below.
+    gap = 0.0 if channels == 1 else 1.0
+    mosaic = np.full((rows * height, columns * width, channels), gap, np.float32)
+    for i, image in enumerate(images):
+        top, left = (i // columns) * height + label_room + 1, (i % columns) * width + 1
+        mosaic[top:top + 28, left:left + 28] = image
+    if channels == 1:  # mono digits drawn dark on white, as on paper
+        mosaic = 1.0 - mosaic[..., 0]
+    fig, ax = plt.subplots(figsize=(columns * 0.8, rows * 0.8 * height / width + 0.5))
+    ax.imshow(mosaic, cmap="gray" if channels == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.axis("off")
+    for i, caption in enumerate(captions or []):
+        ax.text((i % columns + 0.5) * width, (i // columns) * height + label_room, caption,
+                ha="center", va="bottom", fontsize=7)
     if title:
-        fig.suptitle(title)
+        ax.set_title(title)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -8,6 +8,7 @@ Each returns a dict of metrics and writes its figures into ``args.out`` with a p
 """
 from __future__ import annotations
 
+import zipfile
 from typing import Optional
 
 import numpy as np
@@ -19,7 +20,7 @@ from models.anomaly import contains_digit, evaluate_scores, save_curves
 from models.likelihood import posterior_estimates, prior_log_likelihood, reconstruction_nll
 
 TOLERANCE = {1: 0.8, 3: 0.5}  # the course's tolerances: mono 0.8, stacked 0.5
-IWAE_SAMPLES = 20  # per image and channel; 10,000 mono test images decode 200,000 latents
+IWAE_SAMPLES = 5  # per distinct channel image: 10,000 test images decode 50,000 latents
 JUDGED_IMAGE_HELP = ("image the verification net judges: the Bernoulli mode (pixels with "
                      "p >= 0.5, default; binary like the data), the mean, or a random sample")
 
@@ -157,8 +158,12 @@ def _digit_shares(predictions, channels: int) -> np.ndarray:
 
 
 def _save_samples(images, path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, images=images.astype(np.float32))
+    """samples.npz with the array ``images``, deflated at level 1: np.savez_compressed's level
+    6 takes 2.7x as long on 26,000 colour images for a file half the size."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(
+            tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, images.astype(np.float32))
 
 
 def _save_class_histogram(shares, path, title: str) -> None:

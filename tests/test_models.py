@@ -198,3 +198,17 @@ def test_linear_form_equals_log_prob(head):
     table = model_head.features(targets).numpy() @ weights.numpy().T + constants.numpy()
     direct = np.stack([model_head.distribution(params).log_prob(t).numpy() for t in targets])
     np.testing.assert_allclose(table, direct, rtol=1e-4)
+
+
+def test_colour_reconstruction_is_the_mono_reconstruction_of_each_channel():
+    colour, mono = tiny("vae", channels=3), tiny("vae")
+    mono.set_network_weights(colour.network_weights())
+    x = images(4, channels=3)
+    x[3] = x[0]  # repeated images share their reconstruction
+    recon = colour.reconstruct_images(x, how="mode")
+    assert recon.shape == (4, 28, 28, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(recon[..., c:c + 1], mono.reconstruct_images(
+            x[..., c:c + 1], how="mode"))
+    with pytest.raises(ValueError, match="channel"):
+        mono.reconstruct_images(x)
