@@ -219,13 +219,15 @@ def _anomaly_scores(model, x, args, channels: int) -> dict:
             **{WORST_CHANNEL + name: s.max(axis=1) for name, s in scores.items()}}
 
 
-def _score_label(name: str, args) -> str:
+def _score_label(name: str, args, channels: int) -> str:
     worst = name.startswith(WORST_CHANNEL)
     base = name[len(WORST_CHANNEL):] if worst else name
     label = {"reconstruction_nll": "reconstruction NLL", "neg_elbo": "-ELBO",
              "neg_iwae": f"-IWAE (K={getattr(args, 'iwae_samples', '')})",
              "neg_prior_mc": f"-prior MC (K={getattr(args, 'prior_samples', '')})"}[base]
-    return label + (", worst channel" if worst else "")
+    if channels == 1:
+        return label
+    return label + (", worst channel" if worst else ", joint (sum of channels)")
 
 
 def anom(args, channels: int) -> dict:
@@ -244,12 +246,13 @@ def anom(args, channels: int) -> dict:
     # Colour: the worst-channel scores and the default's joint (summed) version.
     plotted = [n for n in scores if channels == 1 or n.startswith(WORST_CHANNEL)
                or WORST_CHANNEL + n == default]
-    save_curves({_score_label(n, args): scores[n] for n in plotted}, is_anomaly,
+    save_curves({_score_label(n, args, channels): scores[n] for n in plotted}, is_anomaly,
                 args.out / f"{prefix}anomaly_curves.png",
                 title=f"{args.kind.upper()} trained without 8s: finding the 8s")
     order = np.argsort(-scores[default])[: args.top]
     save_image_grid(x_test[order], args.out / f"{prefix}top_anomalies.png",
-                    title=f"{args.top} most anomalous test images by {_score_label(default, args)}",
+                    title=f"{args.top} most anomalous test images by "
+                          f"{_score_label(default, args, channels)}",
                     columns=8, captions=[f"{y_test[i]}" for i in order])
     summary = {
         "model": info,
