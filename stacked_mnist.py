@@ -210,7 +210,6 @@ def distinct_channel_images(x):
     return mono_x[first], inverse.reshape(-1), channels
 
 
-
 class StackedMNISTData:
     """MNIST (mono) or stackedMNIST (colour) images in [0, 1], with integer labels.
 
