@@ -4,7 +4,9 @@ The colour model is the mono AE subnet applied to R, G and B with one set of wei
 default it loads the shipped mono weights (exact for stackedMNIST, whose channels are
 independent digits); --retrain trains it on COLOR_BINARY_* data instead and saves
 saved_models/ae_color_*.npz, which later runs then prefer. Tolerance 0.5, as in the course;
-coverage is out of 1000 classes; an anomaly is a test image with an 8 in any channel.
+coverage is out of 1000 classes; an anomaly is a test image with an 8 in any channel,
+scored by its most anomalous channel by default (the joint, summed scores are reported
+beside it).
 
 Writes results/ae_stack/color_*.png, color_samples.npz ((M, 28, 28, 3) in [0, 1]) and
 metrics.json with the sections basic, gen and anom.
