@@ -178,7 +178,11 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
     }
-    save_model(model, path, metadata)
+    # Model files hold float16 weights: half the size (the shipped ones must stay small).
+    metadata["weights_stored_as"] = "float16"
+    save_model(model, path, metadata, weight_dtype="float16")
+    # Continue with the weights the file holds, as every later run will.
+    model.set_network_weights([w.astype(np.float16) for w in model.network_weights()])
     return model, metadata
 
 

@@ -212,3 +212,14 @@ def test_colour_reconstruction_is_the_mono_reconstruction_of_each_channel():
             x[..., c:c + 1], how="mode"))
     with pytest.raises(ValueError, match="channel"):
         mono.reconstruct_images(x)
+
+
+def test_half_precision_file_is_half_the_size_and_loads_as_float32(tmp_path):
+    model = tiny("vae")
+    full = save_model(model, tmp_path / "full.npz")
+    half = save_model(model, tmp_path / "half.npz", weight_dtype="float16")
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    loaded, _ = load_model(half)
+    for saved, original in zip(loaded.network_weights(), model.network_weights()):
+        assert saved.dtype == np.float32
+        np.testing.assert_array_equal(saved, original.astype(np.float16).astype(np.float32))
