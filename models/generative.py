@@ -152,6 +152,11 @@ class GenerativeModel(tf_keras.Model):
         return self.mono_encoder(mono_x, training=False)[:, tf.newaxis, :]
 
     @tf.function(reduce_retracing=True)
+    def mono_code(self, mono_x):
+        """The mono subnet: (B, 28, 28, 1) -> the AE code or VAE posterior mean (B, d)."""
+        return self.mono_encoder(mono_x, training=False)[:, : self.config.latent_dim]
+
+    @tf.function(reduce_retracing=True)
     def mono_pixel_params(self, z):
         """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
         return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
@@ -192,8 +197,7 @@ class GenerativeModel(tf_keras.Model):
         base_seed = 0 if seed is None else int(seed)
         parts = []
         for index, start in enumerate(range(0, len(distinct), batch_size)):
-            params = self.mono_latent_params(tf.constant(distinct[start:start + batch_size]))
-            code = params[:, 0, : self.config.latent_dim]
+            code = self.mono_code(tf.constant(distinct[start:start + batch_size]))
             dist = self.head.distribution(self.mono_pixel_params(code))
             batch_seed = tf.constant([base_seed, index], tf.int32)
             parts.append(self.head.image(dist, how, seed=batch_seed).numpy())

@@ -182,8 +182,7 @@ def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
 
 @tf.function(reduce_retracing=True)
 def _mono_reconstruction_nll(model, batch):
-    code = model.mono_latent_params(batch)[:, 0, : model.config.latent_dim]
-    return -model.head.distribution(model.mono_pixel_params(code)).log_prob(
+    return -model.head.distribution(model.mono_pixel_params(model.mono_code(batch))).log_prob(
         model.head.targets(batch))
 
 
