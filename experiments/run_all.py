@@ -5,7 +5,8 @@
 
 Each row writes results/<row>/ (figures and metrics.json). The results table collected here,
 against the targets, is the one README.md reports; it is written to results/summary.md, and
-every row's metrics together to results/summary.json.
+every row's metrics together to results/summary.json. With --rows, the rows not run keep their
+previous results in both files (those of a run of the same kind, quick or not).
 """
 import argparse
 import importlib
@@ -75,6 +76,16 @@ def results_table(all_metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combined_metrics(previous: dict, fresh: dict, quick: bool) -> dict:
+    """Every row's metrics in table order: ``fresh`` ones, else the ``previous`` run's.
+
+    Previous rows of the other kind (a --quick smoke run versus a real one) are dropped.
+    """
+    kept = {row: m for row, m in previous.items() if bool(m.get("quick")) == quick}
+    merged = {**kept, **fresh}
+    return {row: merged[row] for row in ROWS if row in merged}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data, seconds per row")
@@ -86,9 +97,17 @@ def main(argv=None):
         flags = ["--seed", str(args.seed)] + (["--quick"] if args.quick else [])
         path = importlib.import_module(row).main(flags)
         all_metrics[row] = json.loads(path.read_text())
-    table = results_table(all_metrics)
     results = REPO_ROOT / "results"
-    with atomic_path(results / "summary.json") as tmp:
+    summary = results / "summary.json"
+    previous = {}
+    if summary.is_file():
+        try:
+            previous = json.loads(summary.read_text())
+        except json.JSONDecodeError:
+            print(f"ignoring {summary}: not valid JSON; it is rewritten")
+    all_metrics = combined_metrics(previous, all_metrics, args.quick)
+    table = results_table(all_metrics)
+    with atomic_path(summary) as tmp:
         tmp.write_text(json.dumps(all_metrics, indent=2))
     with atomic_path(results / "summary.md") as tmp:
         tmp.write_text(table)

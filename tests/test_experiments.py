@@ -117,6 +117,18 @@ def test_bad_flags_are_refused(tmp_path, capsys):
         importlib.import_module("vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
 
 
+def test_run_all_keeps_rows_it_did_not_run_from_a_run_of_the_same_kind():
+    run_all = importlib.import_module("run_all")
+    previous = {"vae_gen": {"quick": False, "coverage": 1.0},
+                "ae_basic": {"quick": False, "coverage": 0.5},
+                "ae_gen": {"quick": True, "coverage": 0.1}}
+    fresh = {"vae_basic": {"quick": False}, "vae_gen": {"quick": False, "coverage": 0.9}}
+    merged = run_all.combined_metrics(previous, fresh, quick=False)
+    assert list(merged) == ["ae_basic", "vae_basic", "vae_gen"]  # table order, no quick row
+    assert merged["vae_gen"]["coverage"] == 0.9 and merged["ae_basic"]["coverage"] == 0.5
+    assert list(run_all.combined_metrics(previous, {}, quick=True)) == ["ae_gen"]
+
+
 def test_results_table_reports_each_measure_beside_its_target():
     run_all = importlib.import_module("run_all")
     metrics = {
