@@ -23,6 +23,8 @@ class ModelConfig:
     filters: channels of the two stride-2 convolutions (the decoder mirrors them).
     hidden_units: width of the dense layer between the convolutions and the latent, in the
         encoder and the decoder; 0 connects them directly (a much smaller model).
+    block_convs: extra stride-1 3x3 convolutions at each resolution (14 x 14 and 28 x 28 in
+        the decoder, their mirror in the encoder); 0 is the plain two-convolution network.
     beta: weight of the KL term in the VAE loss (1 = the ELBO).
     """
 
@@ -34,6 +36,7 @@ class ModelConfig:
     normal_scale: Optional[float] = None
     filters: Tuple[int, int] = (32, 64)
     hidden_units: int = 256
+    block_convs: int = 0
     beta: float = 1.0
 
     def __post_init__(self):
@@ -53,6 +56,8 @@ class ModelConfig:
             raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
         if int(self.hidden_units) < 0:
             raise ValueError(f"hidden_units must be >= 0, got {self.hidden_units!r}.")
+        if int(self.block_convs) < 0:
+            raise ValueError(f"block_convs must be >= 0, got {self.block_convs!r}.")
         if not float(self.beta) >= 0:
             raise ValueError(f"beta must be >= 0, got {self.beta!r}.")
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))

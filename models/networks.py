@@ -53,12 +53,21 @@ class UnfoldParams(UnfoldRows):
         return tf.transpose(super().call(x), [0, 2, 3, 1, 4])
 
 
+def _block_convs(h, filters: int, config: ModelConfig):
+    """``config.block_convs`` stride-1 convolutions that keep the resolution."""
+    for _ in range(config.block_convs):
+        h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
+    return h
+
+
 def mono_encoder(config: ModelConfig, outputs_per_latent: int) -> tf_keras.Model:
     """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions."""
     f1, f2 = config.filters
     x_in = tf_keras.Input((28, 28, 1), name="mono_image")
     h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
+    h = _block_convs(h, f1, config)
     h = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu")(h)  # 7 x 7
+    h = _block_convs(h, f2, config)
     h = layers.Flatten()(h)
     if config.hidden_units:
         h = layers.Dense(config.hidden_units, activation="relu")(h)
@@ -76,6 +85,8 @@ def mono_decoder(config: ModelConfig, params_per_pixel: int) -> tf_keras.Model:
     h = layers.Dense(7 * 7 * f2, activation="relu")(h)
     h = layers.Reshape((7, 7, f2))(h)
     h = layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu")(h)  # 14
+    h = _block_convs(h, f2, config)
     h = layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu")(h)  # 28
+    h = _block_convs(h, f1, config)
     out = layers.Conv2D(params_per_pixel, 3, padding="same", name="pixel_params")(h)
     return tf_keras.Model(z_in, out, name="mono_decoder")

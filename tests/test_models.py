@@ -125,12 +125,22 @@ def test_model_file_errors(tmp_path):
         load_model(mismatched)
 
 
+def test_block_convs_add_same_resolution_convolutions_to_both_networks():
+    plain, deeper = tiny("vae"), tiny("vae", block_convs=1)
+    x = images(2)
+    assert deeper.decoder_params(deeper.encode(x)).shape == plain.decoder_params(
+        plain.encode(x)).shape
+    # one 3x3 convolution per resolution and network: (f*f*9 + f) weights for f = 4 and 8
+    extra = 2 * sum(f * f * 9 + f for f in TINY["filters"])
+    assert deeper.count_params() - plain.count_params() == extra
+
+
 def test_config_validation_and_json():
     config = ModelConfig(kind="ae", head="categorical", categorical_bins=4, filters=[8, 16])
     assert ModelConfig.from_json(config.to_json()) == config
     for bad in (dict(kind="gan"), dict(head="poisson"), dict(channels=2), dict(latent_dim=0),
                 dict(categorical_bins=1), dict(normal_scale=0.0), dict(filters=(8,)),
-                dict(beta=-1.0)):
+                dict(beta=-1.0), dict(block_convs=-1)):
         with pytest.raises(ValueError):
             ModelConfig(**bad)
     with pytest.raises(ValueError, match="Unknown"):
