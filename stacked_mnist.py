@@ -205,7 +205,7 @@ def distinct_channel_images(x):
     projection = rows @ np.random.default_rng(0).standard_normal(rows.shape[1], np.float32)
     _, first, inverse = np.unique(projection, return_index=True, return_inverse=True)
     if not np.array_equal(rows[first][inverse], rows):
-        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1] * 4))).ravel()
+        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows[0].nbytes))).ravel()
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return mono_x[first], inverse.reshape(-1), channels
 

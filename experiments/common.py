@@ -49,6 +49,8 @@ DEFAULT_CONFIGS = {
 # model found the 8s worse (README), and the plain network trains in less than half the time.
 MISSING_DATA_CHANGES = {"vae": {"block_convs": 0}}
 DEFAULT_EPOCHS = {"ae": 15, "vae": 30}
+# Model files hold float16 weights: half the size (the shipped ones must stay small).
+WEIGHT_DTYPE = "float16"
 # The learning rate is constant for the first half of training, then shrinks 20% per epoch.
 DECAY_FROM = {"ae": 8, "vae": 15}
 QUICK_IMAGES = 512
@@ -185,11 +187,10 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
     }
-    # Model files hold float16 weights: half the size (the shipped ones must stay small).
-    metadata["weights_stored_as"] = "float16"
-    save_model(model, path, metadata, weight_dtype="float16")
+    metadata["weights_stored_as"] = WEIGHT_DTYPE
+    save_model(model, path, metadata, weight_dtype=WEIGHT_DTYPE)
     # Continue with the weights the file holds, as every later run will.
-    model.set_network_weights([w.astype(np.float16) for w in model.network_weights()])
+    model.set_network_weights([w.astype(WEIGHT_DTYPE) for w in model.network_weights()])
     return model, metadata
 
 
