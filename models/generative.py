@@ -142,11 +142,6 @@ class GenerativeModel(tf_keras.Model):
         return self.encoder_params(x, training=False)[..., : self.config.latent_dim]
 
     @tf.function(reduce_retracing=True)
-    def pixel_params(self, z):
-        """(N, C, d) -> decoder parameters (N, 28, 28, C, P)."""
-        return self.decoder_params(z, training=False)
-
-    @tf.function(reduce_retracing=True)
     def mono_latent_params(self, mono_x):
         """The mono subnet: (B, 28, 28, 1) -> latent parameters (B, 1, k * d)."""
         return self.mono_encoder(mono_x, training=False)[:, tf.newaxis, :]
@@ -161,6 +156,12 @@ class GenerativeModel(tf_keras.Model):
         """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
         return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
 
+    @tf.function(reduce_retracing=True)
+    def _mono_images(self, mono_z, how: str, seed):
+        """The mono subnet and head: (B, d) -> (B, 28, 28, 1) images (how: mean | mode | sample)."""
+        return self.head.image(self.head.distribution(self.mono_pixel_params(mono_z)), how,
+                               seed=seed)
+
     # ---------------------------------------------------------------------------------------
     # Using a trained model (numpy in, numpy out, batched)
     # ---------------------------------------------------------------------------------------
@@ -169,22 +170,15 @@ class GenerativeModel(tf_keras.Model):
         return _in_batches(self.code, x, batch_size)
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
-                      batch_size: int = 2000) -> np.ndarray:
+                      batch_size: int = 5000) -> np.ndarray:
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""
         z = np.asarray(z, np.float32).reshape(-1, self.config.channels, self.config.latent_dim)
-        base_seed = 0 if seed is None else int(seed)
-        batches = []
-        for index, start in enumerate(range(0, len(z), batch_size)):
-            params = self.pixel_params(tf.constant(z[start : start + batch_size]))
-            dist = self.head.distribution(params)
-            # A stateless seed per batch: the same (seed, batch_size) gives the same images, and
-            # different batches get different noise.
-            batch_seed = tf.constant([base_seed, index], tf.int32)
-            batches.append(self.head.image(dist, how, seed=batch_seed).numpy())
-        return np.concatenate(batches)
+        mono_z = z.reshape(-1, self.config.latent_dim)  # channel c of image n at row n * C + c
+        return _unfold_channels(self._decode_mono(mono_z, how, seed, batch_size),
+                                self.config.channels)
 
     def reconstruct_images(self, x, how: str = "mean", seed: Optional[int] = None,
-                           batch_size: int = 2000) -> np.ndarray:
+                           batch_size: int = 5000) -> np.ndarray:
         """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1].
 
         The mono subnets run once per distinct channel image (a stacked test set holds each
@@ -194,15 +188,19 @@ class GenerativeModel(tf_keras.Model):
         if channels != self.config.channels:
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
+        codes = _in_batches(self.mono_code, distinct, batch_size)
+        return _unfold_channels(self._decode_mono(codes, how, seed, batch_size)[inverse],
+                                channels)
+
+    def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
+        """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""
         base_seed = 0 if seed is None else int(seed)
-        parts = []
-        for index, start in enumerate(range(0, len(distinct), batch_size)):
-            code = self.mono_code(tf.constant(distinct[start:start + batch_size]))
-            dist = self.head.distribution(self.mono_pixel_params(code))
-            batch_seed = tf.constant([base_seed, index], tf.int32)
-            parts.append(self.head.image(dist, how, seed=batch_seed).numpy())
-        images = np.concatenate(parts)[inverse].reshape(-1, channels, 28, 28)
-        return images.transpose(0, 2, 3, 1)
+        # A stateless seed per batch: the same (seed, batch_size) gives the same images, and
+        # different batches get different noise.
+        return np.concatenate([
+            self._mono_images(tf.constant(mono_z[start:start + batch_size]), how,
+                              tf.constant([base_seed, index], tf.int32)).numpy()
+            for index, start in enumerate(range(0, len(mono_z), batch_size))])
 
     def sample_prior(self, count: int, seed: int = 0) -> np.ndarray:
         """z ~ N(0, I), shape (count, C, d); every channel's latent drawn independently."""
@@ -213,6 +211,11 @@ class GenerativeModel(tf_keras.Model):
     def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
         """VAE generation: decode z ~ N(0, I); the encoder is never used."""
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
+
+
+def _unfold_channels(mono_images, channels: int) -> np.ndarray:
+    """(N * C, 28, 28, 1) -> (N, 28, 28, C), the inverse of stacked_mnist.fold_channels."""
+    return mono_images.reshape(-1, channels, 28, 28).transpose(0, 2, 3, 1)
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:

@@ -45,6 +45,8 @@ def test_shapes(kind, head, channels):
     reconstruction, kl = model.loss_terms(x)
     assert reconstruction.shape == (4,) and kl.shape == (4,)
     assert model.sample_prior(7, seed=1).shape == (7, channels, 3)
+    with pytest.raises(ValueError, match="image kind"):
+        model.decode_images(model.sample_prior(2), how="median")
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -59,6 +61,12 @@ def test_colour_model_shares_the_mono_weights(kind, head):
     for c in range(3):
         np.testing.assert_allclose(colour_mean[..., c:c + 1],
                                    mono.reconstruct_images(x[..., c:c + 1]), atol=1e-5)
+    # Likewise for decoding: channel c of a colour image is decoded from its own latent.
+    z = colour.sample_prior(5, seed=0)
+    decoded = colour.decode_images(z, how="mean", batch_size=4)  # batches split the channels
+    for c in range(3):
+        np.testing.assert_allclose(decoded[..., c:c + 1], mono.decode_images(z[:, c:c + 1]),
+                                   atol=1e-5)
 
 
 def test_generation_samples_each_channel_independently():
