@@ -21,12 +21,15 @@ from models.likelihood import posterior_estimates, prior_log_likelihood, reconst
 
 TOLERANCE = {1: 0.8, 3: 0.5}  # the course's tolerances: mono 0.8, stacked 0.5
 IWAE_SAMPLES = 5  # per distinct channel image: 10,000 test images decode 50,000 latents
-JUDGED_IMAGE_HELP = ("image the verification net judges: the Bernoulli mode (pixels with "
-                     "p >= 0.5, default; binary like the data), the mean, or a random sample")
+# The decoder's mean image, p(pixel = 1) for Bernoulli pixels, is what public implementations
+# of the course assignment judge (their sigmoid output), so it is the default.
+JUDGED_IMAGE_HELP = ("image the verification net judges: the mean (default; for Bernoulli "
+                     "pixels p(pixel = 1)), the mode (pixels with p >= 0.5, binary like the "
+                     "data) or a random sample")
 
 
 def add_judge_flag(parser) -> None:
-    parser.add_argument("--judge", choices=("mode", "mean", "sample"), default="mode",
+    parser.add_argument("--judge", choices=("mean", "mode", "sample"), default="mean",
                         help=JUDGED_IMAGE_HELP)
 
 
