@@ -110,7 +110,10 @@ def gen(args, channels: int) -> dict:
     model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
     tolerance = TOLERANCE[channels]
     z, latent_description = _latents_for_generation(model, args, x_train, args.samples)
-    images = model.decode_images(z, how=args.judge, seed=args.seed)
+    # 8-bit grey levels, like MNIST's own float images: the judge cannot tell (quality moved by
+    # 0.004 points on 26,000 colour means) and samples.npz deflates to a fifth (background
+    # pixels become exactly 0). Binary modes and samples are unchanged.
+    images = np.round(model.decode_images(z, how=args.judge, seed=args.seed) * 255) / 255
     net = verifier()
     predictions, beliefs = net.predict(images)
     predictions = predictions.astype(int)
@@ -129,6 +132,7 @@ def gen(args, channels: int) -> dict:
         "model": info,
         "latent_distribution": latent_description,
         "judged_image": args.judge,
+        "judged_image_precision": "8-bit grey levels (k / 255)",
         "tolerance": tolerance,
         "samples": int(args.samples),
         "quality_predictability": float(np.mean(confident)),

@@ -14,7 +14,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASIC = {"reconstruction_predictability", "reconstruction_accuracy", "judged_image",
          "test_reconstruction_nll_nats"}
 GEN = {"quality_predictability", "coverage", "kl_class_frequencies_to_uniform_nats",
-       "latent_distribution", "samples_file"}
+       "latent_distribution", "samples_file", "judged_image", "judged_image_precision"}
 ANOM = {"roc_auc", "pr_auc", "default_score", "scores", "top_k_share_of_8s"}
 EXPECTED = {
     "ae_basic": (BASIC, ["reconstructions.png"]),
@@ -79,6 +79,7 @@ def test_mono_rows(row, tmp_path):
         images = np.load(out / "samples.npz")["images"]
         assert images.shape[1:] == (28, 28, 1) and len(images) == metrics["samples"]
         assert images.min() >= 0.0 and images.max() <= 1.0
+        np.testing.assert_allclose(images * 255, np.round(images * 255), atol=1e-3)  # 8-bit
     if row == "vae_anom":
         assert set(metrics["scores"]) == {"reconstruction_nll", "neg_elbo", "neg_iwae",
                                           "neg_prior_mc"}
