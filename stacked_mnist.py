@@ -190,6 +190,11 @@ def fold_channels(x):
     return np.transpose(x, (0, 3, 1, 2)).reshape(n * channels, 28, 28, 1), channels
 
 
+def unfold_channels(mono_x, channels: int) -> np.ndarray:
+    """(N * C, 28, 28, 1) -> (N, 28, 28, C): the inverse of fold_channels."""
+    return np.asarray(mono_x).reshape(-1, channels, 28, 28).transpose(0, 2, 3, 1)
+
+
 def distinct_channel_images(x):
     """``(distinct (M, 28, 28, 1), inverse (N * C,), C)``: the folded channel images of x
     (see fold_channels), each distinct one once; channel image i is ``distinct[inverse[i]]``.

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from stacked_mnist import distinct_channel_images
+from stacked_mnist import distinct_channel_images, unfold_channels
 
 from .config import ModelConfig
 from .heads import make_head
@@ -174,7 +174,7 @@ class GenerativeModel(tf_keras.Model):
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""
         z = np.asarray(z, np.float32).reshape(-1, self.config.channels, self.config.latent_dim)
         mono_z = z.reshape(-1, self.config.latent_dim)  # channel c of image n at row n * C + c
-        return _unfold_channels(self._decode_mono(mono_z, how, seed, batch_size),
+        return unfold_channels(self._decode_mono(mono_z, how, seed, batch_size),
                                 self.config.channels)
 
     def reconstruct_images(self, x, how: str = "mean", seed: Optional[int] = None,
@@ -189,7 +189,7 @@ class GenerativeModel(tf_keras.Model):
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
         codes = _in_batches(self.mono_code, distinct, batch_size)
-        return _unfold_channels(self._decode_mono(codes, how, seed, batch_size)[inverse],
+        return unfold_channels(self._decode_mono(codes, how, seed, batch_size)[inverse],
                                 channels)
 
     def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
@@ -211,11 +211,6 @@ class GenerativeModel(tf_keras.Model):
     def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
         """VAE generation: decode z ~ N(0, I); the encoder is never used."""
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
-
-
-def _unfold_channels(mono_images, channels: int) -> np.ndarray:
-    """(N * C, 28, 28, 1) -> (N, 28, 28, C), the inverse of stacked_mnist.fold_channels."""
-    return mono_images.reshape(-1, channels, 28, 28).transpose(0, 2, 3, 1)
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stacked_mnist import DataMode, MNISTNotFoundError, StackedMNISTData, load_mnist
+from stacked_mnist import (DataMode, MNISTNotFoundError, StackedMNISTData, fold_channels,
+                           load_mnist, unfold_channels)
 
 ALL_MODES = list(DataMode)
 MONO_MODES = [m for m in DataMode if m.channels == 1]
@@ -480,3 +481,11 @@ def test_plot_example_given_images_into_new_directory(data_for, tmp_path):
     out = tmp_path / "sub" / "dir" / "mono.png"
     data.plot_example(images, labels, save_to=str(out))
     _assert_png(out)
+
+
+def test_unfold_channels_inverts_fold_channels():
+    x = np.random.default_rng(0).random((4, 28, 28, 3)).astype(np.float32)
+    mono_x, channels = fold_channels(x)
+    assert mono_x.shape == (12, 28, 28, 1) and channels == 3
+    np.testing.assert_array_equal(mono_x[1 * 3 + 2, ..., 0], x[1, ..., 2])  # image 1, blue
+    np.testing.assert_array_equal(unfold_channels(mono_x, channels), x)
