@@ -17,7 +17,7 @@ import rows
 def main(argv=None):
     def flags(parser):
         rows.add_gen_flags(parser, 10_000)
-        rows.add_latent_flag(parser)
+        rows.add_latent_flag(parser, "ae")
 
     args = common.parse_args(__doc__, "ae_gen", "ae", argv, extra=flags)
     return common.write_metrics(args, rows.gen(args, channels=1))

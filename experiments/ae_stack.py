@@ -21,7 +21,7 @@ import rows
 def main(argv=None):
     def flags(parser):
         rows.add_gen_flags(parser, 26_000)
-        rows.add_latent_flag(parser)
+        rows.add_latent_flag(parser, "ae")
         rows.add_anom_flags(parser, vae=False)
 
     args = common.parse_args(__doc__, "ae_stack", "ae", argv, extra=flags)

@@ -10,15 +10,16 @@ Writes results/vae_gen/generated.png, generated_class_frequencies.png, samples.n
     python experiments/vae_gen.py              # shipped weights
     python experiments/vae_gen.py --retrain    # train again (30 epochs), then generate
 """
-import functools
-
 import common
 import rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_gen", "vae", argv,
-                             extra=functools.partial(rows.add_gen_flags, default_samples=10_000))
+    def flags(parser):
+        rows.add_gen_flags(parser, 10_000)
+        rows.add_latent_flag(parser, "vae")
+
+    args = common.parse_args(__doc__, "vae_gen", "vae", argv, extra=flags)
     return common.write_metrics(args, rows.gen(args, channels=1))
 
 

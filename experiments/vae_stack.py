@@ -21,6 +21,7 @@ import rows
 def main(argv=None):
     def flags(parser):
         rows.add_gen_flags(parser, 26_000)
+        rows.add_latent_flag(parser, "vae")
         rows.add_anom_flags(parser, vae=True)
 
     args = common.parse_args(__doc__, "vae_stack", "vae", argv, extra=flags)

@@ -169,6 +169,16 @@ class GenerativeModel(tf_keras.Model):
         """Codes (N, C, d): the AE code, or the posterior mean of the VAE."""
         return _in_batches(self.code, x, batch_size)
 
+    def mono_code_distribution(self, mono_x, batch_size: int = 2000):
+        """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
+        q(z|x); the AE's code with scale None (it is deterministic)."""
+        params = _in_batches(self.mono_latent_params, mono_x, batch_size)[:, 0]
+        d = self.config.latent_dim
+        if not self.is_vae:
+            return params, None
+        # The scale of _posterior, tf.nn.softplus(s) + POSTERIOR_MIN_SCALE, in numpy.
+        return params[:, :d], np.logaddexp(0.0, params[:, d:]) + POSTERIOR_MIN_SCALE
+
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
                       batch_size: int = 5000) -> np.ndarray:
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""

@@ -1,4 +1,5 @@
 """Every experiment script runs end to end with --quick and writes sensible outputs."""
+import hashlib
 import importlib
 import json
 import sys
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from models import ModelConfig, build_model, save_model
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -100,13 +103,48 @@ def test_stack_rows(kind, tmp_path):
                            for prefix in ("", "max_channel_")}
 
 
-def test_ae_generation_offers_both_latent_distributions(tmp_path):
-    _, fitted = run("ae_gen", tmp_path)
-    assert fitted["latent_distribution"].startswith("Gaussian fitted")
+def test_ae_generation_offers_every_latent_distribution(tmp_path):
     common = importlib.import_module("common")
-    common._CACHE.clear()
-    _, standard = run("ae_gen", tmp_path / "standard", "--latent", "standard")
-    assert standard["latent_distribution"].startswith("standard normal")
+    starts = {"fitted": "Gaussian fitted", "standard": "standard normal",
+              "flow": "masked autoregressive flow"}
+    for latent, start in starts.items():
+        common._CACHE.clear()
+        _, metrics = run("ae_gen", tmp_path / latent, "--latent", latent)
+        assert metrics["latent_distribution"].startswith(start)
+        assert ("latent_flow" in metrics) == (latent == "flow")
+
+
+def test_vae_generation_from_the_latent_flow(tmp_path):
+    out, metrics = run("vae_gen", tmp_path, "--latent", "flow")
+    check_section(metrics, EXPECTED["vae_gen"][0], channels=1)
+    flow = metrics["latent_flow"]
+    assert flow["codes"].startswith("z ~ q(z|x)") and flow["epochs"] == 2
+    model_file = Path(metrics["model"]["model_file"])
+    assert Path(flow["flow_file"]) == model_file.with_suffix(".flow.npz")
+    assert flow["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    with pytest.raises(SystemExit):  # the VAE's choices are prior and flow
+        run("vae_gen", tmp_path, "--latent", "fitted")
+
+
+def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
+    common = importlib.import_module("common")
+    args = common.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    path = save_model(model, tmp_path / "m.npz")
+    info = {"model_file": str(path)}
+    _, first = common.get_latent_flow(args, model, info, missing=False)
+    assert "fitting the latent flow" in capsys.readouterr().out
+    _, again = common.get_latent_flow(args, model, info, missing=False)
+    assert "loaded" in capsys.readouterr().out
+    assert again["model_sha256"] == first["model_sha256"]
+    save_model(model, path, {"retrained": True})  # another file: the flow is fitted again
+    _, refitted = common.get_latent_flow(args, model, info, missing=False)
+    assert "fitted to other weights" in capsys.readouterr().out
+    assert refitted["model_sha256"] != first["model_sha256"]
+    flow_path = tmp_path / "m.flow.npz"
+    flow_path.write_bytes(flow_path.read_bytes()[:100])
+    with pytest.raises(SystemExit, match="git checkout saved_models"):
+        common.get_latent_flow(args, model, info, missing=False)
 
 
 def test_bad_flags_are_refused(tmp_path, capsys):
