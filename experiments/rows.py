@@ -86,7 +86,7 @@ LATENT_HELP = {
           "or a masked autoregressive flow fitted to the training codes",
     "vae": "latent distribution: the prior N(0, I) (default), or an ex-post prior, a masked "
            "autoregressive flow fitted to q(z|x) of the training images (fitted once, about "
-           "3 minutes, and kept beside the model file)",
+           "2 minutes, and kept beside the model file)",
 }
 
 
@@ -105,7 +105,7 @@ def _latents_for_generation(model, args, info, x_train, count: int):
     rng = np.random.default_rng(args.seed)
     shape = (count, model.config.channels, model.config.latent_dim)
     if args.latent == "flow":
-        flow, flow_info = get_latent_flow(args, model, info, missing=False)
+        flow, flow_info = get_latent_flow(args, model, info)
         z = flow.sample(count * model.config.channels, seed=args.seed).reshape(shape)
         fitted_to = "q(z|x) of the training images" if model.is_vae else "the training codes"
         return z, f"masked autoregressive flow fitted to {fitted_to}", flow_info

@@ -6,7 +6,7 @@
 Writes saved_models/{ae,vae}_mono_{complete,missing}.npz; the colour rows reuse these weights
 (the colour model is the mono subnet run on each channel). Each model trained on complete data
 also gets its ex-post latent prior fitted again, saved_models/{ae,vae}_mono_complete.flow.npz
-(the generation rows' --latent flow; about 3 minutes each).
+(the generation rows' --latent flow; about 2 minutes each).
 """
 import argparse
 import time
@@ -33,7 +33,7 @@ def main(argv=None):
             print(f"{info['model_file']}: {time.time() - start:.0f} s, final "
                   f"{ {k: v[-1] for k, v in info['history'].items()} }", flush=True)
             if not missing:
-                _, flow_info = get_latent_flow(run, model, info, missing=False)
+                _, flow_info = get_latent_flow(run, model, info)
                 print(f"{flow_info['flow_file']}: {flow_info['fit_seconds']:.0f} s", flush=True)
 
 

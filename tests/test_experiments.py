@@ -131,20 +131,20 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
     args = common.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     path = save_model(model, tmp_path / "m.npz")
-    info = {"model_file": str(path)}
-    _, first = common.get_latent_flow(args, model, info, missing=False)
+    info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
+    _, first = common.get_latent_flow(args, model, info)
     assert "fitting the latent flow" in capsys.readouterr().out
-    _, again = common.get_latent_flow(args, model, info, missing=False)
+    _, again = common.get_latent_flow(args, model, info)
     assert "loaded" in capsys.readouterr().out
     assert again["model_sha256"] == first["model_sha256"]
     save_model(model, path, {"retrained": True})  # another file: the flow is fitted again
-    _, refitted = common.get_latent_flow(args, model, info, missing=False)
+    _, refitted = common.get_latent_flow(args, model, info)
     assert "fitted to other weights" in capsys.readouterr().out
     assert refitted["model_sha256"] != first["model_sha256"]
     flow_path = tmp_path / "m.flow.npz"
     flow_path.write_bytes(flow_path.read_bytes()[:100])
     with pytest.raises(SystemExit, match="git checkout saved_models"):
-        common.get_latent_flow(args, model, info, missing=False)
+        common.get_latent_flow(args, model, info)
 
 
 def test_bad_flags_are_refused(tmp_path, capsys):
