@@ -53,15 +53,16 @@ class LatentFlow:
         self.latent_dim = int(latent_dim)
         self.layers = int(layers)
         self.hidden_units = int(hidden_units)
-        tf_keras.utils.set_random_seed(seed)  # the MADE networks' initial weights
+        # Seeded initial weights, one seed per network; global random states are left alone.
         self.networks = [
-            tfb.AutoregressiveNetwork(params=2, hidden_units=[self.hidden_units] * 2,
-                                      activation="relu")
-            for _ in range(self.layers)
+            tfb.AutoregressiveNetwork(
+                params=2, hidden_units=[self.hidden_units] * 2, activation="relu",
+                kernel_initializer=tf_keras.initializers.GlorotUniform(seed=seed * 1000 + i))
+            for i in range(self.layers)
         ]
         # The codes' mean and standard deviation, set by fit(): the networks then see
-        # standardised codes whatever their scale (AE codes reach tens; unscaled, the first
-        # steps' affine maps overflow).
+        # standardised codes whatever their scale (AE codes reach tens; unscaled, the loss
+        # became NaN in the first epoch).
         self.code_mean = tf.Variable(tf.zeros(self.latent_dim), trainable=False)
         self.code_std = tf.Variable(tf.ones(self.latent_dim), trainable=False)
         reverse = tfb.Permute(list(reversed(range(self.latent_dim))))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from models import build_model, ModelConfig
+from models import ModelConfig, build_model
 from models.latent_flow import FlowFileError, LatentFlow
 
 SMALL = dict(layers=2, hidden_units=32)
@@ -111,3 +111,10 @@ def test_codes_far_from_the_origin_are_standardised():
     np.testing.assert_allclose(flow.code_mean.numpy(), codes.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(flow.sample(3000, seed=0).mean(axis=0), codes.mean(axis=0),
                                atol=3.0)
+
+
+def test_seeded_initialisation():
+    def first_weights(seed):
+        return LatentFlow(2, **SMALL, seed=seed).weights()[2]  # after mean and std
+    np.testing.assert_array_equal(first_weights(5), first_weights(5))
+    assert not np.array_equal(first_weights(5), first_weights(6))
