@@ -13,6 +13,7 @@ metrics.json with the sections basic, gen and anom.
 
     python experiments/ae_stack.py              # shipped weights
     python experiments/ae_stack.py --retrain    # train the colour models (15 epochs each)
+    python experiments/ae_stack.py --latent flow   # generation from the fitted flow
 """
 import common
 import rows

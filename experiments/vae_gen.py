@@ -9,6 +9,7 @@ Writes results/vae_gen/generated.png, generated_class_frequencies.png, samples.n
 
     python experiments/vae_gen.py              # shipped weights
     python experiments/vae_gen.py --retrain    # train again (30 epochs), then generate
+    python experiments/vae_gen.py --latent flow  # z from the ex-post flow prior fitted to q(z|x)
 """
 import common
 import rows

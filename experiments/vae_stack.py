@@ -13,6 +13,7 @@ metrics.json with the sections basic, gen and anom.
 
     python experiments/vae_stack.py              # shipped weights
     python experiments/vae_stack.py --retrain    # train the colour models (30 epochs each)
+    python experiments/vae_stack.py --latent flow  # generation from the ex-post flow prior
 """
 import common
 import rows
