@@ -170,22 +170,19 @@ def _get_model(args, channels, missing, x_train, x_val):
                     model, metadata = load_model(candidate, channels=channels)
                 except ModelFileError as err:
                     raise SystemExit(str(err)) from err
-                print(f"loaded {candidate.relative_to(REPO_ROOT)} "
-                      f"(trained on {metadata.get('trained_on')})")
-                return model, {"model_file": str(candidate.relative_to(REPO_ROOT)), **metadata}
+                print(f"loaded {_shown(candidate)} (trained on {metadata.get('trained_on')})")
+                return model, {"model_file": _shown(candidate), **metadata}
     print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> {path}")
     model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
-    return model, {"model_file": str(path.relative_to(REPO_ROOT)), **metadata}
+    return model, {"model_file": _shown(path), **metadata}
 
 
 def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
     model = build_model(config)
     start = time.time()
     decay_from = min(DECAY_FROM[config.kind], epochs)
-    # A line per epoch under CI (no progress bar redraws in the log), none for --quick.
-    verbose = 0 if args.quick else (2 if os.environ.get("CI") else 1)
     history = fit_model(model, x_train, x_val, epochs=epochs, seed=args.seed,
-                        decay_from=decay_from, verbose=verbose)
+                        decay_from=decay_from, verbose=_progress_verbosity(args))
     seconds = time.time() - start
     metadata = {
         "trained_on": mode.name, "epochs": epochs, "seed": args.seed,
@@ -199,6 +196,12 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
     # Continue with the weights the file holds, as every later run will.
     model.set_network_weights([w.astype(WEIGHT_DTYPE) for w in model.network_weights()])
     return model, metadata
+
+
+def _progress_verbosity(args) -> int:
+    """Keras-style verbosity of a training loop: a progress bar, a line per epoch under CI (no
+    bar redraws in the log), nothing for --quick."""
+    return 0 if args.quick else (2 if os.environ.get("CI") else 1)
 
 
 def get_latent_flow(args, model, info: dict):
@@ -232,7 +235,7 @@ def get_latent_flow(args, model, info: dict):
     mean, scale = model.mono_code_distribution(x_train)
     val_mean, val_scale = model.mono_code_distribution(x_test)
     history = flow.fit(mean, scale, val_mean, val_scale, epochs=epochs, seed=args.seed,
-                       verbose=0 if args.quick else (2 if os.environ.get("CI") else 1))
+                       verbose=_progress_verbosity(args))
     metadata = {
         "model_file": _shown(model_path), "model_sha256": digest, "fitted_on": mode.name,
         "codes": "z ~ q(z|x), redrawn every epoch" if model.is_vae else "the AE codes",

@@ -102,21 +102,19 @@ def _latents_for_generation(model, args, info, x_train, count: int):
     are drawn from a Gaussian fitted to the training codes or, with --latent standard, from
     N(0, I) for comparison. Either, with --latent flow: from a flow fitted to the codes.
     """
-    rng = np.random.default_rng(args.seed)
     shape = (count, model.config.channels, model.config.latent_dim)
     if args.latent == "flow":
         flow, flow_info = get_latent_flow(args, model, info)
         z = flow.sample(count * model.config.channels, seed=args.seed).reshape(shape)
         fitted_to = "q(z|x) of the training images" if model.is_vae else "the training codes"
         return z, f"masked autoregressive flow fitted to {fitted_to}", flow_info
-    if args.latent == "prior":
+    if args.latent in ("prior", "standard"):  # the VAE's prior; for the AE a comparison
         z = model.sample_prior(count, seed=args.seed)
-        return z, "standard normal N(0, I) (the prior)", None
-    if args.latent == "standard":
-        return rng.standard_normal(shape).astype(np.float32), "standard normal N(0, I)", None
+        return z, "standard normal N(0, I)" + (" (the prior)" if model.is_vae else ""), None
     # Every channel's code of (up to) 10,000 training images: plenty for a d x d covariance.
     codes = model.encode(x_train[:10_000]).reshape(-1, model.config.latent_dim)
     mean, covariance = codes.mean(axis=0), np.cov(codes, rowvar=False)
+    rng = np.random.default_rng(args.seed)
     z = rng.multivariate_normal(mean, covariance, size=shape[:2]).astype(np.float32)
     return z, "Gaussian fitted to the training codes (mean, full covariance)", None
 

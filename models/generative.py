@@ -172,12 +172,11 @@ class GenerativeModel(tf_keras.Model):
     def mono_code_distribution(self, mono_x, batch_size: int = 2000):
         """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
         q(z|x); the AE's code with scale None (it is deterministic)."""
-        params = _in_batches(self.mono_latent_params, mono_x, batch_size)[:, 0]
-        d = self.config.latent_dim
+        params = _in_batches(self.mono_latent_params, mono_x, batch_size)  # (M, 1, k * d)
         if not self.is_vae:
-            return params, None
-        # The scale of _posterior, tf.nn.softplus(s) + POSTERIOR_MIN_SCALE, in numpy.
-        return params[:, :d], np.logaddexp(0.0, params[:, d:]) + POSTERIOR_MIN_SCALE
+            return params[:, 0], None
+        posterior = self._posterior(params)
+        return posterior.mean().numpy()[:, 0], posterior.stddev().numpy()[:, 0]
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
                       batch_size: int = 5000) -> np.ndarray:

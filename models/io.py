@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +24,44 @@ class ModelFileError(RuntimeError):
     """A model file is missing, corrupt or does not fit its config."""
 
 
+def write_archive(path, weights, version: int, weight_dtype: str = "float32",
+                  **texts: str) -> Path:
+    """One .npz written atomically: ``format_version``, JSON ``texts`` by name, and the
+    ``weights`` as arrays w000, w001, ... (cast to ``weight_dtype``). Model and flow files."""
+    path = Path(path)
+    arrays = {f"w{i:03d}": np.asarray(w).astype(weight_dtype) for i, w in enumerate(weights)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, format_version=np.array(version),
+                            **{name: np.array(text) for name, text in texts.items()}, **arrays)
+    return path
+
+
+def read_archive(path, version: int, what: str, error: type, parse: Callable[[dict], Any],
+                 missing_hint: str = "", corrupt_hint: str = "") -> Tuple[Any, list]:
+    """``(parse(texts), weights)`` from a file written by ``write_archive``, read with
+    ``allow_pickle=False``. A missing, other-version or unreadable file, or texts that
+    ``parse`` rejects (ValueError, KeyError, TypeError), raise ``error`` naming the file as
+    ``what`` ("Model file"), followed by the hint that says how to restore it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist.{missing_hint}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if int(archive["format_version"]) != version:
+                raise error(f"{what} {path} has format {archive['format_version']}, this code "
+                            f"reads format {version}.")
+            texts = {k: str(archive[k]) for k in archive.files
+                     if k != "format_version" and not k.startswith("w")}
+            weights = [archive[k] for k in sorted(archive.files) if k.startswith("w")]
+        parsed = parse(texts)
+    except error:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
+        raise error(f"{what} {path} is corrupt or not a {what.lower()} "
+                    f"({type(err).__name__}: {err}).{corrupt_hint}") from err
+    return parsed, weights
+
+
 def save_model(model: GenerativeModel, path, metadata: Optional[dict] = None,
                weight_dtype: str = "float32") -> Path:
     """Write config, metadata and weights to ``path`` (a .npz file) atomically.
@@ -31,44 +69,20 @@ def save_model(model: GenerativeModel, path, metadata: Optional[dict] = None,
     ``weight_dtype="float16"`` halves the file (relative rounding 5e-4 per weight); loading
     casts back to float32.
     """
-    path = Path(path)
-    arrays = {f"w{i:03d}": w.astype(weight_dtype)
-              for i, w in enumerate(model.network_weights())}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(
-            handle,
-            format_version=np.array(FORMAT_VERSION),
-            config=np.array(model.config.to_json()),
-            metadata=np.array(json.dumps(metadata or {}, sort_keys=True)),
-            **arrays,
-        )
-    return path
+    return write_archive(path, model.network_weights(), FORMAT_VERSION, weight_dtype,
+                         config=model.config.to_json(),
+                         metadata=json.dumps(metadata or {}, sort_keys=True))
 
 
 def read_model_file(path) -> Tuple[ModelConfig, dict, list]:
     """``(config, metadata, weights)`` from a file written by ``save_model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(
-            f"Model file {path} does not exist. Train it (the experiment scripts do with "
-            "--retrain) or restore the shipped copy with `git checkout saved_models/`."
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if int(archive["format_version"]) != FORMAT_VERSION:
-                raise ModelFileError(f"Model file {path} has format {archive['format_version']}, "
-                                     f"this code reads format {FORMAT_VERSION}.")
-            config = ModelConfig.from_json(str(archive["config"]))
-            metadata = json.loads(str(archive["metadata"]))
-            names = sorted(k for k in archive.files if k.startswith("w"))
-            weights = [archive[name] for name in names]
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelFileError(
-            f"Model file {path} is corrupt or not a model file ({type(err).__name__}: {err}). "
-            "Restore it with `git checkout saved_models/` or retrain with --retrain."
-        ) from err
+    (config, metadata), weights = read_archive(
+        path, FORMAT_VERSION, "Model file", ModelFileError,
+        parse=lambda texts: (ModelConfig.from_json(texts["config"]),
+                             json.loads(texts["metadata"])),
+        missing_hint=" Train it (the experiment scripts do with --retrain) or restore the "
+                     "shipped copy with `git checkout saved_models/`.",
+        corrupt_hint=" Restore it with `git checkout saved_models/` or retrain with --retrain.")
     return config, metadata, weights
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -31,7 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from atomic_io import atomic_path
+from .io import read_archive, write_archive
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -135,6 +134,11 @@ class LatentFlow:
         history = {"loss": []}
         if val_mean is not None:
             history.update(val_loss=[], val_standard_normal=[])
+            # One fixed draw of held-out codes: the epochs' NLLs stay comparable, and N(0, I)'s
+            # NLL of it (the reference) is computed once.
+            val_z = _draw(self._check(val_mean), val_scale, np.random.default_rng(seed))
+            standard = tfd.MultivariateNormalDiag(tf.zeros(self.latent_dim))
+            standard_nll = float(-standard.log_prob(val_z).numpy().mean())
         # verbose: 0 silent, 1 a progress bar, 2 one line per epoch (for logs), as in Keras.
         progress = tf_keras.utils.Progbar(epochs, verbose=int(verbose == 1),
                                           stateful_metrics=list(history))
@@ -151,11 +155,8 @@ class LatentFlow:
                                          f"epoch {epoch + 1}; fit again with a lower "
                                          f"learning_rate (was {learning_rate}).")
             if val_mean is not None:
-                val_z = _draw(self._check(val_mean), val_scale, np.random.default_rng(seed))
                 history["val_loss"].append(float(-self.log_prob(val_z).mean()))
-                standard = tfd.MultivariateNormalDiag(tf.zeros(self.latent_dim))
-                history["val_standard_normal"].append(float(-standard.log_prob(val_z).numpy()
-                                                            .mean()))
+                history["val_standard_normal"].append(standard_nll)
             progress.update(epoch + 1, [(k, v[-1]) for k, v in history.items()])
             if verbose == 2:
                 print(f"flow epoch {epoch + 1}/{epochs}: "
@@ -171,38 +172,17 @@ class LatentFlow:
         return standardisation + [w for network in self.networks for w in network.get_weights()]
 
     def save(self, path, metadata: Optional[dict] = None) -> Path:
-        path = Path(path)
         settings = {"latent_dim": self.latent_dim, "layers": self.layers,
                     "hidden_units": self.hidden_units}
-        arrays = {f"w{i:03d}": w for i, w in enumerate(self.weights())}
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(handle, format_version=np.array(FLOW_FORMAT_VERSION),
-                                settings=np.array(json.dumps(settings)),
-                                metadata=np.array(json.dumps(metadata or {}, sort_keys=True)),
-                                **arrays)
-        return path
+        return write_archive(path, self.weights(), FLOW_FORMAT_VERSION,
+                             settings=json.dumps(settings),
+                             metadata=json.dumps(metadata or {}, sort_keys=True))
 
     @classmethod
     def load(cls, path) -> tuple:
         """``(flow, metadata)`` from a file written by ``save``."""
-        path = Path(path)
-        if not path.is_file():
-            raise FlowFileError(f"Flow file {path} does not exist.")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                if int(archive["format_version"]) != FLOW_FORMAT_VERSION:
-                    raise FlowFileError(f"Flow file {path} has format "
-                                        f"{archive['format_version']}, this code reads "
-                                        f"format {FLOW_FORMAT_VERSION}.")
-                settings = json.loads(str(archive["settings"]))
-                metadata = json.loads(str(archive["metadata"]))
-                weights = [archive[k] for k in sorted(archive.files) if k.startswith("w")]
-            flow = cls(**settings)
-        except FlowFileError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
-            raise FlowFileError(f"Flow file {path} is corrupt or not a flow file "
-                                f"({type(err).__name__}: {err}).") from err
+        (flow, settings, metadata), weights = read_archive(
+            path, FLOW_FORMAT_VERSION, "Flow file", FlowFileError, parse=cls._from_texts)
         if [w.shape for w in weights] != [w.shape for w in flow.weights()]:
             raise FlowFileError(f"Flow file {path} holds weights that do not fit its settings "
                                 f"{settings}; the file is corrupt or was written by other code.")
@@ -214,6 +194,11 @@ class LatentFlow:
             network.set_weights(weights[position:position + count])
             position += count
         return flow, metadata
+
+    @classmethod
+    def _from_texts(cls, texts: dict) -> tuple:
+        settings = json.loads(texts["settings"])
+        return cls(**settings), settings, json.loads(texts["metadata"])
 
 
 def _draw(mean: np.ndarray, scale, rng) -> np.ndarray:
