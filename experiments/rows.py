@@ -43,7 +43,7 @@ def basic(args, channels: int) -> dict:
     x_train, _, x_test, y_test = load_data(mode_for(channels, missing=False), args)
     model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
     tolerance = TOLERANCE[channels]
-    reconstructions = model.reconstruct_images(x_test, how=args.judge, seed=args.seed)
+    reconstructions, nll = model.reconstruct(x_test, how=args.judge, seed=args.seed)
     net = verifier()
     predictability, accuracy = net.check_predictability(reconstructions, y_test, tolerance)
     _, original_accuracy = net.check_predictability(x_test, y_test, tolerance)
@@ -61,7 +61,7 @@ def basic(args, channels: int) -> dict:
         "reconstruction_accuracy": accuracy,
         "original_test_images_accuracy": original_accuracy,
         # -log p(x | z) at the code (AE) or the posterior mean (VAE): the ANOM rows' AE score.
-        "test_reconstruction_nll_nats": float(np.mean(reconstruction_nll(model, x_test))),
+        "test_reconstruction_nll_nats": float(np.mean(nll.sum(axis=1))),
         **(_elbo_terms(model, x_test, args.seed) if model.is_vae else {}),
     }
 

@@ -17,7 +17,7 @@ noise in the gradient or in the logged value. The reconstruction term uses one s
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -157,6 +157,14 @@ class GenerativeModel(tf_keras.Model):
         return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
 
     @tf.function(reduce_retracing=True)
+    def _mono_reconstructions(self, mono_x, how: str, seed):
+        """The mono subnets and head: (B, 28, 28, 1) -> ``(images (B, 28, 28, 1), -log p(x | z)
+        (B,))`` with z the AE code or the VAE's posterior mean, one decoder pass for both."""
+        distribution = self.head.distribution(self.mono_pixel_params(self.mono_code(mono_x)))
+        return (self.head.image(distribution, how, seed=seed),
+                -distribution.log_prob(self.head.targets(mono_x)))
+
+    @tf.function(reduce_retracing=True)
     def _mono_images(self, mono_z, how: str, seed):
         """The mono subnet and head: (B, d) -> (B, 28, 28, 1) images (how: mean | mode | sample)."""
         return self.head.image(self.head.distribution(self.mono_pixel_params(mono_z)), how,
@@ -188,7 +196,13 @@ class GenerativeModel(tf_keras.Model):
 
     def reconstruct_images(self, x, how: str = "mean", seed: Optional[int] = None,
                            batch_size: int = 5000) -> np.ndarray:
-        """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1].
+        """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1]."""
+        return self.reconstruct(x, how, seed, batch_size)[0]
+
+    def reconstruct(self, x, how: str = "mean", seed: Optional[int] = None,
+                    batch_size: int = 5000) -> Tuple[np.ndarray, np.ndarray]:
+        """``(reconstructions (N, 28, 28, C) in [0, 1], -log p(x | z) per channel (N, C))``
+        from one pass: z is the AE code or the VAE's posterior mean; how = mean | mode | sample.
 
         The mono subnets run once per distinct channel image (a stacked test set holds each
         MNIST test digit about three times); copies share their reconstruction.
@@ -197,9 +211,14 @@ class GenerativeModel(tf_keras.Model):
         if channels != self.config.channels:
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
-        codes = _in_batches(self.mono_code, distinct, batch_size)
-        return unfold_channels(self._decode_mono(codes, how, seed, batch_size)[inverse],
-                                channels)
+        base_seed = 0 if seed is None else int(seed)
+        images, nll = zip(*[  # a stateless seed per batch, as in _decode_mono
+            self._mono_reconstructions(tf.constant(distinct[start:start + batch_size]), how,
+                                       tf.constant([base_seed, index], tf.int32))
+            for index, start in enumerate(range(0, len(distinct), batch_size))])
+        images = np.concatenate([batch.numpy() for batch in images])[inverse]
+        nll = np.concatenate([batch.numpy() for batch in nll]).astype(np.float64)[inverse]
+        return unfold_channels(images, channels), nll.reshape(-1, channels)
 
     def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
         """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""

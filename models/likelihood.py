@@ -180,17 +180,9 @@ def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
     return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel)["elbo"]
 
 
-@tf.function(reduce_retracing=True)
-def _mono_reconstruction_nll(model, batch):
-    return -model.head.distribution(model.mono_pixel_params(model.mono_code(batch))).log_prob(
-        model.head.targets(batch))
-
-
-def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False,
-                       batch_size: int = 2000) -> np.ndarray:
+def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False) -> np.ndarray:
     """-log p(x | z = encode(x)), (N,) nats: the AE anomaly score (higher = more anomalous);
-    z is the code (AE) or the posterior mean (VAE)."""
-    mono_x, inverse, channels = distinct_channel_images(x)
-    values = [_mono_reconstruction_nll(model, tf.constant(mono_x[i:i + batch_size])).numpy()
-              for i in range(0, len(mono_x), batch_size)]
-    return _per_image(np.concatenate(values), inverse, channels, per_channel)
+    z is the code (AE) or the posterior mean (VAE). ``model.reconstruct`` gives it together
+    with the reconstructed images."""
+    nll = model.reconstruct(x)[1]
+    return nll if per_channel else nll.sum(axis=1)

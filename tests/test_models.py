@@ -49,6 +49,20 @@ def test_shapes(kind, head, channels):
         model.decode_images(model.sample_prior(2), how="median")
 
 
+@pytest.mark.parametrize("head", ["bernoulli", "normal"])
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
+    model = tiny(kind, head, channels=3)
+    x = np.concatenate([images(3, 3, binary=False)] * 2)  # copies share one pass
+    pictures, nll = model.reconstruct(x, how="mode")
+    np.testing.assert_array_equal(pictures, model.reconstruct_images(x, how="mode"))
+    assert nll.shape == (6, 3)
+    np.testing.assert_array_equal(nll[:3], nll[3:])
+    # The channels' NLLs sum to -log p(x | z) of the decoder distribution at the code.
+    expected = -model.decoder(model.encode(x)).log_prob(model.head.targets(x)).numpy()
+    np.testing.assert_allclose(nll.sum(axis=1), expected, rtol=1e-4)
+
+
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", ["ae", "vae"])
 def test_colour_model_shares_the_mono_weights(kind, head):
