@@ -211,10 +211,9 @@ class GenerativeModel(tf_keras.Model):
         if channels != self.config.channels:
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
-        base_seed = 0 if seed is None else int(seed)
-        images, nll = zip(*[  # a stateless seed per batch, as in _decode_mono
+        images, nll = zip(*[
             self._mono_reconstructions(tf.constant(distinct[start:start + batch_size]), how,
-                                       tf.constant([base_seed, index], tf.int32))
+                                       _batch_seed(seed, index))
             for index, start in enumerate(range(0, len(distinct), batch_size))])
         images = np.concatenate([batch.numpy() for batch in images])[inverse]
         nll = np.concatenate([batch.numpy() for batch in nll]).astype(np.float64)[inverse]
@@ -222,12 +221,9 @@ class GenerativeModel(tf_keras.Model):
 
     def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
         """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""
-        base_seed = 0 if seed is None else int(seed)
-        # A stateless seed per batch: the same (seed, batch_size) gives the same images, and
-        # different batches get different noise.
         return np.concatenate([
             self._mono_images(tf.constant(mono_z[start:start + batch_size]), how,
-                              tf.constant([base_seed, index], tf.int32)).numpy()
+                              _batch_seed(seed, index)).numpy()
             for index, start in enumerate(range(0, len(mono_z), batch_size))])
 
     def sample_prior(self, count: int, seed: int = 0) -> np.ndarray:
@@ -239,6 +235,12 @@ class GenerativeModel(tf_keras.Model):
     def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
         """VAE generation: decode z ~ N(0, I); the encoder is never used."""
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
+
+
+def _batch_seed(seed: Optional[int], index: int) -> tf.Tensor:
+    """The stateless seed of batch ``index``: the same (seed, batch_size) gives the same
+    images, and different batches get different noise."""
+    return tf.constant([0 if seed is None else int(seed), index], tf.int32)
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:
