@@ -9,7 +9,7 @@ scored by its most anomalous channel by default (the joint, summed scores are re
 beside it).
 
 Writes results/ae_stack/color_*.png, color_samples.npz ((M, 28, 28, 3) in [0, 1]) and
-metrics.json with the sections basic, gen and anom.
+metrics.json with the sections basic, gen and anom, and section_seconds (where the time went).
 
     python experiments/ae_stack.py              # shipped weights
     python experiments/ae_stack.py --retrain    # train the colour models (15 epochs each)
@@ -26,9 +26,7 @@ def main(argv=None):
         rows.add_anom_flags(parser, vae=False)
 
     args = common.parse_args(__doc__, "ae_stack", "ae", argv, extra=flags)
-    metrics = {section: run(args, channels=3)
-               for section, run in (("basic", rows.basic), ("gen", rows.gen), ("anom", rows.anom))}
-    return common.write_metrics(args, metrics)
+    return common.write_metrics(args, rows.stack(args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # scripts run as `python experiments/x.py` from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+# tf.keras as Keras 2 (the tf-keras package, which every module here imports explicitly for
+# tfp.layers): TensorFlow's import then skips loading Keras 3, about 4 s of each script's
+# start-up. A value the user has set wins.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

@@ -95,6 +95,9 @@ def test_stack_rows(kind, tmp_path):
         check_section(metrics[section], EXPECTED[f"{kind}_{section}"][0], channels=3)
         check_files(out, EXPECTED[f"{kind}_{section}"][1], prefix="color_")
     assert metrics["basic"]["tolerance"] == 0.5
+    seconds = metrics["section_seconds"]
+    assert set(seconds) == {"basic", "gen", "anom"}
+    assert 0 < sum(seconds.values()) <= metrics["wall_seconds"] + 0.1
     assert np.load(out / "color_samples.npz")["images"].shape == (300, 28, 28, 3)
     assert metrics["anom"]["anomaly"].endswith("in any channel")
     scores = metrics["anom"]["scores"]
