@@ -31,8 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from atomic_io import atomic_path, save_figure  # noqa: E402
-from models import HEADS, ModelConfig, ModelFileError, build_model, finish_model  # noqa: E402
-from models import fit_model  # noqa: E402
+from models import HEADS, ModelConfig, ModelFileError, build_model, fit_model  # noqa: E402
 from models import load_model, save_model  # noqa: E402
 from models.latent_flow import FlowFileError, LatentFlow, file_digest  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
@@ -64,12 +63,6 @@ DEFAULT_EPOCHS = {"ae": 15, "vae": 30}
 WEIGHT_DTYPE = "float16"
 # The learning rate is constant for the first half of training, then shrinks 20% per epoch.
 DECAY_FROM = {"ae": 8, "vae": 15}
-# The VAE trained on complete data ends with a finishing phase (models.finish_model): a fresh
-# Adam at a constant 2e-4 with an MMD penalty pulling the aggregate posterior onto N(0, I), the
-# prior that generation samples. Applied to the 30-epoch model (README): sample quality 85.6 ->
-# 86.8 % mono and 87.9 -> 89.3 % colour, colour KL 0.055 -> 0.049 nats; the same 3 epochs
-# without the penalty gave 86.4 % with a less even class balance (mono KL 0.0144, against 0.0109).
-FINISHING = {("vae", False): {"epochs": 3, "learning_rate": 2e-4, "mmd_weight": 1000.0}}
 # The ex-post latent prior (--latent flow): fitting takes about 2 minutes on 60,000 codes.
 FLOW_EPOCHS = 20
 QUICK_IMAGES = 512
@@ -171,8 +164,7 @@ def _get_model(args, channels, missing, x_train, x_val):
     mode = mode_for(channels, missing)
     if args.quick:
         path = args.out / f"quick_model_{mode.name.lower()}.npz"
-        model, metadata = _train_and_save(config, mode, x_train, x_val, 1, args, path,
-                                          FINISHING.get((args.kind, missing)))
+        model, metadata = _train_and_save(config, mode, x_train, x_val, 1, args, path)
         return model, {"model_file": str(path), "quick": True, **metadata}
     path = model_file(args.kind, channels, missing, args.head)
     mono_path = model_file(args.kind, 1, missing, args.head)
@@ -186,12 +178,11 @@ def _get_model(args, channels, missing, x_train, x_val):
                 print(f"loaded {_shown(candidate)} (trained on {metadata.get('trained_on')})")
                 return model, {"model_file": _shown(candidate), **metadata}
     print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> {path}")
-    model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path,
-                                      FINISHING.get((args.kind, missing)))
+    model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
     return model, {"model_file": _shown(path), **metadata}
 
 
-def _train_and_save(config, mode, x_train, x_val, epochs, args, path, finishing=None):
+def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
     model = build_model(config)
     start = time.time()
     decay_from = min(DECAY_FROM[config.kind], epochs)
@@ -203,33 +194,13 @@ def _train_and_save(config, mode, x_train, x_val, epochs, args, path, finishing=
         "learning_rate": "1e-3, x0.8 per epoch from epoch %d" % (decay_from + 1),
         "train_images": int(len(x_train)), "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / epochs, 1),
-        "history": _rounded(history),
+        "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
         "weights_stored_as": WEIGHT_DTYPE,
     }
-    if finishing:
-        metadata["finishing"] = finish(model, finishing, x_train, x_val, args)
     save_model(model, path, metadata, weight_dtype=WEIGHT_DTYPE)
     # Continue with the weights the file holds, as every later run will.
     model.set_network_weights([w.astype(WEIGHT_DTYPE) for w in model.network_weights()])
     return model, metadata
-
-
-def finish(model, phase: dict, x_train, x_val, args) -> dict:
-    """Run a FINISHING phase on ``model`` (one epoch with --quick); returns its metadata."""
-    epochs = 1 if args.quick else phase["epochs"]
-    print(f"finishing: {epochs} epochs at learning rate {phase['learning_rate']}, "
-          f"MMD weight {phase['mmd_weight']}")
-    start = time.time()
-    history = finish_model(model, x_train, x_val, epochs=epochs,
-                           learning_rate=phase["learning_rate"], mmd_weight=phase["mmd_weight"],
-                           seed=args.seed, verbose=_progress_verbosity(args))
-    return {**phase, "epochs": epochs, "seconds": round(time.time() - start, 1),
-            "history": _rounded(history)}
-
-
-def _rounded(history) -> dict:
-    """A Keras History's per-epoch values, rounded for the model file's metadata."""
-    return {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()}
 
 
 def _progress_verbosity(args) -> int:

@@ -7,18 +7,11 @@ Writes saved_models/{ae,vae}_mono_{complete,missing}.npz; the colour rows reuse 
 (the colour model is the mono subnet run on each channel). Each model trained on complete data
 also gets its ex-post latent prior fitted again, saved_models/{ae,vae}_mono_complete.flow.npz
 (the generation rows' --latent flow; about 2 minutes each).
-
-    python experiments/train_all.py --finish-only
-
-runs only the finishing phase (common.FINISHING) on the saved models that have one and fits
-their flows again: how the shipped vae_mono_complete.npz got its finishing phase.
 """
 import argparse
 import time
 
-from common import (DEFAULT_EPOCHS, FINISHING, WEIGHT_DTYPE, finish, get_latent_flow, get_model,
-                    load_data, mode_for, model_file)
-from models import load_model, save_model
+from common import DEFAULT_EPOCHS, get_latent_flow, get_model, load_data, mode_for
 
 
 def main(argv=None):
@@ -26,11 +19,7 @@ def main(argv=None):
     parser.add_argument("--only", choices=("ae", "vae"), help="train one kind only")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     parser.add_argument("--mnist-dir", default=None, help="MNIST IDX directory")
-    parser.add_argument("--finish-only", action="store_true",
-                        help="only the finishing phase, on the saved models that have one")
     args = parser.parse_args(argv)
-    if args.finish_only:
-        return finish_saved_models(args)
     for kind in ("vae", "ae"):
         if args.only not in (None, kind):
             continue
@@ -46,26 +35,6 @@ def main(argv=None):
             if not missing:
                 _, flow_info = get_latent_flow(run, model, info)
                 print(f"{flow_info['flow_file']}: {flow_info['fit_seconds']:.0f} s", flush=True)
-
-
-def finish_saved_models(args) -> None:
-    for (kind, missing), phase in FINISHING.items():
-        if args.only not in (None, kind):
-            continue
-        run = argparse.Namespace(kind=kind, head="bernoulli", quick=False, seed=args.seed,
-                                 mnist_dir=args.mnist_dir, out=None)
-        path = model_file(kind, 1, missing, run.head)
-        model, metadata = load_model(path)
-        if "finishing" in metadata:
-            raise SystemExit(f"{path} has had its finishing phase already; retrain it first.")
-        x_train, _, x_test, _ = load_data(mode_for(1, missing), run)
-        metadata["finishing"] = finish(model, phase, x_train, x_test, run)
-        save_model(model, path, metadata, weight_dtype=WEIGHT_DTYPE)
-        model, metadata = load_model(path)  # the stored (float16) weights, as later runs see
-        print(f"{path}: finished in {metadata['finishing']['seconds']:.0f} s", flush=True)
-        if not missing:
-            _, flow_info = get_latent_flow(run, model, {"model_file": str(path), **metadata})
-            print(f"{flow_info['flow_file']}: {flow_info['fit_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

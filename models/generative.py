@@ -69,9 +69,6 @@ class GenerativeModel(tf_keras.Model):
         self.trackers = {
             name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
         }
-        # Weight of an MMD penalty that pulls the batch's z ~ q(z|x) towards N(0, I) draws
-        # (fit_model's mmd_weight; 0 = the plain ELBO). train_step reads it when traced.
-        self.mmd_weight = 0.0
 
     # The subnets hold every learned parameter; Model.get_weights() would also return the
     # metric trackers' state, which does not belong in a model file.
@@ -93,10 +90,6 @@ class GenerativeModel(tf_keras.Model):
     # ---------------------------------------------------------------------------------------
     def loss_terms(self, x, training: bool = False):
         """``(reconstruction, kl)``, each (N,) in nats: -log p(x|z) and KL(q(z|x) || p(z))."""
-        return self._forward(x, training)[:2]
-
-    def _forward(self, x, training: bool):
-        """``(reconstruction, kl, z)``: the loss terms and the latent they used."""
         x = tf.convert_to_tensor(x, tf.float32)
         if self.is_vae:
             posterior = self.encoder(x, training=training)
@@ -106,7 +99,7 @@ class GenerativeModel(tf_keras.Model):
             z = self.encoder(x, training=training)
             kl = tf.zeros(tf.shape(x)[:1])
         reconstruction = -self.decoder(z, training=training).log_prob(self.head.targets(x))
-        return reconstruction, kl, z
+        return reconstruction, kl
 
     def call(self, x, training=False):
         """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE)."""
@@ -129,11 +122,8 @@ class GenerativeModel(tf_keras.Model):
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
-            reconstruction, kl, z = self._forward(x, training=True)
-            loss = self._record(reconstruction, kl)  # the logged loss stays the -ELBO
-            if self.is_vae and self.mmd_weight:
-                codes = tf.reshape(z, [-1, self.config.latent_dim])
-                loss += self.mmd_weight * imq_mmd(codes, tf.random.normal(tf.shape(codes)))
+            reconstruction, kl = self.loss_terms(x, training=True)
+            loss = self._record(reconstruction, kl)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -260,21 +250,6 @@ def _in_batches(fn, x, batch_size: int) -> np.ndarray:
     )
 
 
-def imq_mmd(a, b):
-    """Squared maximum mean discrepancy between samples a (n, d) and b (m, d), the biased
-    V-statistic (self-pairs included, so a batch's estimate is >= 0 and 0 only for identical
-    samples), with the inverse multiquadric kernel k(x, y) = C / (C + |x - y|^2), C = 2d (the
-    kernel of Wasserstein auto-encoders)."""
-    scale = 2.0 * tf.cast(tf.shape(a)[1], a.dtype)
-
-    def mean_kernel(u, v):
-        squared = (tf.reduce_sum(u ** 2, 1)[:, None] + tf.reduce_sum(v ** 2, 1)[None, :]
-                   - 2.0 * tf.matmul(u, v, transpose_b=True))
-        return tf.reduce_mean(scale / (scale + tf.maximum(squared, 0.0)))
-
-    return mean_kernel(a, a) + mean_kernel(b, b) - 2.0 * mean_kernel(a, b)
-
-
 def build_model(config: ModelConfig, learning_rate: float = 1e-3) -> GenerativeModel:
     """A compiled model with built weights (so it can be saved or loaded into at once)."""
     model = GenerativeModel(config)
@@ -285,19 +260,12 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3) -> GenerativeM
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
-              decay_from: Optional[int] = None, decay: float = 0.8, initial_epoch: int = 0,
-              mmd_weight: float = 0.0):
+              decay_from: Optional[int] = None, decay: float = 0.8, initial_epoch: int = 0):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
 
     From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
     epoch; ``initial_epoch`` resumes a run (the schedule counts absolute epochs).
-    ``mmd_weight`` > 0 adds to a VAE's loss that weight times the MMD between the batch's
-    z ~ q(z|x) and as many N(0, I) draws (``imq_mmd``): it pulls the aggregate posterior onto
-    the prior that generation samples. The logged loss stays the -ELBO.
     """
-    if float(mmd_weight) != model.mmd_weight:
-        model.mmd_weight = float(mmd_weight)
-        model.train_function = None  # trace train_step again with the new weight
     tf_keras.utils.set_random_seed(seed + initial_epoch)
     train = (
         tf.data.Dataset.from_tensor_slices(np.asarray(x_train, np.float32))
@@ -315,13 +283,3 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
             lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
     return model.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
                      callbacks=callbacks, initial_epoch=initial_epoch)
-
-
-def finish_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 3,
-                 learning_rate: float = 2e-4, mmd_weight: float = 0.0, seed: int = 0,
-                 verbose: int = 1):
-    """A finishing phase after ``fit_model``: ``epochs`` more with a fresh Adam at a constant
-    ``learning_rate`` (and an MMD penalty, see fit_model). Returns the Keras History."""
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    return fit_model(model, x_train, x_val, epochs=epochs, seed=seed, verbose=verbose,
-                     mmd_weight=mmd_weight)

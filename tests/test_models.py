@@ -4,8 +4,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from models import (HEADS, ModelConfig, ModelFileError, build_model, finish_model, fit_model,
-                    imq_mmd, load_model, save_model)
+from models import HEADS, ModelConfig, ModelFileError, build_model, load_model, save_model
 from models.heads import make_head
 
 tfd = tfp.distributions
@@ -107,43 +106,6 @@ def test_train_step_changes_weights_and_evaluation_does_not(kind):
     assert set(history.history) == {"loss", "reconstruction", "kl"}
     changed = [not np.array_equal(old, new) for old, new in zip(before, model.network_weights())]
     assert all(changed)
-
-
-def test_imq_mmd_is_zero_for_equal_samples_and_grows_with_a_shift():
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((400, 4)).astype(np.float32) for _ in range(2))
-    assert float(imq_mmd(a, a)) == pytest.approx(0.0, abs=1e-6)
-    same, shifted, far = (float(imq_mmd(a, b + offset)) for offset in (0.0, 0.5, 2.0))
-    assert 0.0 < same < shifted < far
-    # By hand for one point each: k(x, x) = 1 and k(0, e) = C / (C + 1) with C = 2 d = 2.
-    assert float(imq_mmd(np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32))) == (
-        pytest.approx(2 - 2 * 2 / 3))
-
-
-def _mmd_to_prior(model, x) -> float:
-    mean, scale = model.mono_code_distribution(x)
-    z = mean + scale * np.random.default_rng(2).standard_normal(mean.shape)
-    prior = np.random.default_rng(3).standard_normal(z.shape)
-    return float(imq_mmd(z.astype(np.float32), prior.astype(np.float32)))
-
-
-def test_mmd_weight_pulls_the_codes_towards_the_prior():
-    # beta = 0: no KL term, so only the MMD penalty can pull the codes towards N(0, I).
-    x = images(64, seed=1)
-    start = tiny("vae", beta=0.0).network_weights()
-    distance = {}
-    for weight in (0.0, 1e3):
-        model = tiny("vae", beta=0.0)
-        model.set_network_weights(start)
-        fit_model(model, x, epochs=5, batch_size=32, seed=0, verbose=0, mmd_weight=weight)
-        assert model.mmd_weight == weight
-        distance[weight] = _mmd_to_prior(model, x)
-    assert distance[1e3] < 0.5 * distance[0.0], distance
-    # The finishing phase: a fresh optimiser at the given rate, the plain ELBO logged.
-    history = finish_model(model, x, epochs=1, learning_rate=1e-4, mmd_weight=0.0, verbose=0)
-    assert set(history.history) == {"loss", "reconstruction", "kl"}
-    assert model.mmd_weight == 0.0
-    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
 
 
 @pytest.mark.parametrize("head", HEADS)
