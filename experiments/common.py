@@ -177,7 +177,8 @@ def _get_model(args, channels, missing, x_train, x_val):
                     raise SystemExit(str(err)) from err
                 print(f"loaded {_shown(candidate)} (trained on {metadata.get('trained_on')})")
                 return model, {"model_file": _shown(candidate), **metadata}
-    print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> {path}")
+    print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> "
+          f"{_shown(path)}")
     model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
     return model, {"model_file": _shown(path), **metadata}
 

@@ -244,6 +244,8 @@ def _batch_seed(seed: Optional[int], index: int) -> tf.Tensor:
 
 
 def _in_batches(fn, x, batch_size: int) -> np.ndarray:
+    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array.
+    Also the latent flow's batching."""
     x = np.asarray(x, np.float32)
     return np.concatenate(
         [np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]

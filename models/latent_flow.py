@@ -30,6 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from .generative import _in_batches
 from .io import read_archive, write_archive
 
 tfd = tfp.distributions
@@ -83,16 +84,12 @@ class LatentFlow:
 
     def log_prob(self, z, batch_size: int = 10_000) -> np.ndarray:
         """log q(z) in nats, (N,) for codes (N, latent_dim)."""
-        z = self._check(z)
-        return np.concatenate([self._log_prob(tf.constant(z[i:i + batch_size])).numpy()
-                               for i in range(0, len(z), batch_size)])
+        return _in_batches(self._log_prob, self._check(z), batch_size)
 
     def sample(self, count: int, seed: int = 0, batch_size: int = 10_000) -> np.ndarray:
         """(count, latent_dim) codes: u ~ N(0, I) (numpy, from ``seed``) pushed through."""
         u = np.random.default_rng(seed).standard_normal((count, self.latent_dim))
-        u = u.astype(np.float32)
-        return np.concatenate([self._forward(tf.constant(u[i:i + batch_size])).numpy()
-                               for i in range(0, count, batch_size)])
+        return _in_batches(self._forward, u, batch_size)
 
     def _check(self, z) -> np.ndarray:
         z = np.asarray(z, np.float32)
