@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from scipy.special import logsumexp  # noqa: E402
 
+from atomic_io import atomic_path  # noqa: E402
 from models import ModelConfig, build_model, load_model  # noqa: E402
 from models.likelihood import prior_log_likelihood  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
@@ -135,9 +136,8 @@ def main(argv=None):
         "tf_threads": [tf.config.threading.get_inter_op_parallelism_threads(),
                        tf.config.threading.get_intra_op_parallelism_threads()],
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "likelihood.json").write_text(json.dumps(results, indent=2))
+    with atomic_path(Path(args.out) / "likelihood.json", suffix=".json") as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     for key, value in results.items():
         print(f"{key:48s} {value}")
 
