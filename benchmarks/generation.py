@@ -14,7 +14,6 @@ results/benchmarks/generation.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from atomic_io import atomic_path  # noqa: E402
 from models import load_model  # noqa: E402
+from report import report  # noqa: E402
 from verification_net import VerificationNet  # noqa: E402
 
 SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
@@ -114,13 +113,8 @@ def main(argv=None):
         "xla_over_rows_path_judge": round(best["judge_xla"] / best["judge"], 2),
         "xla_max_abs_difference_images": float(np.max(np.abs(images_xla - images))),
         "xla_max_abs_difference_probabilities": float(np.max(np.abs(probs_xla - probs))),
-        "tf_threads": [tf.config.threading.get_inter_op_parallelism_threads(),
-                       tf.config.threading.get_intra_op_parallelism_threads()],
     }
-    with atomic_path(Path(args.out) / "generation.json", suffix=".json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
-    for key, value in results.items():
-        print(f"{key:40s} {value}")
+    report(results, Path(args.out) / "generation.json")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ its growth during the matrix path. Writes results/benchmarks/likelihood.json.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -24,12 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from scipy.special import logsumexp  # noqa: E402
 
-from atomic_io import atomic_path  # noqa: E402
 from models import ModelConfig, build_model, load_model  # noqa: E402
 from models.likelihood import prior_log_likelihood  # noqa: E402
+from report import report  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
@@ -133,13 +131,8 @@ def main(argv=None):
         "max_relative_difference_to_loops": agreement,
         "mean_log_px_mono_nats": round(float(np.mean(fast_mono)), 3),
         "mean_log_px_colour_nats": round(float(np.mean(fast_colour)), 3),
-        "tf_threads": [tf.config.threading.get_inter_op_parallelism_threads(),
-                       tf.config.threading.get_intra_op_parallelism_threads()],
     }
-    with atomic_path(Path(args.out) / "likelihood.json", suffix=".json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
-    for key, value in results.items():
-        print(f"{key:48s} {value}")
+    report(results, Path(args.out) / "likelihood.json")
 
 
 if __name__ == "__main__":
