@@ -25,17 +25,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import load_model  # noqa: E402
+from models.generative import in_batches  # noqa: E402
 from report import report  # noqa: E402
 from verification_net import VerificationNet  # noqa: E402
 
 SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
 JUDGE_BATCH = 2048
 DECODE_BATCH = 5000
-
-
-def batched(fn, x, batch_size: int) -> np.ndarray:
-    return np.concatenate([fn(tf.constant(x[i:i + batch_size])).numpy()
-                           for i in range(0, len(x), batch_size)])
 
 
 def timed(fn, *args):
@@ -71,20 +67,24 @@ def main(argv=None):
     xla_judge = tf.function(jit_compile=True)(lambda x: net.model(x, training=False))
 
     def decode_xla(z):
-        return batched(xla_decoder, z[:, 0], DECODE_BATCH)
+        return in_batches(xla_decoder, z[:, 0], DECODE_BATCH)
 
     def judge_rows_path(images):
         return net._class_probabilities(images, batch_size=JUDGE_BATCH)
 
     def judge_xla(images):
-        return batched(xla_judge, images, JUDGE_BATCH)
+        return in_batches(xla_judge, images, JUDGE_BATCH)
 
-    # Warm-up: trace and compile every variant once on one batch.
-    for fn, x in ((decode_rows_path, mono_z[:DECODE_BATCH]), (decode_xla, mono_z[:DECODE_BATCH])):
-        fn(x)
-    warm_images = decode_rows_path(mono_z[:JUDGE_BATCH])
-    for fn in (judge_rows_path, judge_xla):
-        fn(warm_images)
+    # Warm-up: trace and compile every variant for the batch shapes the timed runs use (XLA
+    # compiles once per shape: a full batch and the last, shorter one).
+    def warm_up(x, batch_size: int):
+        return x[:batch_size + len(x) % batch_size]
+
+    decode_xla(warm_up(mono_z, DECODE_BATCH))
+    decode_rows_path(warm_up(mono_z, DECODE_BATCH))
+    warm_images = decode_rows_path(warm_up(mono_z, JUDGE_BATCH))
+    judge_rows_path(warm_images)
+    judge_xla(warm_images)
 
     seconds = {"decode": [], "decode_xla": [], "judge": [], "judge_xla": []}
     for round_index in range(args.rounds):

@@ -175,12 +175,12 @@ class GenerativeModel(tf_keras.Model):
     # ---------------------------------------------------------------------------------------
     def encode(self, x, batch_size: int = 1000) -> np.ndarray:
         """Codes (N, C, d): the AE code, or the posterior mean of the VAE."""
-        return _in_batches(self.code, x, batch_size)
+        return in_batches(self.code, x, batch_size)
 
     def mono_code_distribution(self, mono_x, batch_size: int = 2000):
         """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
         q(z|x); the AE's code with scale None (it is deterministic)."""
-        params = _in_batches(self.mono_latent_params, mono_x, batch_size)  # (M, 1, k * d)
+        params = in_batches(self.mono_latent_params, mono_x, batch_size)  # (M, 1, k * d)
         if not self.is_vae:
             return params[:, 0], None
         posterior = self._posterior(params)
@@ -211,20 +211,14 @@ class GenerativeModel(tf_keras.Model):
         if channels != self.config.channels:
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
-        images, nll = zip(*[
-            self._mono_reconstructions(tf.constant(distinct[start:start + batch_size]), how,
-                                       _batch_seed(seed, index))
-            for index, start in enumerate(range(0, len(distinct), batch_size))])
-        images = np.concatenate([batch.numpy() for batch in images])[inverse]
-        nll = np.concatenate([batch.numpy() for batch in nll]).astype(np.float64)[inverse]
-        return unfold_channels(images, channels), nll.reshape(-1, channels)
+        images, nll = _in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
+                                         batch_size)
+        nll = nll.astype(np.float64)[inverse].reshape(-1, channels)
+        return unfold_channels(images[inverse], channels), nll
 
     def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
         """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""
-        return np.concatenate([
-            self._mono_images(tf.constant(mono_z[start:start + batch_size]), how,
-                              _batch_seed(seed, index)).numpy()
-            for index, start in enumerate(range(0, len(mono_z), batch_size))])
+        return _in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size)
 
     def sample_prior(self, count: int, seed: int = 0) -> np.ndarray:
         """z ~ N(0, I), shape (count, C, d); every channel's latent drawn independently."""
@@ -237,19 +231,25 @@ class GenerativeModel(tf_keras.Model):
         return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
 
 
-def _batch_seed(seed: Optional[int], index: int) -> tf.Tensor:
-    """The stateless seed of batch ``index``: the same (seed, batch_size) gives the same
-    images, and different batches get different noise."""
-    return tf.constant([0 if seed is None else int(seed), index], tf.int32)
-
-
-def _in_batches(fn, x, batch_size: int) -> np.ndarray:
-    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array.
-    Also the latent flow's batching."""
+def in_batches(fn, x, batch_size: int) -> np.ndarray:
+    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array."""
     x = np.asarray(x, np.float32)
     return np.concatenate(
         [np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
     )
+
+
+def _in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int):
+    """``fn(batch, how, batch_seed)`` over ``x`` in batches, the outputs concatenated (a tuple
+    of arrays when ``fn`` returns a tuple). Batch i gets the stateless seed (seed, i): the same
+    (seed, batch_size) gives the same images, and different batches get different noise."""
+    base_seed = 0 if seed is None else int(seed)
+    outputs = [fn(tf.constant(x[start:start + batch_size]), how,
+                  tf.constant([base_seed, index], tf.int32))
+               for index, start in enumerate(range(0, len(x), batch_size))]
+    if outputs and isinstance(outputs[0], tuple):
+        return tuple(np.concatenate([part.numpy() for part in parts]) for parts in zip(*outputs))
+    return np.concatenate([output.numpy() for output in outputs])
 
 
 def build_model(config: ModelConfig, learning_rate: float = 1e-3) -> GenerativeModel:

@@ -30,7 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from .generative import _in_batches
+from .generative import in_batches
 from .io import read_archive, write_archive
 
 tfd = tfp.distributions
@@ -84,12 +84,12 @@ class LatentFlow:
 
     def log_prob(self, z, batch_size: int = 10_000) -> np.ndarray:
         """log q(z) in nats, (N,) for codes (N, latent_dim)."""
-        return _in_batches(self._log_prob, self._check(z), batch_size)
+        return in_batches(self._log_prob, self._check(z), batch_size)
 
     def sample(self, count: int, seed: int = 0, batch_size: int = 10_000) -> np.ndarray:
         """(count, latent_dim) codes: u ~ N(0, I) (numpy, from ``seed``) pushed through."""
         u = np.random.default_rng(seed).standard_normal((count, self.latent_dim))
-        return _in_batches(self._forward, u, batch_size)
+        return in_batches(self._forward, u, batch_size)
 
     def _check(self, z) -> np.ndarray:
         z = np.asarray(z, np.float32)

@@ -180,9 +180,10 @@ def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
     return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel)["elbo"]
 
 
-def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False) -> np.ndarray:
+def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False,
+                       batch_size: int = 5000) -> np.ndarray:
     """-log p(x | z = encode(x)), (N,) nats: the AE anomaly score (higher = more anomalous);
     z is the code (AE) or the posterior mean (VAE). ``model.reconstruct`` gives it together
     with the reconstructed images."""
-    nll = model.reconstruct(x)[1]
+    nll = model.reconstruct(x, batch_size=batch_size)[1]
     return nll if per_channel else nll.sum(axis=1)
