@@ -2,7 +2,7 @@
 
 API-compatible with the course support code:
 
-    net = VerificationNet(force_learn=False)            # loads the shipped weights
+    net = VerificationNet(force_learn=False)            # loads the shipped judge
     net.train(generator=StackedMNISTData(...), epochs=8)  # trains only if needed or forced
     predictions, beliefs = net.predict(images)            # (N, 28, 28, C) in [0, 1]
     coverage = net.check_class_coverage(images, tolerance=.8)
@@ -11,14 +11,22 @@ API-compatible with the course support code:
 For colour images every channel is classified on its own; the prediction is
 R + 10 G + 100 B and the belief is the product of the three top-class probabilities.
 
-``python verification_net.py`` trains if no weights are found (``--retrain`` forces it) and
+The judge ships as the native Keras file ``saved_models/verification_net.keras`` (the whole
+uncompiled model); ``tf_keras.models.load_model(path, safe_mode=True)`` alone gives a working
+classifier whose ``predict`` returns the 10 softmax probabilities. Older ``.weights.h5`` files
+still load.
+
+``python verification_net.py`` trains if no trained net is found (``--retrain`` forces it) and
 prints the test accuracy, and predictability and coverage of the real mono and stacked test sets.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -28,7 +36,13 @@ from atomic_io import atomic_path
 from stacked_mnist import DataMode, StackedMNISTData, distinct_channel_images
 
 REPO_ROOT = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = REPO_ROOT / "saved_models" / "verification_net.weights.h5"
+DEFAULT_FILE = REPO_ROOT / "saved_models" / "verification_net.keras"
+DEFAULT_WEIGHTS = DEFAULT_FILE  # the earlier name, still imported elsewhere
+
+# What model.save() writes into a .keras archive. Anything else (assets above all, which
+# load_model would unpack to disk) is no VerificationNet file.
+_KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
+_MAX_CONFIG_BYTES = 1 << 20  # the real config.json has 15 kB
 
 
 def validate_images(data, name: str = "data") -> np.ndarray:
@@ -63,13 +77,110 @@ def validate_images(data, name: str = "data") -> np.ndarray:
     return data
 
 
-def _weights_path(file_name) -> Path:
+def _model_path(file_name) -> Path:
+    """The file ``file_name`` refers to.
+
+    Names ending in ``.keras`` (a whole model) or ``.h5`` (a weights file, as earlier versions
+    wrote) are kept. The original course code passed a TensorFlow checkpoint prefix such as
+    "./models/verification_model"; such names get ``.keras`` appended, unless only the
+    ``<name>.weights.h5`` that an earlier version of this module made of them exists.
+    """
     path = Path(file_name)
-    # The original took a TensorFlow checkpoint prefix such as "./models/verification_model";
-    # Keras 2 weight files need the .weights.h5 suffix, so it is appended to such names.
-    if not path.name.endswith(".h5"):
-        path = path.with_name(path.name + ".weights.h5")
-    return path
+    if path.name.endswith((".keras", ".h5")):
+        return path
+    keras_file = path.with_name(path.name + ".keras")
+    old_weights = path.with_name(path.name + ".weights.h5")
+    if not keras_file.exists() and old_weights.is_file():
+        return old_weights
+    return keras_file
+
+
+def _restore_hint(path) -> str:
+    """How to get a working judge back; every warning about an unusable file ends with it."""
+    retrain = "python verification_net.py --retrain"
+    if Path(path).resolve() != DEFAULT_FILE:
+        retrain += f" --file {shlex.quote(str(path))}"
+    return (
+        "restore the shipped judge with `git checkout saved_models/verification_net.keras` "
+        f"or retrain with `{retrain}`"
+    )
+
+
+def _is_keras_file(path) -> bool:
+    return str(path).endswith(".keras")
+
+
+def _config_vocabulary(model):
+    """What the VerificationNet's own Keras config holds: the ``(module, class_name,
+    registered_name)`` of every serialised object, and the strings given for activations,
+    initializers, regularizers and constraints (all looked up by name when loading)."""
+    import tf_keras
+
+    classes, names = set(), set()
+    _walk_config(tf_keras.saving.serialize_keras_object(model), classes.add, names.add)
+    return frozenset(classes), frozenset(names)
+
+
+_NAMED_KEYS = ("activation", "_initializer", "_regularizer", "_constraint")
+
+
+def _walk_config(node, on_class, on_name) -> None:
+    if isinstance(node, dict):
+        if "class_name" in node:
+            on_class((node.get("module"), node["class_name"], node.get("registered_name")))
+        for key, value in node.items():
+            if isinstance(key, str) and key.endswith(_NAMED_KEYS) and isinstance(value, str):
+                on_name(value)
+            _walk_config(value, on_class, on_name)
+    elif isinstance(node, list):
+        for value in node:
+            _walk_config(value, on_class, on_name)
+
+
+def _check_keras_archive(path, vocabulary) -> None:
+    """Raise ``ValueError`` unless ``path`` is an intact ``.keras`` zip archive whose config
+    uses only the classes and named functions of the VerificationNet (``vocabulary``).
+
+    This runs before ``load_model`` sees the file. ``safe_mode=True`` alone is not enough in
+    tf_keras 2.21: a ``.keras`` name that is no zip archive goes to the legacy loader, which
+    unpickles Lambda bytecode from an HDF5 model; and a config's "module" entry is imported,
+    which runs that module's code. Lambda layers and unknown classes are refused here too.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a .keras zip archive (truncated, or another format)")
+    with zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+        if not members <= _KERAS_MEMBERS or not {"config.json", "model.weights.h5"} <= members:
+            raise ValueError(
+                f"the archive holds {sorted(members)}; a VerificationNet file holds "
+                f"{sorted(_KERAS_MEMBERS)}"
+            )
+        damaged = archive.testzip()
+        if damaged is not None:
+            raise ValueError(f"{damaged} in the archive is damaged (CRC mismatch)")
+        if archive.getinfo("config.json").file_size > _MAX_CONFIG_BYTES:
+            raise ValueError("config.json is implausibly large")
+        config = json.loads(archive.read("config.json"))
+
+    classes, names = vocabulary
+
+    def check_class(key):
+        if key not in classes:
+            module, class_name, _ = key
+            raise ValueError(
+                f"its config names {class_name!r} (module {module!r}), which is no part of "
+                "the VerificationNet; it is not loaded, since such objects (Lambda layers, "
+                "custom classes) can run code from the file"
+            )
+
+    def check_name(name):
+        if name not in names:
+            raise ValueError(
+                f"its config names the function {name!r}, which the VerificationNet does "
+                "not use"
+            )
+
+    _walk_config(config, check_class, check_name)
 
 
 def _mix_in_non_digits(x, y, share: float = 0.1):
@@ -93,11 +204,17 @@ def _mix_in_non_digits(x, y, share: float = 0.1):
 
 
 class VerificationNet:
-    def __init__(self, force_learn: bool = False, file_name: str = str(DEFAULT_WEIGHTS)) -> None:
+    """The judge. ``file_name`` is a ``.keras`` model file (default: the shipped
+    saved_models/verification_net.keras), or a ``.h5`` weights file; see ``_model_path`` for
+    names without either suffix. ``train`` writes to it in the same format."""
+
+    _vocabulary = None  # _config_vocabulary of the architecture, computed on first load
+
+    def __init__(self, force_learn: bool = False, file_name: str = str(DEFAULT_FILE)) -> None:
         import tf_keras
 
         self.force_relearn = force_learn
-        self.file_name = str(_weights_path(file_name))
+        self.file_name = str(_model_path(file_name))
         self.model = self._build(tf_keras)
         self._classify = None  # the compiled forward pass, built on first use
         self.done_training = False if force_learn else self.load_weights()
@@ -126,28 +243,78 @@ class VerificationNet:
         return tf_keras.Model(inputs, outputs, name="verification_net")
 
     def load_weights(self) -> bool:
-        """Load ``self.file_name``; on failure say why and how to fix it, and return False."""
+        """Load the weights in ``self.file_name``; on failure say why and how to fix it, and
+        return False (the net's own weights stay as they were).
+
+        A ``.keras`` file is checked (``_check_keras_archive``), loaded with
+        ``tf_keras.models.load_model(..., safe_mode=True, compile=False)`` and its weights are
+        copied into this net after their shapes are compared; other files are read with
+        ``load_weights`` into a fresh copy of the net. Weights with NaN or infinite values are
+        refused as well.
+        """
         path = Path(self.file_name)
         if not path.is_file():
             warnings.warn(
                 f"VerificationNet weights not found at {path}. Train them with "
-                "`python verification_net.py` (or net.train(generator, epochs)), or pass "
-                "file_name= pointing at the shipped saved_models/verification_net.weights.h5.",
+                "`python verification_net.py` (or net.train(generator, epochs)), restore the "
+                "shipped judge with `git checkout saved_models/verification_net.keras`, or "
+                "pass file_name= pointing at saved_models/verification_net.keras.",
                 stacklevel=3,
             )
             return False
         try:
-            self.model.load_weights(str(path))
-        except Exception as err:  # h5py raises OSError, Keras ValueError for mismatches
+            weights = self._read_weights(path)
+        except Exception as err:  # zipfile, json, h5py (OSError), Keras (ValueError, TypeError)
             warnings.warn(
                 f"VerificationNet weights at {path} could not be read ({type(err).__name__}: "
-                f"{err}). The file is corrupt or from another architecture: restore it with "
-                "`git checkout saved_models/` or retrain with `python verification_net.py "
-                "--retrain`.",
+                f"{err}). The file is damaged, unsafe or from another architecture: "
+                f"{_restore_hint(path)}.",
                 stacklevel=3,
             )
             return False
+        self.model.set_weights(weights)
         return True
+
+    def _read_weights(self, path: Path):
+        """The weight arrays in ``path``, in ``self.model.get_weights()`` order, checked for
+        shape and finiteness. Raises on any problem."""
+        import tf_keras
+
+        expected = self.model.get_weights()
+        if _is_keras_file(path):
+            if VerificationNet._vocabulary is None:
+                VerificationNet._vocabulary = _config_vocabulary(self._build(tf_keras))
+            _check_keras_archive(path, VerificationNet._vocabulary)
+            loaded = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
+            weights = loaded.get_weights()
+            shapes = [w.shape for w in weights]
+            wanted = [w.shape for w in expected]
+            if shapes != wanted:
+                first = next(
+                    (i for i, (a, b) in enumerate(zip(shapes, wanted)) if a != b),
+                    min(len(shapes), len(wanted)),
+                )
+                raise ValueError(
+                    f"its network has {len(shapes)} weight arrays, the VerificationNet "
+                    f"{len(wanted)}; array {first} has shape "
+                    f"{shapes[first] if first < len(shapes) else 'none'} instead of "
+                    f"{wanted[first] if first < len(wanted) else 'none'}"
+                )
+        else:
+            scratch = self._build(tf_keras)
+            scratch.load_weights(str(path))
+            weights = scratch.get_weights()
+        bad = [
+            variable.name
+            for variable, value in zip(self.model.weights, weights)
+            if not np.all(np.isfinite(value))
+        ]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} of its weight arrays hold NaN or infinite values "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+            )
+        return weights
 
     def train(self, generator: StackedMNISTData, epochs: int = 8, seed: int = 0) -> bool:
         """Train on the generator's mono training digits unless trained weights exist.
@@ -157,7 +324,7 @@ class VerificationNet:
         One image in ten is replaced by something that is no digit (uniform or binary noise,
         a constant image) with the uniform distribution over the classes as target: without
         them the net calls noise an "8" with belief 1.0, and a generator of noise would score
-        full predictability. Weights are written atomically to ``self.file_name``.
+        full predictability. The net is written atomically to ``self.file_name`` (``_save``).
         """
         import tensorflow as tf
         import tf_keras
@@ -199,19 +366,29 @@ class VerificationNet:
             callbacks=[schedule],
             verbose=1 if os.environ.get("CI") is None else 2,
         )
-        self._save_weights()
+        self._save()
         self.done_training = True
         return True
 
-    def _save_weights(self) -> None:
+    def _save(self) -> None:
+        """Write the net to ``self.file_name``, atomically: a ``.keras`` name gets the whole
+        model, an ``.h5`` name the weights (``.weights.h5``: Keras format, else legacy HDF5).
+
+        A fresh, uncompiled copy is saved: the file then holds no optimizer state (a third of
+        the size) and no compile config.
+        """
         import tf_keras
 
-        # A fresh, uncompiled copy: the file then holds the weights without the optimizer
-        # state (a third of the size).
         network = self._build(tf_keras)
         network.set_weights(self.model.get_weights())
-        with atomic_path(self.file_name, suffix=".weights.h5") as tmp:
-            network.save_weights(str(tmp))
+        path = Path(self.file_name)
+        if _is_keras_file(path):
+            with atomic_path(path, suffix=".keras") as tmp:
+                network.save(str(tmp))
+        else:
+            suffix = ".weights.h5" if path.name.endswith(".weights.h5") else ".h5"
+            with atomic_path(path, suffix=suffix) as tmp:
+                network.save_weights(str(tmp))
 
     def predict(self, data: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(predictions (N,) int, beliefs (N,) float)`` for images ``(N, 28, 28, C)``.
@@ -282,10 +459,14 @@ class VerificationNet:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--retrain", action="store_true", help="train even if weights exist")
+    parser.add_argument(
+        "--retrain", action="store_true", help="train even if a trained net exists"
+    )
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and stacking")
-    parser.add_argument("--file", default=str(DEFAULT_WEIGHTS), help="weights file")
+    parser.add_argument(
+        "--file", default=str(DEFAULT_FILE), help="model file (.keras) or weights file (.h5)"
+    )
     args = parser.parse_args(argv)
 
     net = VerificationNet(force_learn=args.retrain, file_name=args.file)

@@ -1,9 +1,14 @@
-"""Shared pieces of the eight experiment scripts: flags, data, load-or-train, figures, metrics.
+"""Command-line and output concerns of the experiment scripts: flags, data, which model a run
+uses (the library's shipped one, or one trained into a run folder), figures, metrics.
 
-Every script has the same shape: parse the shared flags, get the data and the model (the
-shipped weights in ``saved_models/`` unless ``--retrain``; ``--quick`` trains a throw-away model
-on a few hundred images into the output folder), run its row, write ``metrics.json`` and PNG
-figures to ``--out`` (default ``results/<row>/``) and print a short table.
+Every script has the same shape: parse the shared flags, get the data and the model, run its
+row, write ``metrics.json`` and PNG figures to ``--out`` and print a short table.
+
+Which model: the shipped one (``models.zoo``) unless ``--retrain`` or ``--set`` ask for
+another; those are trained into a run folder, ``runs/<run>/`` (model files, their config and
+metadata as JSON, the command lines, and the rows' outputs), and reused from there by the same
+command. ``saved_models/`` changes only with ``--ship``. ``--quick`` trains a throw-away model
+on a few hundred images into the output folder.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -19,10 +25,40 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # scripts run as `python experiments/x.py` from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-# tf.keras as Keras 2 (the tf-keras package, which every module here imports explicitly for
-# tfp.layers): TensorFlow's import then skips loading Keras 3, about 4 s of each script's
-# start-up. A value the user has set wins.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up chatter (oneDNN, CUDA probes) and retracing
+    warnings, unless the user has set TF_CPP_MIN_LOG_LEVEL: then their setting rules.
+
+    The chatter is written by native code before any log level applies, so the process's
+    stderr goes to a temporary file during the import and is replayed if the import fails.
+    """
+    # tf.keras as Keras 2 (the tf-keras package, which every module here imports explicitly
+    # for tfp.layers): TensorFlow's import then skips loading Keras 3, about 4 s of start-up.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the device probes print here, not later
+            tf.get_logger().setLevel("ERROR")
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+_import_tensorflow_quietly()
 
 import matplotlib  # noqa: E402
 
@@ -31,45 +67,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from atomic_io import atomic_path, save_figure  # noqa: E402
-from models import HEADS, ModelConfig, ModelFileError, build_model, fit_model  # noqa: E402
-from models import load_model, save_model  # noqa: E402
-from models.latent_flow import FlowFileError, LatentFlow, file_digest  # noqa: E402
+from models import HEADS, ModelFileError, load_model, load_sampler, save  # noqa: E402
+from models import make_sampler, zoo  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
-SAVED_MODELS = REPO_ROOT / "saved_models"
-# The shipped networks, by (kind, trained without 8s). The VAE's latent size trades
-# reconstruction against generation and anomaly detection. Measured with the same scripts
-# (README; images judged at the Bernoulli mode): 16 dimensions with a 128-unit dense layer
-# reach a test -ELBO of 76.4 nats (8: 86.4) and 96.1 % reconstruction accuracy (8: 94.1 %), but
-# more samples from N(0, I) fall into "holes" between the posterior clouds (quality 77 % against
-# 82 %) and the model trained without 8s explains the 8s better (ROC AUC 0.949 against 0.974).
-# Generating and detecting are what the VAE is for, so it ships with 8. One extra convolution
-# per resolution (block_convs=1) improves all of it at 8 dimensions: -ELBO 81.3,
-# reconstruction 95.7 %, quality 85.9 %, at 2.5x the training time. With it, 6 dimensions
-# reach colour quality 90.5 % and KL 0.046 but lose colour reconstruction (87.3 %; judged at
-# the mean, README "A smaller latent"). The VAE trained without 8s keeps the plain network:
-# in every comparison the better density model found the 8s worse (README), and the plain
-# network trains in less than half the time.
-# The AE has no prior to match, so it gets a wider code; its 128-unit dense layer keeps the
-# file small (1.6 MB as float16; all shipped weights must stay under 25 MB).
-_AE = ModelConfig(kind="ae", latent_dim=32, head="bernoulli", hidden_units=128)
-_VAE = ModelConfig(kind="vae", latent_dim=8, head="bernoulli")
-MODEL_CONFIGS = {
-    ("ae", False): _AE,
-    ("ae", True): _AE,
-    ("vae", False): _VAE.replace(block_convs=1),
-    ("vae", True): _VAE,
-}
-DEFAULT_EPOCHS = {"ae": 15, "vae": 30}
-# Model files hold float16 weights: half the size (the shipped ones must stay small).
-WEIGHT_DTYPE = "float16"
-# The learning rate is constant for the first half of training, then shrinks 20% per epoch.
-DECAY_FROM = {"ae": 8, "vae": 15}
-# The ex-post latent prior (--latent flow): fitting takes about 2 minutes on 60,000 codes.
-FLOW_EPOCHS = 20
 QUICK_IMAGES = 512
 QUICK_CAPS = {"samples": 500, "iwae_samples": 10, "prior_samples": 1000}
-_CACHE = {}  # one run's data sets and models: the STACK rows ask for them several times
+FLOW_EPOCHS = 20  # the ex-post flow (--latent flow): about 2 minutes on 60,000 codes
+_CACHE = {}  # one run's data sets, models and judge: the STACK rows ask for them repeatedly
 
 
 def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse.Namespace:
@@ -80,18 +85,31 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--retrain", action="store_true",
-                        help="train the model(s) again and overwrite the file(s) in saved_models/")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS[kind],
-                        help=f"training epochs when training (default {DEFAULT_EPOCHS[kind]})")
+                        help="train the model(s) again, into a run folder (runs/<run>/); "
+                             "saved_models/ is left alone unless --ship")
+    parser.add_argument("--set", dest="settings", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change the model config, e.g. --set latent_dim=2 beta=4; the "
+                             "model is trained into a run folder on first use and reused after")
+    parser.add_argument("--ship", action="store_true",
+                        help="with --retrain: write the retrained mono model(s) to "
+                             "saved_models/, replacing the shipped ones")
+    parser.add_argument("--run", default=None,
+                        help="run folder name under runs/ (default: from the family, the "
+                             "--set values and the seed)")
+    default_epochs = zoo.recipe(zoo.shipped_name(kind, False)).epochs
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs when training (default: the recipe's, "
+                             f"{default_epochs})")
     parser.add_argument("--seed", type=int, default=0,
                         help="run seed: data stacking, training and sampling derive from it")
-    parser.add_argument("--out", default=str(REPO_ROOT / "results" / row),
-                        help=f"output folder (default results/{row}/)")
+    parser.add_argument("--out", default=None,
+                        help=f"output folder (default results/{row}/, or runs/<run>/{row}/ "
+                             "for a model that is not the shipped one)")
     parser.add_argument("--quick", action="store_true",
                         help="a few hundred images and one epoch into --out (for tests; seconds)")
     parser.add_argument("--head", choices=HEADS, default="bernoulli",
-                        help="output distribution p(x|z); models other than bernoulli are "
-                             "trained on first use (default bernoulli, the shipped one)")
+                        help="output distribution p(x|z), the same as --set head=...; other "
+                             "than bernoulli (the shipped one) it is trained on first use")
     parser.add_argument("--mnist-dir", default=None,
                         help="directory with the MNIST IDX files (default: $MNIST_DIR, then the "
                              "keras download)")
@@ -99,8 +117,17 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         extra(parser)
     args = parser.parse_args(argv)
     for name in ("epochs", "samples", "iwae_samples", "prior_samples", "top"):
-        if getattr(args, name, 1) < 1:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        args.settings = _parse_settings(args.settings, args.head)
+        zoo.recipe(zoo.shipped_name(kind, False)).config.with_settings(args.settings)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.ship and (args.settings or not args.retrain or args.quick):
+        parser.error("--ship replaces the shipped models: it needs --retrain, and neither "
+                     "--set, another --head nor --quick")
     args.row, args.kind = row, kind
     args.command = " ".join([f"python experiments/{row}.py"]
                             + list(sys.argv[1:] if argv is None else argv))
@@ -108,10 +135,28 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         for name, cap in QUICK_CAPS.items():
             if hasattr(args, name):
                 setattr(args, name, min(getattr(args, name), cap))
-    args.out = Path(args.out)
+    args.run_dir = None
+    if (args.retrain or args.settings) and not args.quick and not args.ship:
+        args.run_dir = zoo.run_folder(args.run or zoo.run_name(kind, args.settings, args.seed
+                                                               if args.retrain else 0))
+    if args.out is None:
+        args.out = (args.run_dir or REPO_ROOT / "results") / row
+    args.out = Path(args.out).resolve()  # a user's relative path is relative to their cwd
     args.out.mkdir(parents=True, exist_ok=True)
     args.started = time.time()
     return args
+
+
+def _parse_settings(pairs, head: str) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE pairs, got {pair!r}")
+        settings[key] = value
+    if head != "bernoulli":
+        settings.setdefault("head", head)
+    return settings
 
 
 def mode_for(channels: int, missing: bool) -> DataMode:
@@ -139,74 +184,74 @@ def _load_data(mode: DataMode, args):
     return x_train, y_train, x_test, y_test
 
 
-def model_file(kind: str, channels: int, missing: bool, head: str) -> Path:
-    name = f"{kind}_{'color' if channels == 3 else 'mono'}_{'missing' if missing else 'complete'}"
-    if head != "bernoulli":
-        name += f"_{head}"
-    return SAVED_MODELS / f"{name}.npz"
-
-
 def get_model(args, channels: int, missing: bool, x_train, x_val):
-    """Load the shipped model, or train (and save) it; returns ``(model, info dict)``.
+    """The model a row uses, ``(model, info dict)``: the shipped one, or one trained into the
+    run folder (or, with --quick, into --out) and reused from there.
 
-    Colour models are the mono subnet applied to each channel: unless a colour-trained file
-    exists, the colour model loads the mono weights, which is exact for stackedMNIST because
-    its channels are independent digits.
+    Colour models are the mono subnet applied to each channel: the shipped colour model loads
+    the mono weights (exact for stackedMNIST, whose channels are independent digits); a run
+    uses its colour-trained file if it has one, else its mono file, else trains on colour data.
     """
-    # A --quick model lives in its run's output folder, so it is only shared within that run.
-    key = ("model", args.kind, args.head, channels, missing, args.retrain, args.epochs,
-           str(args.out) if args.quick else None)
+    config = zoo.recipe(zoo.shipped_name(args.kind, missing)).config.with_settings(
+        args.settings).replace(channels=channels)
+    key = ("model", config, missing, args.retrain, args.epochs, args.seed,
+           str(args.run_dir or ""), str(args.out) if args.quick else None)
     if key not in _CACHE:
         _CACHE[key] = _get_model(args, channels, missing, x_train, x_val)
     return _CACHE[key]
 
 
 def _get_model(args, channels, missing, x_train, x_val):
-    config = MODEL_CONFIGS[args.kind, missing].replace(head=args.head, channels=channels)
+    name = zoo.shipped_name(args.kind, missing)
     mode = mode_for(channels, missing)
     if args.quick:
-        path = args.out / f"quick_model_{mode.name.lower()}.npz"
-        model, metadata = _train_and_save(config, mode, x_train, x_val, 1, args, path)
-        return model, {"model_file": str(path), "quick": True, **metadata}
-    path = model_file(args.kind, channels, missing, args.head)
-    mono_path = model_file(args.kind, 1, missing, args.head)
-    if not args.retrain:
-        for candidate in (path, mono_path):
-            if candidate.is_file():
-                try:
-                    model, metadata = load_model(candidate, channels=channels)
-                except ModelFileError as err:
-                    raise SystemExit(str(err)) from err
-                print(f"loaded {_shown(candidate)} (trained on {metadata.get('trained_on')})")
-                return model, {"model_file": _shown(candidate), **metadata}
-    print(f"training {config.kind.upper()} on {mode.name} for {args.epochs} epochs -> "
-          f"{_shown(path)}")
-    model, metadata = _train_and_save(config, mode, x_train, x_val, args.epochs, args, path)
-    return model, {"model_file": _shown(path), **metadata}
+        path = args.out / f"quick_model_{mode.name.lower()}.keras"
+        return _train_into(args, name, channels, mode, x_train, x_val, path, epochs=1)
+    if args.run_dir is None and not args.retrain:
+        try:
+            model = zoo.load(name, channels=channels)
+        except ModelFileError as err:
+            raise SystemExit(str(err)) from err
+        path = zoo.path(name)
+        print(f"loaded {_shown(path)} (trained on {model.metadata.get('trained_on')})")
+        return model, {"model_file": _shown(path), **model.metadata}
+    if args.ship:
+        if channels != 1:
+            raise SystemExit("--ship replaces the shipped mono models; run it on a mono row "
+                             "or with experiments/train_all.py")
+        return _train_into(args, name, channels, mode, x_train, x_val, zoo.path(name))
+    colour_file = args.run_dir / f"{name.replace('_mono_', '_color_')}.keras"
+    mono_file = args.run_dir / f"{name}.keras"
+    candidates = (colour_file, mono_file) if channels == 3 else (mono_file,)
+    wanted = zoo.recipe(name).config.with_settings(args.settings)
+    for candidate in candidates:
+        saved = zoo.file_config(candidate)
+        if saved is not None and saved.replace(channels=1) == wanted:
+            model = load_model(candidate, channels=channels)
+            print(f"loaded {_shown(candidate)} from run {args.run_dir.name}")
+            return model, {"model_file": _shown(candidate), **model.metadata}
+    return _train_into(args, name, channels, mode, x_train, x_val, candidates[0])
 
 
-def _train_and_save(config, mode, x_train, x_val, epochs, args, path):
-    model = build_model(config)
-    start = time.time()
-    decay_from = min(DECAY_FROM[config.kind], epochs)
-    history = fit_model(model, x_train, x_val, epochs=epochs, seed=args.seed,
-                        decay_from=decay_from, verbose=_progress_verbosity(args))
-    seconds = time.time() - start
-    metadata = {
-        "trained_on": mode.name, "epochs": epochs, "seed": args.seed,
-        "learning_rate": "1e-3, x0.8 per epoch from epoch %d" % (decay_from + 1),
-        "train_images": int(len(x_train)), "train_seconds": round(seconds, 1),
-        "seconds_per_epoch": round(seconds / epochs, 1),
-        "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
-        "weights_stored_as": WEIGHT_DTYPE,
-    }
-    save_model(model, path, metadata, weight_dtype=WEIGHT_DTYPE)
-    # Continue with the weights the file holds, as every later run will.
-    model.set_network_weights([w.astype(WEIGHT_DTYPE) for w in model.network_weights()])
-    return model, metadata
+def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
+    """Train the recipe ``name`` with the run's settings on ``x_train``, save it to ``path``
+    (with its config and metadata as JSON beside it, and the command line in the folder)."""
+    epochs = epochs or args.epochs
+    print(f"training {name} ({mode.name}) for {epochs or zoo.recipe(name).epochs} epochs "
+          f"-> {_shown(path)}")
+    model = zoo.train(name, x_train, x_val, settings=args.settings, epochs=epochs,
+                      seed=args.seed, channels=channels, verbose=progress_verbosity(args),
+                      data=mode.name)
+    save(model, path)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"config": model.config.to_dict(), **model.metadata},
+                                  indent=2, default=_json_default))
+    with open(path.parent / "commands.txt", "a") as commands:
+        commands.write(args.command + "\n")
+    return model, {"model_file": _shown(path), **model.metadata}
 
 
-def _progress_verbosity(args) -> int:
+def progress_verbosity(args) -> int:
     """Keras-style verbosity of a training loop: a progress bar, a line per epoch under CI (no
     bar redraws in the log), nothing for --quick."""
     return 0 if args.quick else (2 if os.environ.get("CI") else 1)
@@ -215,22 +260,22 @@ def _progress_verbosity(args) -> int:
 def get_latent_flow(args, model, info: dict):
     """The flow fitted to ``model``'s codes of its mono training images; ``(flow, info)``.
 
-    It lives beside the model file (``<model>.flow.npz``) and records that file's SHA-256:
+    It lives beside the model file (``<model>.flow.keras``) and records that file's SHA-256:
     a flow fitted to other weights (after --retrain) is fitted again, never silently reused.
     Mono and colour rows share it, since both draw one mono latent per channel.
     """
-    model_path = REPO_ROOT / info["model_file"]  # absolute paths (--quick) stay as they are
-    flow_path = model_path.with_suffix(".flow.npz")
-    digest = file_digest(model_path)
+    model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
+    flow_path = zoo.flow_path(model_path)
+    digest = zoo.file_digest(model_path)
     if flow_path.is_file():
         try:
-            flow, metadata = LatentFlow.load(flow_path)
-        except FlowFileError as err:
-            raise SystemExit(f"{err} Delete it to fit the flow again, or restore the shipped "
-                             "copy with `git checkout saved_models/`.") from err
-        if metadata.get("model_sha256") == digest:
+            flow = load_sampler(flow_path, hint="Delete it to fit the flow again, or restore "
+                                "the shipped copy with `git checkout -- saved_models/`.")
+        except ModelFileError as err:
+            raise SystemExit(str(err)) from err
+        if flow.metadata.get("model_sha256") == digest:
             print(f"loaded {_shown(flow_path)}")
-            return flow, {"flow_file": _shown(flow_path), **metadata}
+            return flow, {"flow_file": _shown(flow_path), **flow.metadata}
         print(f"{_shown(flow_path)} was fitted to other weights than {_shown(model_path)}; "
               "fitting it again")
     mode = mode_for(1, missing=str(info.get("trained_on", "")).endswith("MISSING"))
@@ -239,26 +284,25 @@ def get_latent_flow(args, model, info: dict):
     print(f"fitting the latent flow to the codes of {len(x_train)} {mode.name} images for "
           f"{epochs} epochs -> {_shown(flow_path)}")
     start = time.time()
-    flow = LatentFlow(model.config.latent_dim, seed=args.seed)
+    flow = make_sampler("flow", model.config.latent_dim, init_seed=args.seed)
     mean, scale = model.mono_code_distribution(x_train)
-    val_mean, val_scale = model.mono_code_distribution(x_test)
-    history = flow.fit(mean, scale, val_mean, val_scale, epochs=epochs, seed=args.seed,
-                       verbose=_progress_verbosity(args))
+    flow.fit(mean, scale, seed=args.seed, validation=model.mono_code_distribution(x_test),
+             epochs=epochs, verbose=progress_verbosity(args))
     metadata = {
         "model_file": _shown(model_path), "model_sha256": digest, "fitted_on": mode.name,
-        "codes": "z ~ q(z|x), redrawn every epoch" if model.is_vae else "the AE codes",
+        "codes": "z ~ q(z|x), redrawn every epoch" if scale is not None else "the codes",
         "train_images": int(len(x_train)), "epochs": epochs, "seed": args.seed,
-        "layers": flow.layers, "hidden_units": flow.hidden_units,
-        "fit_seconds": round(time.time() - start, 1), "history": history,
+        "layers": flow.layers_count, "hidden_units": flow.hidden_units,
+        "fit_seconds": round(time.time() - start, 1), "history": flow.history,
     }
-    flow.save(flow_path, metadata)
+    save(flow, flow_path, metadata)
     return flow, {"flow_file": _shown(flow_path), **metadata}
 
 
 def _shown(path: Path) -> str:
     """A path as printed and recorded: relative to the repository when inside it."""
     try:
-        return str(path.relative_to(REPO_ROOT))
+        return str(Path(path).relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
 

@@ -18,6 +18,7 @@ import numpy as np
 from atomic_io import atomic_path, save_figure
 from common import (get_latent_flow, get_model, load_data, mode_for, save_image_grid,
                     save_reconstruction_figure, verifier)
+from models import FAMILIES, SAMPLERS, make_sampler
 from models.anomaly import contains_digit, evaluate_scores, save_curves
 from models.likelihood import posterior_estimates, prior_log_likelihood, reconstruction_nll
 
@@ -74,7 +75,7 @@ def basic(args, channels: int) -> dict:
         "original_test_images_accuracy": original_accuracy,
         # -log p(x | z) at the code (AE) or the posterior mean (VAE): the ANOM rows' AE score.
         "test_reconstruction_nll_nats": float(np.mean(nll.sum(axis=1))),
-        **(_elbo_terms(model, x_test, args.seed) if model.is_vae else {}),
+        **(_elbo_terms(model, x_test, args.seed) if model.prior is not None else {}),
     }
 
 
@@ -92,43 +93,43 @@ def add_gen_flags(parser, default_samples: int) -> None:
                         help=f"number of generated images (default {default_samples})")
 
 
-LATENT_CHOICES = {"ae": ("fitted", "standard", "flow"), "vae": ("prior", "flow")}
-LATENT_HELP = {
-    "ae": "AE code distribution: a Gaussian fitted to the training codes (default), N(0, I), "
-          "or a masked autoregressive flow fitted to the training codes",
-    "vae": "latent distribution: the prior N(0, I) (default), or an ex-post prior, a masked "
-           "autoregressive flow fitted to q(z|x) of the training images (fitted once, about "
-           "2 minutes, and kept beside the model file)",
+LATENT_DESCRIPTIONS = {
+    "standard": "standard normal N(0, I)",
+    "fitted": "Gaussian fitted to the training codes (mean, full covariance)",
+    "gmm": "Gaussian mixture (10 components) fitted to the training codes",
+    "flow": "masked autoregressive flow fitted to {codes}",
 }
 
 
 def add_latent_flag(parser, kind: str) -> None:
-    choices = LATENT_CHOICES[kind]
-    parser.add_argument("--latent", choices=choices, default=choices[0], help=LATENT_HELP[kind])
+    default = FAMILIES[kind].default_sampler
+    parser.add_argument(
+        "--latent", choices=tuple(SAMPLERS), default=default,
+        help=f"latent distribution of the generated codes (default {default}): standard = "
+             "N(0, I) (the VAE's prior); fitted = a Gaussian fitted to the training codes; "
+             "gmm = a Gaussian mixture fitted to them; flow = a masked autoregressive flow "
+             "fitted to the codes (for a VAE to q(z|x)), fitted once, about 2 minutes, and "
+             "kept beside the model file")
 
 
-def _latents_for_generation(model, args, info, x_train, count: int):
-    """``(z, description, flow info or None)``; z is (count, C, d), one mono latent per channel.
+def _latent_sampler(model, args, info, x_train):
+    """``(sampler, description, flow info or None)`` for ``args.latent``.
 
-    VAE: z ~ N(0, I), the prior it was trained towards. AE: the AE has no prior, so its codes
-    are drawn from a Gaussian fitted to the training codes or, with --latent standard, from
-    N(0, I) for comparison. Either, with --latent flow: from a flow fitted to the codes.
+    The fitted Gaussian and mixture see every channel's code of (up to) 10,000 training images:
+    plenty for a d x d covariance, and seconds to fit.
     """
-    shape = (count, model.config.channels, model.config.latent_dim)
+    d = model.config.latent_dim
     if args.latent == "flow":
         flow, flow_info = get_latent_flow(args, model, info)
-        z = flow.sample(count * model.config.channels, seed=args.seed).reshape(shape)
-        fitted_to = "q(z|x) of the training images" if model.is_vae else "the training codes"
-        return z, f"masked autoregressive flow fitted to {fitted_to}", flow_info
-    if args.latent in ("prior", "standard"):  # the VAE's prior; for the AE a comparison
-        z = model.sample_prior(count, seed=args.seed)
-        return z, "standard normal N(0, I)" + (" (the prior)" if model.is_vae else ""), None
-    # Every channel's code of (up to) 10,000 training images: plenty for a d x d covariance.
-    codes = model.encode(x_train[:10_000]).reshape(-1, model.config.latent_dim)
-    mean, covariance = codes.mean(axis=0), np.cov(codes, rowvar=False)
-    rng = np.random.default_rng(args.seed)
-    z = rng.multivariate_normal(mean, covariance, size=shape[:2]).astype(np.float32)
-    return z, "Gaussian fitted to the training codes (mean, full covariance)", None
+        codes = "q(z|x) of the training images" if model.prior is not None else \
+            "the training codes"
+        return flow, LATENT_DESCRIPTIONS["flow"].format(codes=codes), flow_info
+    description = LATENT_DESCRIPTIONS[args.latent]
+    if args.latent == "standard":
+        return make_sampler("standard", d), description + (
+            " (the prior)" if model.prior is not None else ""), None
+    codes = model.encode(x_train[:10_000]).reshape(-1, d)
+    return make_sampler(args.latent, d).fit(codes, seed=args.seed), description, None
 
 
 def gen(args, channels: int) -> dict:
@@ -136,8 +137,8 @@ def gen(args, channels: int) -> dict:
     x_train, _, x_test, _ = load_data(mode_for(channels, missing=False), args)
     model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
     tolerance = TOLERANCE[channels]
-    z, latent_description, flow_info = _latents_for_generation(model, args, info, x_train,
-                                                                args.samples)
+    sampler, latent_description, flow_info = _latent_sampler(model, args, info, x_train)
+    z = model.sample_latents(args.samples, sampler, seed=args.seed)
     # 8-bit grey levels, like MNIST's own float images: the judge cannot tell (quality moved by
     # 0.004 points on 26,000 colour means) and samples.npz deflates to a fifth (background
     # pixels become exactly 0). Binary modes and samples are unchanged.
@@ -243,7 +244,7 @@ def _anomaly_scores(model, x, args, channels: int) -> dict:
     """
     per_channel = channels > 1
     scores = {"reconstruction_nll": reconstruction_nll(model, x, per_channel=per_channel)}
-    if model.is_vae:
+    if model.prior is not None:
         estimates = posterior_estimates(model, x, args.iwae_samples, args.seed,
                                         per_channel=per_channel)
         scores["neg_elbo"], scores["neg_iwae"] = -estimates["elbo"], -estimates["iwae"]
@@ -273,7 +274,7 @@ def anom(args, channels: int) -> dict:
     is_anomaly = contains_digit(y_test, 8, channels)
     scores = _anomaly_scores(model, x_test, args, channels)
     # IWAE beats the prior Monte Carlo estimate of log p(x) by far (see README).
-    default = "neg_iwae" if model.is_vae else "reconstruction_nll"
+    default = "neg_iwae" if model.prior is not None else "reconstruction_nll"
     if channels > 1:
         default = WORST_CHANNEL + default
     results = {name: evaluate_scores(s, is_anomaly) for name, s in scores.items()}
@@ -301,7 +302,7 @@ def anom(args, channels: int) -> dict:
         "top_k_share_of_8s": float(np.mean(is_anomaly[order])),
         "scores": results,
     }
-    if model.is_vae:
+    if model.prior is not None:
         summary["mean_log_px_nats"] = {
             name: float(-np.mean(s)) for name, s in scores.items()
             if name != "reconstruction_nll" and not name.startswith(WORST_CHANNEL)}

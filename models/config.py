@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-KINDS = ("ae", "vae")
 HEADS = ("bernoulli", "beta", "categorical", "normal")
 
 
@@ -14,7 +15,8 @@ HEADS = ("bernoulli", "beta", "categorical", "normal")
 class ModelConfig:
     """One AE or VAE.
 
-    kind: "ae" (deterministic code) or "vae" (Gaussian q(z|x), N(0, I) prior).
+    kind: the model family, a key of ``models.families.FAMILIES``: "ae" (deterministic
+        code) or "vae" (Gaussian q(z|x), N(0, I) prior).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal.
@@ -40,39 +42,76 @@ class ModelConfig:
     beta: float = 1.0
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
+        from .families import FAMILIES  # the registry imports this module
+
+        if self.kind not in FAMILIES:
+            raise ValueError(f"kind must be one of {tuple(FAMILIES)}, got {self.kind!r}.")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
+        for name, low in (("latent_dim", 1), ("channels", 1), ("categorical_bins", 2),
+                          ("hidden_units", 0), ("block_convs", 0)):
+            object.__setattr__(self, name, _checked_integer(name, getattr(self, name), low))
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}.")
-        if int(self.latent_dim) < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim!r}.")
-        if int(self.categorical_bins) < 2:
-            raise ValueError(f"categorical_bins must be >= 2, got {self.categorical_bins!r}.")
-        if self.normal_scale is not None and not float(self.normal_scale) > 0:
+        if self.normal_scale is not None and not _positive_number(self.normal_scale):
             raise ValueError(f"normal_scale must be positive or None, got {self.normal_scale!r}.")
-        if len(self.filters) != 2 or min(self.filters) < 1:
+        if (not isinstance(self.filters, (tuple, list)) or len(self.filters) != 2
+                or not all(isinstance(f, numbers.Integral) and not isinstance(f, bool)
+                           and f >= 1 for f in self.filters)):
             raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
-        if int(self.hidden_units) < 0:
-            raise ValueError(f"hidden_units must be >= 0, got {self.hidden_units!r}.")
-        if int(self.block_convs) < 0:
-            raise ValueError(f"block_convs must be >= 0, got {self.block_convs!r}.")
-        if not float(self.beta) >= 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta!r}.")
+        if not (_positive_number(self.beta) or self.beta == 0):
+            raise ValueError(f"beta must be a number >= 0, got {self.beta!r}.")
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        object.__setattr__(self, "beta", float(self.beta))
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+    def to_dict(self) -> dict:
+        """Plain JSON values (the filters as a list), as stored in model files."""
+        values = dataclasses.asdict(self)
+        values["filters"] = list(self.filters)
+        return values
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        values = json.loads(text)
+    def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"Unknown ModelConfig fields {sorted(unknown)}.")
+            raise ValueError(f"Unknown ModelConfig fields {sorted(unknown)}; known: "
+                             f"{sorted(known)}.")
         return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+    def with_settings(self, settings: dict) -> "ModelConfig":
+        """A copy with ``settings`` applied; values given as strings (``--set latent_dim=2``)
+        are parsed as JSON where they can be (``2``, ``0.5``, ``[16, 32]``, ``null``)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        changes = {}
+        for key, value in settings.items():
+            if key not in known:
+                raise ValueError(f"unknown model setting {key!r}; known: {sorted(known)}.")
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    pass  # a plain word such as head=beta
+            changes[key] = value
+        return self.replace(**changes)
+
+
+def _checked_integer(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
+def _positive_number(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)

@@ -1,19 +1,17 @@
-"""AE and VAE built from functional Keras parts with tfp.layers distributions.
+"""The base of every model family: functional Keras parts with tfp.layers distributions.
 
-    model = GenerativeModel(ModelConfig(kind="vae", latent_dim=16, channels=1, head="bernoulli"))
-    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    model = build_model(ModelConfig(kind="vae", latent_dim=16, channels=1, head="bernoulli"))
     fit_model(model, x_train, x_val, epochs=10)
     images = model.generate_images(100, seed=0)      # (100, 28, 28, C) in [0, 1]
 
 Parts (all functional ``tf_keras.Model``s; the weights live only in the two mono subnets):
-  encoder         x (N, 28, 28, C) -> VAE: q(z|x), a tfp.layers Independent Normal with event
-                  shape (C, d); AE: the code z (N, C, d)
+  encoder         x (N, 28, 28, C) -> the family's latent: VAE q(z|x), a tfp.layers
+                  Independent Normal with event shape (C, d); AE the code z (N, C, d)
   decoder_params  z (N, C, d) -> per-pixel parameters (N, 28, 28, C, P)
   decoder         z (N, C, d) -> p(x|z), a tfp.layers distribution with event shape (28, 28, C)
 
-Loss per image, in nats: AE -log p(x|z(x)); VAE -ELBO = -E_q log p(x|z) + beta KL(q || N(0, I)).
-The KL is analytic (``tfd.kl_divergence`` of two diagonal Gaussians): exact, and no Monte Carlo
-noise in the gradient or in the logged value. The reconstruction term uses one sample of q.
+Loss per image, in nats: -log p(x|z) + beta * the family's divergence (VAE: the analytic
+KL(q(z|x) || N(0, I)), so the loss is the negative ELBO; AE: none).
 """
 from __future__ import annotations
 
@@ -21,41 +19,51 @@ from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 import tf_keras
 
 from stacked_mnist import distinct_channel_images, unfold_channels
 
+from .batching import in_batches, in_seeded_batches
 from .config import ModelConfig
 from .heads import make_head
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 
-tfd = tfp.distributions
-tfpl = tfp.layers
-
-POSTERIOR_MIN_SCALE = 1e-4
 
 
 class GenerativeModel(tf_keras.Model):
-    """An AE or a VAE for mono (C = 1) or colour (C = 3) images; see the module docstring."""
+    """The shared base of the model families (see ``families.py``): mono or colour images,
+    the channel folding, batching, encode / decode / generate, the loss and the Keras hooks.
 
-    def __init__(self, config: ModelConfig, **kwargs):
-        super().__init__(name=f"{config.kind}_{config.channels}ch", **kwargs)
+    A family fixes ``kind`` (its registry key) and overrides what differs: how many latent
+    parameters the encoder emits per dimension, the layer that turns them into the latent
+    (``latent_layer``), how a code is drawn from it (``draw_code``), its divergence from the
+    prior (``kl_divergence``), the prior itself, and the latent sampler generation uses by
+    default. ``metadata`` (training data, epochs, seconds, seed ...) travels in the model file.
+    """
+
+    kind = ""
+    latent_params_per_dim = 1
+    default_sampler = "standard"
+
+    def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
+        if config.kind != self.kind:
+            raise ValueError(f"{type(self).__name__} builds kind {self.kind!r} models, the "
+                             f"config asks for {config.kind!r}; use models.build_model(config).")
+        kwargs.setdefault("name", f"{config.kind}_{config.channels}ch")
+        super().__init__(**kwargs)
         self.config = config
+        self.metadata = dict(metadata or {})
         self.head = make_head(config)
         channels, latent_dim = config.channels, config.latent_dim
-        self.is_vae = config.kind == "vae"
 
-        self.mono_encoder = mono_encoder(config, outputs_per_latent=2 if self.is_vae else 1)
+        self.mono_encoder = mono_encoder(config, self.latent_params_per_dim)
         self.mono_decoder = mono_decoder(config, self.head.params_per_pixel)
 
         x_in = tf_keras.Input((28, 28, channels), name="image")
         latent_params = UnfoldRows(channels)(self.mono_encoder(FoldImages()(x_in)))
         self.encoder_params = tf_keras.Model(x_in, latent_params, name="encoder_params")
-        if self.is_vae:
-            latent = tfpl.DistributionLambda(self._posterior, name="q_z_given_x")(latent_params)
-        else:
-            latent = latent_params
+        latent_layer = self.latent_layer()
+        latent = latent_layer(latent_params) if latent_layer is not None else latent_params
         self.encoder = tf_keras.Model(x_in, latent, name="encoder")
 
         z_in = tf_keras.Input((channels, latent_dim), name="latent")
@@ -63,15 +71,52 @@ class GenerativeModel(tf_keras.Model):
         self.decoder_params = tf_keras.Model(z_in, pixel_params, name="decoder_params")
         self.decoder = tf_keras.Model(z_in, self.head.layer()(pixel_params), name="decoder")
 
-        self.prior = tfd.Independent(
-            tfd.Normal(tf.zeros((channels, latent_dim)), tf.ones((channels, latent_dim))), 2
-        )
         self.trackers = {
             name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
         }
+        self.built = True  # every weight exists: the subnets are built functional models
+
+    # ---------------------------------------------------------------------------------------
+    # What a family overrides
+    # ---------------------------------------------------------------------------------------
+    def latent_layer(self):
+        """A layer from latent parameters (N, C, k * d) to the latent, or None (the
+        parameters are the code)."""
+        return None
+
+    def draw_code(self, latent):
+        """A code z (N, C, d) from the encoder's output (a sample for a stochastic latent)."""
+        return latent
+
+    def kl_divergence(self, latent):
+        """(N,) nats: the divergence from the prior that the loss weighs by beta."""
+        return tf.zeros(tf.shape(latent)[:1])
+
+    @property
+    def prior(self):
+        """p(z) of one image, event shape (C, d), or None when the family has no prior."""
+        return self.latent_prior()
+
+    def latent_prior(self, channels: Optional[int] = None):
+        """p(z) with event shape (channels, d) (default: the model's channels), or None."""
+        return None
+
+    def code_distribution_from_params(self, params):
+        """``(mean, scale or None)`` of the codes from latent parameters (..., k * d)."""
+        return params[..., : self.config.latent_dim], None
+
+    # ---------------------------------------------------------------------------------------
+    # Files: the config and metadata as plain values; the weights are Keras' own business
+    # ---------------------------------------------------------------------------------------
+    def get_config(self):
+        return {"config": self.config.to_dict(), "metadata": self.metadata}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
 
     # The subnets hold every learned parameter; Model.get_weights() would also return the
-    # metric trackers' state, which does not belong in a model file.
+    # metric trackers' state.
     def network_weights(self) -> list:
         return self.mono_encoder.get_weights() + self.mono_decoder.get_weights()
 
@@ -80,31 +125,21 @@ class GenerativeModel(tf_keras.Model):
         self.mono_encoder.set_weights(weights[:split])
         self.mono_decoder.set_weights(weights[split:])
 
-    def _posterior(self, params):
-        d = self.config.latent_dim
-        scale = tf.nn.softplus(params[..., d:]) + POSTERIOR_MIN_SCALE
-        return tfd.Independent(tfd.Normal(params[..., :d], scale), 2)
-
     # ---------------------------------------------------------------------------------------
     # The loss and Keras' training hooks
     # ---------------------------------------------------------------------------------------
     def loss_terms(self, x, training: bool = False):
         """``(reconstruction, kl)``, each (N,) in nats: -log p(x|z) and KL(q(z|x) || p(z))."""
         x = tf.convert_to_tensor(x, tf.float32)
-        if self.is_vae:
-            posterior = self.encoder(x, training=training)
-            z = posterior.sample()
-            kl = tfd.kl_divergence(posterior, self.prior)
-        else:
-            z = self.encoder(x, training=training)
-            kl = tf.zeros(tf.shape(x)[:1])
+        latent = self.encoder(x, training=training)
+        z = self.draw_code(latent)
         reconstruction = -self.decoder(z, training=training).log_prob(self.head.targets(x))
-        return reconstruction, kl
+        return reconstruction, self.kl_divergence(latent)
 
     def call(self, x, training=False):
         """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE)."""
         latent = self.encoder(x, training=training)
-        return self.decoder(tf.convert_to_tensor(latent), training=training)
+        return self.decoder(self.draw_code(latent), training=training)
 
     @property
     def metrics(self):
@@ -180,11 +215,9 @@ class GenerativeModel(tf_keras.Model):
     def mono_code_distribution(self, mono_x, batch_size: int = 2000):
         """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
         q(z|x); the AE's code with scale None (it is deterministic)."""
-        params = in_batches(self.mono_latent_params, mono_x, batch_size)  # (M, 1, k * d)
-        if not self.is_vae:
-            return params[:, 0], None
-        posterior = self._posterior(params)
-        return posterior.mean().numpy()[:, 0], posterior.stddev().numpy()[:, 0]
+        params = in_batches(self.mono_latent_params, mono_x, batch_size)[:, 0]  # (M, k * d)
+        mean, scale = self.code_distribution_from_params(params)
+        return np.asarray(mean), None if scale is None else np.asarray(scale)
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
                       batch_size: int = 5000) -> np.ndarray:
@@ -211,52 +244,47 @@ class GenerativeModel(tf_keras.Model):
         if channels != self.config.channels:
             raise ValueError(f"expected images with {self.config.channels} channel(s), got "
                              f"{channels}.")
-        images, nll = _in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
+        images, nll = in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
                                          batch_size)
         nll = nll.astype(np.float64)[inverse].reshape(-1, channels)
         return unfold_channels(images[inverse], channels), nll
 
     def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
         """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""
-        return _in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size)
+        return in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size)
 
-    def sample_prior(self, count: int, seed: int = 0) -> np.ndarray:
-        """z ~ N(0, I), shape (count, C, d); every channel's latent drawn independently."""
-        rng = np.random.default_rng(seed)
-        shape = (count, self.config.channels, self.config.latent_dim)
-        return rng.standard_normal(shape).astype(np.float32)
+    def sample_latents(self, count: int, sampler=None, seed: int = 0) -> np.ndarray:
+        """(count, C, d) codes for generation, every channel's latent drawn independently
+        from ``sampler`` (a ``models.samplers`` object; default N(0, I))."""
+        from .samplers import StandardNormal  # samplers use this module's batching
 
-    def generate_images(self, count: int, how: str = "mean", seed: int = 0) -> np.ndarray:
-        """VAE generation: decode z ~ N(0, I); the encoder is never used."""
-        return self.decode_images(self.sample_prior(count, seed), how=how, seed=seed)
+        sampler = sampler if sampler is not None else StandardNormal(self.config.latent_dim)
+        if sampler.latent_dim != self.config.latent_dim:
+            raise ValueError(f"the sampler draws {sampler.latent_dim}-dimensional codes, the "
+                             f"model's latent has {self.config.latent_dim} dimensions.")
+        z = sampler.sample(count * self.config.channels, seed=seed)
+        return z.reshape(count, self.config.channels, self.config.latent_dim)
 
-
-def in_batches(fn, x, batch_size: int) -> np.ndarray:
-    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array."""
-    x = np.asarray(x, np.float32)
-    return np.concatenate(
-        [np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
-    )
-
-
-def _in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int):
-    """``fn(batch, how, batch_seed)`` over ``x`` in batches, the outputs concatenated (a tuple
-    of arrays when ``fn`` returns a tuple). Batch i gets the stateless seed (seed, i): the same
-    (seed, batch_size) gives the same images, and different batches get different noise."""
-    base_seed = 0 if seed is None else int(seed)
-    outputs = [fn(tf.constant(x[start:start + batch_size]), how,
-                  tf.constant([base_seed, index], tf.int32))
-               for index, start in enumerate(range(0, len(x), batch_size))]
-    if outputs and isinstance(outputs[0], tuple):
-        return tuple(np.concatenate([part.numpy() for part in parts]) for parts in zip(*outputs))
-    return np.concatenate([output.numpy() for output in outputs])
+    def generate_images(self, count: int, how: str = "mean", seed: int = 0,
+                        sampler=None) -> np.ndarray:
+        """Decode ``count`` codes from ``sampler`` (default N(0, I), a VAE's prior; an AE wants
+        one fitted to its codes: ``samplers.make_sampler("fitted", d).fit(codes)``). The
+        encoder is never used."""
+        return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed)
 
 
-def build_model(config: ModelConfig, learning_rate: float = 1e-3) -> GenerativeModel:
-    """A compiled model with built weights (so it can be saved or loaded into at once)."""
-    model = GenerativeModel(config)
+def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
+                metadata: Optional[dict] = None) -> GenerativeModel:
+    """A compiled model of the config's family (``families.FAMILIES[config.kind]``).
+
+    ``seed`` fixes the initial weights (it seeds Python, numpy and TensorFlow first).
+    """
+    from .families import FAMILIES  # the families subclass this module's base class
+
+    if seed is not None:
+        tf_keras.utils.set_random_seed(seed)
+    model = FAMILIES[config.kind](config, metadata=metadata)
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    model(tf.zeros((1, 28, 28, config.channels)))
     return model
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+import tf_keras
 
 from .config import ModelConfig
 
@@ -54,7 +55,7 @@ class Head:
         return tf.clip_by_value(tf.cast(value, tf.float32), 0.0, 1.0)
 
     def layer(self, name="p_x_given_z"):
-        return tfpl.DistributionLambda(self.distribution, name=name)
+        return PixelDistribution(self.config.to_dict(), name=name)
 
     # Every head is an exponential family per pixel, so log p(x|z) is linear in fixed features
     # of x: log p(x | params_k) = features(x) . weights_k + constant_k. With the features of N
@@ -206,3 +207,21 @@ HEAD_CLASSES = {cls.name: cls for cls in (BernoulliHead, BetaHead, CategoricalHe
 
 def make_head(config: ModelConfig) -> Head:
     return HEAD_CLASSES[config.head](config)
+
+
+@tf_keras.saving.register_keras_serializable(package="models")
+class PixelDistribution(tfpl.DistributionLambda):
+    """The head as a layer: (B, 28, 28, C, P) parameters -> p(x|z).
+
+    Its config is the model config as plain values, never the distribution function itself:
+    ``DistributionLambda.get_config`` would pickle that function (a bound method here), and
+    Keras' saving then recurses through the model that owns it.
+    """
+
+    def __init__(self, model_config: dict, **kwargs):
+        self.head = make_head(ModelConfig.from_dict(model_config))
+        super().__init__(self.head.distribution, **kwargs)
+        self.model_config = dict(model_config)
+
+    def get_config(self):
+        return {**tf_keras.layers.Layer.get_config(self), "model_config": self.model_config}

@@ -1,107 +1,180 @@
-"""Save and load trained models as one ``.npz`` file: the config as JSON, free-form metadata as
-JSON, and the weight arrays. Loading reads with ``allow_pickle=False``: a model file is data,
-never code, the same guarantee as Keras' ``safe_mode=True``. Writes go to a temporary file
-that is renamed into place, so a crash never leaves half a model on disk.
+"""Model and sampler files: native Keras ``.keras`` archives.
+
+    models.save(model, "vae.keras")                  # any family's model, or a sampler
+    model = models.load("vae.keras")                 # checked first, then safe_mode=True
+    model = tf_keras.models.load_model("vae.keras", safe_mode=True)   # works too, after
+                                                     # `import models` registers the classes
+
+Every class a file names is registered (``tf_keras.saving.register_keras_serializable``) and
+rebuilt from plain ``get_config`` values (the ModelConfig, metadata, sampler settings); Keras
+stores the weights (float32) in the archive's ``model.weights.h5``. Files are written to a
+temporary name and renamed, so a crash never leaves half a file.
+
+``load`` checks a file before Keras reads it, since ``safe_mode=True`` alone does not keep
+code out in tf_keras 2.21: an HDF5 file renamed to ``.keras`` goes to the legacy loader
+(which unpickles Lambda bytecode), and a config's "module" entry is imported. A loadable file
+is a zip archive of exactly config.json, metadata.json and model.weights.h5, with intact
+checksums, whose config names one of our registered classes and holds plain values only.
+Weights must be finite when saved and when loaded.
 """
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
+import tf_keras
 
 from atomic_io import atomic_path
 
-from .config import ModelConfig
-from .generative import GenerativeModel, build_model
-
-FORMAT_VERSION = 1
+KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class ModelFileError(RuntimeError):
-    """A model file is missing, corrupt or does not fit its config."""
+    """A model or sampler file is missing, damaged, unsafe, or not what was expected."""
 
 
-def write_archive(path, weights, version: int, weight_dtype: str = "float32",
-                  **texts: str) -> Path:
-    """One .npz written atomically: ``format_version``, JSON ``texts`` by name, and the
-    ``weights`` as arrays w000, w001, ... (cast to ``weight_dtype``). Model and flow files."""
+def _registered_classes() -> dict:
+    """``{registered name: class}`` of every family and sampler a file may name."""
+    from .families import FAMILIES
+    from .samplers import SAMPLERS
+
+    classes = [*FAMILIES.values(), *SAMPLERS.values()]
+    return {tf_keras.saving.get_registered_name(cls): cls for cls in classes}
+
+
+def _state_weights(obj) -> list:
+    """Every weight the file holds: the model's networks, or the sampler's variables."""
+    if hasattr(obj, "network_weights"):
+        return obj.network_weights()
+    return [w.numpy() for w in obj.weights]
+
+
+def save(obj, path, metadata: Optional[dict] = None) -> Path:
+    """Write a model (without optimizer state) or a sampler to ``path`` (``.keras``),
+    atomically; ``metadata`` is merged into ``obj.metadata`` first and travels in the file."""
     path = Path(path)
-    arrays = {f"w{i:03d}": np.asarray(w).astype(weight_dtype) for i, w in enumerate(weights)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, format_version=np.array(version),
-                            **{name: np.array(text) for name, text in texts.items()}, **arrays)
+    if path.suffix != ".keras":
+        raise ValueError(f"model files end in .keras, got {path}.")
+    name = tf_keras.saving.get_registered_name(type(obj))
+    if name not in _registered_classes():
+        raise TypeError(f"{type(obj).__name__} is not a registered model family or sampler.")
+    weights = _state_weights(obj)
+    if not all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+        raise ValueError(f"refusing to save {path}: the weights contain NaN or infinite values "
+                         "(the training diverged).")
+    obj.metadata.update(metadata or {})
+    if hasattr(obj, "network_weights"):
+        # A fresh uncompiled copy: no optimizer state (a third of the file) and no metric
+        # tracker state in the file.
+        copy = type(obj).from_config(obj.get_config())
+        copy.set_network_weights(weights)
+        obj = copy
+    with atomic_path(path, suffix=".keras") as tmp, warnings.catch_warnings():
+        # Keras reads every layer's config while it walks the model for weights; the MADE
+        # networks' initializer settings make it warn about serialising them, which the file
+        # never does (it holds our plain configs only).
+        warnings.filterwarnings("ignore", message=r"The `keras\.\w+\.serialize\(\)` API")
+        obj.save(str(tmp))
     return path
 
 
-def read_archive(path, version: int, what: str, error: type, parse: Callable[[dict], Any],
-                 missing_hint: str = "", corrupt_hint: str = "") -> Tuple[Any, list]:
-    """``(parse(texts), weights)`` from a file written by ``write_archive``, read with
-    ``allow_pickle=False``. A missing, other-version or unreadable file, or texts that
-    ``parse`` rejects (ValueError, KeyError, TypeError), raise ``error`` naming the file as
-    ``what`` ("Model file"), followed by the hint that says how to restore it."""
+def check_archive(path) -> dict:
+    """The config of a ``.keras`` file that is safe to hand to Keras; ``ValueError`` saying
+    what is wrong otherwise (see the module docstring)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not a .keras zip archive (truncated, or another format)")
+    with zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+        if members != KERAS_MEMBERS:
+            raise ValueError(f"the archive holds {sorted(members)}, a model file holds "
+                             f"{sorted(KERAS_MEMBERS)}")
+        damaged = archive.testzip()
+        if damaged is not None:
+            raise ValueError(f"{damaged} in the archive is damaged (checksum mismatch)")
+        if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+            raise ValueError("its config.json is implausibly large")
+        config = json.loads(archive.read("config.json"))
+    registered = _registered_classes()
+    if not isinstance(config, dict) or config.get("registered_name") not in registered:
+        named = config.get("registered_name") or config.get("class_name") if isinstance(
+            config, dict) else None
+        raise ValueError(f"it names the class {named!r}, which is not one of the registered "
+                         f"model families and samplers {sorted(registered)}; such files are "
+                         "not loaded, since other classes (Lambda layers, custom code) can run "
+                         "code from the file")
+    if config.get("module") != registered[config["registered_name"]].__module__:
+        raise ValueError(f"its config names the module {config.get('module')!r}")
+    if _names_objects(config.get("config")):
+        raise ValueError("its config holds serialised objects where plain values belong")
+    return config
+
+
+def _names_objects(node) -> bool:
+    """True if a config value holds a serialised Keras object (class_name / module keys)."""
+    if isinstance(node, dict):
+        return ("class_name" in node or "module" in node
+                or any(_names_objects(v) for v in node.values()))
+    if isinstance(node, list):
+        return any(_names_objects(v) for v in node)
+    return False
+
+
+def load(path, expected: type = object, hint: str = ""):
+    """Check ``path`` (see ``check_archive``) and load it with ``safe_mode=True``; the
+    object must be an instance of ``expected``. Every failure is one ``ModelFileError`` that
+    names the file, followed by ``hint`` (how to restore it)."""
     path = Path(path)
+    hint = f" {hint}" if hint else ""
     if not path.is_file():
-        raise error(f"{what} {path} does not exist.{missing_hint}")
+        raise ModelFileError(f"Model file {path} does not exist.{hint}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if int(archive["format_version"]) != version:
-                raise error(f"{what} {path} has format {archive['format_version']}, this code "
-                            f"reads format {version}.")
-            texts = {k: str(archive[k]) for k in archive.files
-                     if k != "format_version" and not k.startswith("w")}
-            weights = [archive[k] for k in sorted(archive.files) if k.startswith("w")]
-        parsed = parse(texts)
-    except error:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
-        raise error(f"{what} {path} is corrupt or not a {what.lower()} "
-                    f"({type(err).__name__}: {err}).{corrupt_hint}") from err
-    return parsed, weights
+        check_archive(path)
+        obj = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
+    except Exception as err:  # zipfile, h5py, JSON and Keras errors alike
+        raise ModelFileError(f"Model file {path} cannot be loaded: {err}.{hint}") from err
+    if not isinstance(obj, expected):
+        raise ModelFileError(f"Model file {path} holds a {type(obj).__name__}, not a "
+                             f"{expected.__name__}.{hint}")
+    weights = _state_weights(obj)
+    if not all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+        raise ModelFileError(f"Model file {path} holds NaN or infinite weights.{hint}")
+    return obj
 
 
-def save_model(model: GenerativeModel, path, metadata: Optional[dict] = None,
-               weight_dtype: str = "float32") -> Path:
-    """Write config, metadata and weights to ``path`` (a .npz file) atomically.
-
-    ``weight_dtype="float16"`` halves the file (relative rounding 5e-4 per weight); loading
-    casts back to float32.
-    """
-    return write_archive(path, model.network_weights(), FORMAT_VERSION, weight_dtype,
-                         config=model.config.to_json(),
-                         metadata=json.dumps(metadata or {}, sort_keys=True))
+def save_model(model, path, metadata: Optional[dict] = None) -> Path:
+    """``save`` for a model of any family."""
+    return save(model, path, metadata)
 
 
-def read_model_file(path) -> Tuple[ModelConfig, dict, list]:
-    """``(config, metadata, weights)`` from a file written by ``save_model``."""
-    (config, metadata), weights = read_archive(
-        path, FORMAT_VERSION, "Model file", ModelFileError,
-        parse=lambda texts: (ModelConfig.from_json(texts["config"]),
-                             json.loads(texts["metadata"])),
-        missing_hint=" Train it (the experiment scripts do with --retrain) or restore the "
-                     "shipped copy with `git checkout saved_models/`.",
-        corrupt_hint=" Restore it with `git checkout saved_models/` or retrain with --retrain.")
-    return config, metadata, weights
-
-
-def load_model(path, channels: Optional[int] = None) -> Tuple[GenerativeModel, dict]:
-    """Rebuild a saved model; ``channels`` overrides the saved channel count.
+def load_model(path, channels: Optional[int] = None, hint: str = ""):
+    """A saved model of any family; ``channels`` rebuilds it for mono (1) or colour (3).
 
     Mono and colour models share one set of weights (the colour model is the mono subnet run
     on R, G and B), so a mono file loads as a colour model and vice versa.
     """
-    config, metadata, weights = read_model_file(path)
-    if channels is not None:
-        config = config.replace(channels=channels)
-    model = build_model(config)
-    expected = [w.shape for w in model.network_weights()]
-    found = [w.shape for w in weights]
-    if expected != found:
-        raise ModelFileError(
-            f"Model file {path} holds weights of shapes {found[:4]}... that do not fit its "
-            f"config ({config}); the file is corrupt or was written by other code."
-        )
-    model.set_network_weights(weights)
-    return model, metadata
+    from .generative import GenerativeModel
+
+    model = load(path, GenerativeModel, hint)
+    if channels is not None and channels != model.config.channels:
+        other = type(model)(model.config.replace(channels=channels), metadata=model.metadata)
+        other.set_network_weights(model.network_weights())
+        model = other
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    return model
+
+
+def load_sampler(path, hint: str = ""):
+    from .samplers import LatentSampler
+
+    return load(path, LatentSampler, hint)
+
+
+def read_metadata(path) -> Tuple[dict, dict]:
+    """``(model config values, metadata)`` of a checked file, without building the model."""
+    config = check_archive(path)["config"]
+    return config.get("config", {}), config.get("metadata", {})

@@ -61,13 +61,13 @@ class _LogSumExp:
 
 def _mono_posterior(model: GenerativeModel, mono_x) -> tfd.Distribution:
     """q(z|x) for mono images (B, 28, 28, 1): batch (B,), event (1, d)."""
-    return model._posterior(model.mono_latent_params(mono_x))
+    return model.posterior(model.mono_latent_params(mono_x))
 
 
 def _check_vae(model: GenerativeModel, what: str) -> None:
-    if not model.is_vae:
-        raise ValueError(f"{what} needs a VAE (a latent prior); got a {model.config.kind!r} "
-                         "model. Score AEs with reconstruction_nll.")
+    if model.prior is None:
+        raise ValueError(f"{what} needs a model with a latent prior (a VAE); got a "
+                         f"{model.config.kind!r} model. Score it with reconstruction_nll.")
 
 
 def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, seed: int = 0,
@@ -123,7 +123,7 @@ def _posterior_block(model, batch, count: int, seed):
     """For mono images (B, 28, 28, 1) and ``count`` samples z_k ~ q(z|x) each:
     ``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || N(0, I)) (B,))``, one graph."""
     posterior = _mono_posterior(model, batch)
-    prior = tfd.Independent(tfd.Normal(tf.zeros((1, model.config.latent_dim)), 1.0), 2)
+    prior = model.latent_prior(channels=1)
     z = posterior.sample(count, seed=seed)  # (count, B, 1, d)
     flat_z = tf.reshape(z, [-1, model.config.latent_dim])
     dist = model.head.distribution(model.mono_pixel_params(flat_z))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import ModelConfig, build_model, save_model
+from models import SAMPLERS, ModelConfig, build_model, save_model, zoo
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -109,7 +109,8 @@ def test_stack_rows(kind, tmp_path):
 def test_ae_generation_offers_every_latent_distribution(tmp_path):
     common = importlib.import_module("common")
     starts = {"fitted": "Gaussian fitted", "standard": "standard normal",
-              "flow": "masked autoregressive flow"}
+              "gmm": "Gaussian mixture", "flow": "masked autoregressive flow"}
+    assert set(starts) == set(SAMPLERS)  # the choices are the sampler registry
     for latent, start in starts.items():
         common._CACHE.clear()
         _, metrics = run("ae_gen", tmp_path / latent, "--latent", latent)
@@ -123,17 +124,17 @@ def test_vae_generation_from_the_latent_flow(tmp_path):
     flow = metrics["latent_flow"]
     assert flow["codes"].startswith("z ~ q(z|x)") and flow["epochs"] == 2
     model_file = Path(metrics["model"]["model_file"])
-    assert Path(flow["flow_file"]) == model_file.with_suffix(".flow.npz")
+    assert Path(flow["flow_file"]) == model_file.with_name(model_file.stem + ".flow.keras")
     assert flow["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
-    with pytest.raises(SystemExit):  # the VAE's choices are prior and flow
-        run("vae_gen", tmp_path, "--latent", "fitted")
+    with pytest.raises(SystemExit):  # the choices are the registered samplers
+        run("vae_gen", tmp_path, "--latent", "maf")
 
 
 def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
     common = importlib.import_module("common")
     args = common.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
-    path = save_model(model, tmp_path / "m.npz")
+    path = save_model(model, tmp_path / "m.keras")
     info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
     _, first = common.get_latent_flow(args, model, info)
     assert "fitting the latent flow" in capsys.readouterr().out
@@ -144,9 +145,9 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
     _, refitted = common.get_latent_flow(args, model, info)
     assert "fitted to other weights" in capsys.readouterr().out
     assert refitted["model_sha256"] != first["model_sha256"]
-    flow_path = tmp_path / "m.flow.npz"
+    flow_path = tmp_path / "m.flow.keras"
     flow_path.write_bytes(flow_path.read_bytes()[:100])
-    with pytest.raises(SystemExit, match="git checkout saved_models"):
+    with pytest.raises(SystemExit, match="m.flow.keras.*git checkout"):
         common.get_latent_flow(args, model, info)
 
 
@@ -157,6 +158,44 @@ def test_bad_flags_are_refused(tmp_path, capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         importlib.import_module("vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
+    for flags, message in ((["--set", "depth=3"], "unknown model setting 'depth'"),
+                           (["--set", "latent_dim"], "KEY=VALUE"),
+                           (["--set", "latent_dim=0"], "latent_dim must be"),
+                           (["--ship"], "--ship replaces the shipped models"),
+                           (["--retrain", "--ship", "--set", "beta=2"], "--ship")):
+        with pytest.raises(SystemExit):
+            importlib.import_module("vae_gen").main([*flags, "--out", str(tmp_path)])
+        assert message in capsys.readouterr().err
+
+
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_set_trains_into_a_run_folder_and_never_touches_saved_models(tmp_path, monkeypatch,
+                                                                      capsys):
+    common = importlib.import_module("common")
+    monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
+    shipped = _digests(zoo.SAVED_MODELS)
+    flags = ["--set", "latent_dim=2", "hidden_units=0", "filters=[4, 8]", "--epochs", "1"]
+    args = common.parse_args("doc", "vae_gen", "vae", flags)
+    assert args.run_dir == tmp_path / "runs" / "vae-filters=_4,_8_-hidden_units=0-latent_dim=2"
+    assert args.out == args.run_dir / "vae_gen"
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+    model, info = common.get_model(args, 1, False, x, x[:16])
+    assert model.config.latent_dim == 2 and info["epochs"] == 1 and info["settings"]
+    saved = args.run_dir / "vae_mono_complete.keras"
+    assert info["model_file"] == str(saved)
+    assert json.loads(saved.with_suffix(".json").read_text())["config"]["latent_dim"] == 2
+    assert "--set latent_dim=2" in (args.run_dir / "commands.txt").read_text()
+    assert "training vae_mono_complete" in capsys.readouterr().out
+    # The same command again reuses the run's model; the colour row loads its mono file.
+    common._CACHE.clear()
+    again, _ = common.get_model(common.parse_args("doc", "vae_gen", "vae", flags), 3, False,
+                                x, x[:16])
+    assert "loaded" in capsys.readouterr().out and again.config.channels == 3
+    np.testing.assert_array_equal(again.network_weights()[0], model.network_weights()[0])
+    assert _digests(zoo.SAVED_MODELS) == shipped
 
 
 def test_run_all_keeps_rows_it_did_not_run_from_a_run_of_the_same_kind():

@@ -1,10 +1,15 @@
 """Model library: shapes, parameter sharing, training behaviour, save/load, closed forms."""
+import json
+import zipfile
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+import tf_keras
 
-from models import HEADS, ModelConfig, ModelFileError, build_model, load_model, save_model
+from models import FAMILIES, HEADS, ModelConfig, ModelFileError, build_model, load_model
+from models import save_model
 from models.heads import make_head
 
 tfd = tfp.distributions
@@ -22,12 +27,12 @@ def images(n=5, channels=1, binary=True, seed=0):
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("head", HEADS)
-@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_shapes(kind, head, channels):
     model = tiny(kind, head, channels)
     x = images(4, channels)
     latent = model.encoder(x)
-    if kind == "vae":
+    if model.prior is not None:  # a distribution over codes
         assert latent.batch_shape == (4,) and latent.event_shape == (channels, 3)
     else:
         assert latent.shape == (4, channels, 3)
@@ -44,13 +49,13 @@ def test_shapes(kind, head, channels):
         assert picture.min() >= 0.0 and picture.max() <= 1.0
     reconstruction, kl = model.loss_terms(x)
     assert reconstruction.shape == (4,) and kl.shape == (4,)
-    assert model.sample_prior(7, seed=1).shape == (7, channels, 3)
+    assert model.sample_latents(7, seed=1).shape == (7, channels, 3)
     with pytest.raises(ValueError, match="image kind"):
-        model.decode_images(model.sample_prior(2), how="median")
+        model.decode_images(model.sample_latents(2), how="median")
 
 
 @pytest.mark.parametrize("head", ["bernoulli", "normal"])
-@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
     model = tiny(kind, head, channels=3)
     x = np.concatenate([images(3, 3, binary=False)] * 2)  # copies share one pass
@@ -64,7 +69,7 @@ def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
 
 
 @pytest.mark.parametrize("head", HEADS)
-@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_colour_model_shares_the_mono_weights(kind, head):
     mono, colour = tiny(kind, head, 1), tiny(kind, head, 3)
     assert mono.count_params() == colour.count_params()
@@ -76,7 +81,7 @@ def test_colour_model_shares_the_mono_weights(kind, head):
         np.testing.assert_allclose(colour_mean[..., c:c + 1],
                                    mono.reconstruct_images(x[..., c:c + 1]), atol=1e-5)
     # Likewise for decoding: channel c of a colour image is decoded from its own latent.
-    z = colour.sample_prior(5, seed=0)
+    z = colour.sample_latents(5, seed=0)
     decoded = colour.decode_images(z, how="mean", batch_size=4)  # batches split the channels
     for c in range(3):
         np.testing.assert_allclose(decoded[..., c:c + 1], mono.decode_images(z[:, c:c + 1]),
@@ -85,7 +90,7 @@ def test_colour_model_shares_the_mono_weights(kind, head):
 
 def test_generation_samples_each_channel_independently():
     model = tiny("vae", channels=3)
-    z = model.sample_prior(2000, seed=0)
+    z = model.sample_latents(2000, seed=0)
     correlation = np.corrcoef(z[:, 0, 0], z[:, 1, 0])[0, 1]
     assert abs(correlation) < 0.1
     assert model.generate_images(6, seed=0).shape == (6, 28, 28, 3)
@@ -93,7 +98,7 @@ def test_generation_samples_each_channel_independently():
                                   model.generate_images(4, how="sample", seed=3))
 
 
-@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_train_step_changes_weights_and_evaluation_does_not(kind):
     model = tiny(kind)
     x = images(16)
@@ -108,43 +113,131 @@ def test_train_step_changes_weights_and_evaluation_does_not(kind):
     assert all(changed)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("head", HEADS)
-def test_save_load_round_trip(tmp_path, head):
-    model = tiny("vae", head, channels=1)
-    path = save_model(model, tmp_path / "m.npz", {"trained_on": "test"})
-    loaded, metadata = load_model(path)
-    assert loaded.config == model.config and metadata == {"trained_on": "test"}
-    x = images(4)
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
+def test_keras_file_round_trip(tmp_path, kind, head, channels):
+    model = tiny(kind, head, channels)
+    path = save_model(model, tmp_path / "m.keras", {"trained_on": "test"})
+    # Keras' own loader reads it (the classes are registered by `import models`).
+    loaded = tf_keras.models.load_model(path, safe_mode=True)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert loaded.metadata == {"trained_on": "test"}
+    x = images(4, channels)
     np.testing.assert_array_equal(loaded.reconstruct_images(x), model.reconstruct_images(x))
-    z = model.sample_prior(3)
+    z = model.sample_latents(3)
     np.testing.assert_array_equal(loaded.decode_images(z, "sample", seed=1),
                                   model.decode_images(z, "sample", seed=1))
-    colour, _ = load_model(path, channels=3)  # the shared subnet loads as a colour model
-    assert colour.config.channels == 3 and colour.count_params() == model.count_params()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left
 
 
+def test_mono_file_loads_as_a_colour_model(tmp_path):
+    model = tiny("vae")
+    path = save_model(model, tmp_path / "m.keras")
+    colour = load_model(path, channels=3)
+    assert colour.config.channels == 3 and colour.count_params() == model.count_params()
+    x = images(2, 3)
+    np.testing.assert_allclose(colour.reconstruct_images(x)[..., 1:2],
+                               model.reconstruct_images(x[..., 1:2]), atol=1e-6)
+
+
+def test_model_files_hold_plain_configs_and_float32_weights(tmp_path):
+    path = save_model(tiny("vae"), tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as archive:
+        assert set(archive.namelist()) == {"config.json", "metadata.json", "model.weights.h5"}
+        config = json.loads(archive.read("config.json"))
+    assert config["registered_name"] == "models>VAE"
+    assert config["config"]["config"]["latent_dim"] == 3  # the ModelConfig, plain values
+    assert "optimizer" not in json.dumps(config)
+    assert all(w.dtype == np.float32 for w in load_model(path).network_weights())
+
+
 def test_model_file_errors(tmp_path):
-    with pytest.raises(ModelFileError, match="does not exist"):
-        load_model(tmp_path / "absent.npz")
-    garbage = tmp_path / "garbage.npz"
+    with pytest.raises(ModelFileError, match="does not exist.*git checkout"):
+        load_model(tmp_path / "absent.keras", hint="Restore it with `git checkout`.")
+    garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"not a model at all")
-    with pytest.raises(ModelFileError, match="corrupt"):
+    with pytest.raises(ModelFileError, match="garbage.keras.*not a .keras zip"):
         load_model(garbage)
-    good = save_model(tiny(), tmp_path / "good.npz")
-    truncated = tmp_path / "truncated.npz"
-    truncated.write_bytes(good.read_bytes()[:2000])
-    with pytest.raises(ModelFileError, match="corrupt"):
+    good = save_model(tiny(), tmp_path / "good.keras")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    with pytest.raises(ModelFileError, match="truncated.keras"):
         load_model(truncated)
-    # A file whose weights do not fit its config.
-    other = save_model(build_model(ModelConfig(kind="vae", latent_dim=5, filters=(4, 8))),
-                       tmp_path / "other.npz")
-    data = dict(np.load(other))
-    data["config"] = np.array(ModelConfig(kind="vae", **TINY).to_json())
-    mismatched = tmp_path / "mismatched.npz"
-    np.savez(mismatched, **data)
-    with pytest.raises(ModelFileError, match="do not fit"):
-        load_model(mismatched)
+    with pytest.raises(ValueError, match=".keras"):
+        save_model(tiny(), tmp_path / "model.npz")
+
+
+def _rewrite_config(source, target, change):
+    """Copy a .keras archive with its config.json changed by ``change(config)``."""
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+def test_files_that_could_run_code_are_refused(tmp_path):
+    marker = tmp_path / "ran"
+    marker_name = str(marker)
+    # A Lambda layer whose function writes the marker, saved by Keras as .keras and as HDF5
+    # under a .keras name (the legacy loader would unpickle its bytecode).
+    inputs = tf_keras.Input((2,))
+    outputs = tf_keras.layers.Lambda(lambda t: t + len(open(marker_name, "w").name))(inputs)
+    lambda_model = tf_keras.Model(inputs, outputs)
+    lambda_file = tmp_path / "lambda.keras"
+    lambda_model.save(lambda_file)
+    hdf5_file = tmp_path / "hdf5.keras"
+    lambda_model.save(tmp_path / "lambda.h5")
+    (tmp_path / "lambda.h5").rename(hdf5_file)
+    if marker.exists():
+        marker.unlink()  # tracing the model at save time ran it once
+    good = save_model(tiny(), tmp_path / "good.keras")
+    unregistered = _rewrite_config(good, tmp_path / "unregistered.keras", lambda c: c.update(
+        registered_name="evil>Payload", class_name="Payload"))
+    other_module = _rewrite_config(good, tmp_path / "module.keras",
+                                   lambda c: c.update(module="antigravity"))
+    nested = _rewrite_config(good, tmp_path / "nested.keras", lambda c: c["config"].update(
+        metadata={"class_name": "Lambda", "config": {}}))
+    for path in (lambda_file, hdf5_file, unregistered, other_module, nested):
+        with pytest.raises(ModelFileError):
+            load_model(path)
+    assert not marker.exists()
+
+
+def test_nan_weights_are_neither_saved_nor_loaded(tmp_path):
+    model = tiny()
+    good = save_model(model, tmp_path / "good.keras")
+    weights = model.network_weights()
+    weights[0] = np.full_like(weights[0], np.nan)
+    model.set_network_weights(weights)
+    with pytest.raises(ValueError, match="NaN"):
+        save_model(model, tmp_path / "nan.keras")
+    assert not (tmp_path / "nan.keras").exists()
+    # The same NaN weights written into an archive by hand.
+    import h5py
+
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(good.read_bytes())
+    with zipfile.ZipFile(good) as archive, zipfile.ZipFile(damaged, "w") as out:
+        for name in archive.namelist():
+            data = archive.read(name)
+            if name == "model.weights.h5":
+                local = tmp_path / "w.h5"
+                local.write_bytes(data)
+                with h5py.File(local, "r+") as h5:
+                    def poison(_, item):
+                        if isinstance(item, h5py.Dataset) and item.dtype.kind == "f":
+                            item[...] = np.nan
+                    h5.visititems(poison)
+                data = local.read_bytes()
+            out.writestr(name, data)
+    with pytest.raises(ModelFileError, match="NaN"):
+        load_model(damaged)
 
 
 def test_block_convs_add_same_resolution_convolutions_to_both_networks():
@@ -167,6 +260,21 @@ def test_config_validation_and_json():
             ModelConfig(**bad)
     with pytest.raises(ValueError, match="Unknown"):
         ModelConfig.from_json('{"kind": "vae", "depth": 3}')
+    for bad in (dict(latent_dim=2.5), dict(latent_dim="8"), dict(hidden_units=True),
+                dict(beta=float("nan")), dict(filters=(8.5, 16))):
+        with pytest.raises(ValueError):
+            ModelConfig(**bad)
+
+
+def test_settings_from_the_command_line_are_parsed_and_checked():
+    config = ModelConfig().with_settings({"latent_dim": "2", "beta": "4", "head": "beta",
+                                          "filters": "[8, 16]", "normal_scale": "null"})
+    assert (config.latent_dim, config.beta, config.head, config.filters) == (2, 4.0, "beta",
+                                                                            (8, 16))
+    with pytest.raises(ValueError, match="unknown model setting 'depth'"):
+        ModelConfig().with_settings({"depth": "3"})
+    with pytest.raises(ValueError, match="latent_dim"):
+        ModelConfig().with_settings({"latent_dim": "two"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,7 +285,7 @@ def test_kl_closed_forms():
     assert float(tfd.kl_divergence(model.prior, model.prior)) == 0.0
     rng = np.random.default_rng(0)
     params = rng.normal(size=(2, 3, 6)).astype(np.float32)  # (N, C, 2d)
-    posterior = model._posterior(tf.constant(params))
+    posterior = model.posterior(tf.constant(params))
     loc = params[..., :3]
     scale = np.log1p(np.exp(params[..., 3:])) + 1e-4
     expected = 0.5 * np.sum(scale ** 2 + loc ** 2 - 1.0 - 2.0 * np.log(scale), axis=(1, 2))
@@ -244,14 +352,3 @@ def test_colour_reconstruction_is_the_mono_reconstruction_of_each_channel():
             x[..., c:c + 1], how="mode"))
     with pytest.raises(ValueError, match="channel"):
         mono.reconstruct_images(x)
-
-
-def test_half_precision_file_is_half_the_size_and_loads_as_float32(tmp_path):
-    model = tiny("vae")
-    full = save_model(model, tmp_path / "full.npz")
-    half = save_model(model, tmp_path / "half.npz", weight_dtype="float16")
-    assert half.stat().st_size < 0.7 * full.stat().st_size
-    loaded, _ = load_model(half)
-    for saved, original in zip(loaded.network_weights(), model.network_weights()):
-        assert saved.dtype == np.float32
-        np.testing.assert_array_equal(saved, original.astype(np.float16).astype(np.float32))

@@ -1,20 +1,29 @@
-"""VerificationNet: shipped weights, accuracy, predictability and coverage on real, stacked and
-nonsense images, input validation, and the warnings for missing or corrupt weight files.
+"""VerificationNet: the shipped judge, accuracy, predictability and coverage on real, stacked and
+nonsense images, input validation, the file formats (.keras, .weights.h5, legacy .h5, names
+without a suffix), and the warnings for missing, damaged or unsafe files.
 
-Tests that need the shipped weights use the ``verifier`` fixture and skip without them. Input
-checks and the weight-file paths run on a net with untrained or randomly initialised weights.
+Tests that need the shipped saved_models/verification_net.keras use the ``verifier`` fixture
+and skip without it. Input checks and the file handling run on a net with untrained or randomly
+initialised weights; nothing here trains.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
 
+import verification_net
 from stacked_mnist import DataMode
 from verification_net import VerificationNet, validate_images
 
 N_EVAL = 2000
+RESTORE = "git checkout saved_models/verification_net.keras"
 
 
 def _make_net(file_name):
@@ -25,25 +34,48 @@ def _make_net(file_name):
     return net, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
+def _tf_keras():
+    import tf_keras
+
+    return tf_keras
+
+
+def _save_keras(weights, path):
+    """A VerificationNet architecture with ``weights``, saved with plain ``model.save``."""
+    model = VerificationNet._build(_tf_keras())
+    model.set_weights(weights)
+    model.save(str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def untrained_net(tmp_path_factory):
-    """A net pointed at a weights file that does not exist (warns, done_training False)."""
-    net, messages = _make_net(tmp_path_factory.mktemp("noweights") / "absent.weights.h5")
+    """A net pointed at a model file that does not exist (warns, done_training False)."""
+    net, messages = _make_net(tmp_path_factory.mktemp("noweights") / "absent.keras")
     assert not net.done_training
     return net, messages
 
 
 @pytest.fixture(scope="session")
-def random_net(untrained_net, tmp_path_factory):
-    """A net that loaded the untrained net's random initial weights from a file.
+def random_keras_file(untrained_net, tmp_path_factory):
+    """The untrained net's random initial weights as a .keras file, written by ``_save``."""
+    source, _ = untrained_net
+    path = tmp_path_factory.mktemp("randomweights") / "verification_model.keras"
+    writer, messages = _make_net(path)
+    assert any("not found" in m for m in messages)
+    writer.model.set_weights(source.model.get_weights())
+    writer._save()
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_net(random_keras_file):
+    """A net that loaded the untrained net's random initial weights from a .keras file.
 
     Not trained: it only makes predict() run, to test the bookkeeping around the model.
-    The file is named without the .weights.h5 suffix, which the constructor appends.
+    The file is named without the .keras suffix, which the constructor appends.
     """
-    source, _ = untrained_net
-    directory = tmp_path_factory.mktemp("randomweights")
-    source.model.save_weights(str(directory / "verification_model.weights.h5"))
-    net, messages = _make_net(directory / "verification_model")
+    net, messages = _make_net(random_keras_file.with_suffix(""))
     assert messages == []
     return net
 
@@ -59,11 +91,56 @@ def _color_test(data_for, n=N_EVAL):
 
 
 # --------------------------------------------------------------------------------------------
-# Shipped weights (skip until saved_models/verification_net.weights.h5 exists)
+# The shipped judge (skip until saved_models/verification_net.keras exists)
 # --------------------------------------------------------------------------------------------
 def test_shipped_weights_load(verifier, weights_path):
     assert verifier.done_training is True
+    assert weights_path == verification_net.DEFAULT_FILE == verification_net.DEFAULT_WEIGHTS
+    assert weights_path.name == "verification_net.keras"
     assert verifier.file_name == str(weights_path)
+
+
+def test_shipped_file_is_an_uncompiled_keras_archive(verifier, weights_path):
+    with zipfile.ZipFile(weights_path) as archive:
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        config = json.loads(archive.read("config.json"))
+    assert config["class_name"] == "Functional"
+    assert not config.get("compile_config")  # no optimizer, loss or metrics
+    assert weights_path.stat().st_size < 3_600_000  # float32 weights, no optimizer state
+    for weights in verifier.model.get_weights():
+        assert weights.dtype == np.float32 and np.all(np.isfinite(weights))
+
+
+_PLAIN_LOAD = """
+import sys
+import numpy as np
+import tf_keras
+
+model = tf_keras.models.load_model(sys.argv[1], safe_mode=True)
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+project = {"verification_net", "stacked_mnist", "atomic_io", "models", "experiments"}
+print(sorted(name for name in sys.modules if name.split(".")[0] in project))
+"""
+
+
+def test_shipped_file_loads_with_plain_tf_keras_in_a_fresh_process(
+    verifier, weights_path, data_for, tmp_path
+):
+    images, labels = _mono_test(data_for, n=10)
+    np.save(tmp_path / "digits.npy", images)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    result = subprocess.run(
+        [sys.executable, "-c", _PLAIN_LOAD, str(weights_path), "digits.npy", "probs.npy"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # no project code was imported
+    probs = np.load(tmp_path / "probs.npy")
+    assert probs.shape == (10, 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(np.argmax(probs, axis=1), labels)
+    np.testing.assert_allclose(probs, verifier.model(images, training=False).numpy(), atol=1e-6)
 
 
 def test_accuracy_on_real_mnist_test_images(verifier, data_for):
@@ -151,12 +228,21 @@ def test_constant_images_cover_at_most_one_class(verifier):
 # --------------------------------------------------------------------------------------------
 # Bookkeeping with random (untrained) weights: runs without the shipped file
 # --------------------------------------------------------------------------------------------
-def test_weights_file_round_trip_and_suffix(random_net, untrained_net):
+def test_keras_file_round_trip_and_suffix(random_net, untrained_net, random_keras_file):
     source, _ = untrained_net
     assert random_net.done_training is True
-    assert random_net.file_name.endswith("verification_model.weights.h5")
+    assert random_net.file_name == str(random_keras_file)
+    assert random_net.file_name.endswith("verification_model.keras")
     for a, b in zip(random_net.model.get_weights(), source.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    expected = source.model(images, training=False).numpy()
+    np.testing.assert_array_equal(random_net.model(images, training=False).numpy(), expected)
+    plain = _tf_keras().models.load_model(str(random_keras_file), safe_mode=True)
+    assert plain.optimizer is None
+    np.testing.assert_array_equal(  # like with like: predict() and a call differ in the last ulp
+        plain.predict(images, verbose=0), source.model.predict(images, verbose=0)
+    )
 
 
 def test_predict_outputs_and_channel_arithmetic(random_net):
@@ -266,12 +352,58 @@ def test_validate_images_accepts_good_shapes(shape):
 
 
 # --------------------------------------------------------------------------------------------
-# Missing and corrupt weight files
+# File formats: .keras, .weights.h5, legacy .h5, names without a suffix
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["net.keras", "net.weights.h5", "legacy.h5"])
+def test_save_writes_the_format_of_the_name_and_it_loads_back(untrained_net, tmp_path, name):
+    source, _ = untrained_net
+    path = tmp_path / name
+    writer, messages = _make_net(path)
+    assert writer.file_name == str(path) and any("not found" in m for m in messages)
+    writer.model.set_weights(source.model.get_weights())
+    writer._save()  # what train() calls
+    assert sorted(os.listdir(tmp_path)) == [name]  # written atomically: no temporary left over
+    assert zipfile.is_zipfile(path) == name.endswith(".keras")
+    if name.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            assert not json.loads(archive.read("config.json")).get("compile_config")
+    net, messages = _make_net(path)
+    assert messages == [] and net.done_training and net.file_name == str(path)
+    for a, b in zip(net.model.get_weights(), source.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_old_weights_file_still_loads_and_suffixless_names_find_it(untrained_net, tmp_path):
+    source, _ = untrained_net
+    source.model.save_weights(str(tmp_path / "verification_model.weights.h5"))
+    for name in ("verification_model.weights.h5", "verification_model"):
+        net, messages = _make_net(tmp_path / name)
+        assert messages == [] and net.done_training
+        assert net.file_name == str(tmp_path / "verification_model.weights.h5")
+        for a, b in zip(net.model.get_weights(), source.model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # Once the .keras exists, a name without suffix means it.
+    _save_keras(source.model.get_weights(), tmp_path / "verification_model.keras")
+    net, messages = _make_net(tmp_path / "verification_model")
+    assert messages == [] and net.file_name == str(tmp_path / "verification_model.keras")
+
+
+def test_suffixless_name_gets_keras_appended(tmp_path):
+    net, messages = _make_net(tmp_path / "verification_model")
+    assert net.file_name == str(tmp_path / "verification_model.keras")
+    assert any("not found" in m and net.file_name in m for m in messages), messages
+
+
+# --------------------------------------------------------------------------------------------
+# Missing, damaged and unsafe files
 # --------------------------------------------------------------------------------------------
 def test_missing_weights_warn_and_predict_says_how_to_train(untrained_net):
     net, messages = untrained_net
     assert net.done_training is False
-    assert any("not found" in m and "python verification_net.py" in m for m in messages), messages
+    assert any(
+        "not found" in m and "python verification_net.py" in m and RESTORE in m
+        for m in messages
+    ), messages
     with pytest.raises(ValueError, match="python verification_net.py"):
         net.predict(np.zeros((2, 28, 28, 1), np.float32))
     with pytest.raises(ValueError, match="python verification_net.py"):
@@ -280,15 +412,177 @@ def test_missing_weights_warn_and_predict_says_how_to_train(untrained_net):
 
 def test_missing_weights_warning_is_a_user_warning(tmp_path):
     with pytest.warns(UserWarning, match="not found"):
-        net = VerificationNet(file_name=str(tmp_path / "none.weights.h5"))
+        net = VerificationNet(file_name=str(tmp_path / "none.keras"))
     assert net.done_training is False
+
+
+def _assert_refused(path, reason):
+    """``VerificationNet(file_name=path)`` warns that ``path`` could not be read, why
+    (``reason``) and how to restore it, and does not use it."""
+    with pytest.warns(UserWarning, match="could not be read") as record:
+        net = VerificationNet(file_name=str(path))
+    message = " ".join(str(w.message) for w in record)
+    assert str(path) in message and reason in message, message
+    assert RESTORE in message and "python verification_net.py --retrain" in message, message
+    assert net.done_training is False
+    assert all(np.all(np.isfinite(w)) for w in net.model.get_weights())
+    with pytest.raises(ValueError, match="python verification_net.py"):
+        net.predict(np.zeros((2, 28, 28, 1), np.float32))
+    return net
 
 
 def test_corrupt_weights_warn_and_are_not_used(tmp_path):
     bad = tmp_path / "bad.weights.h5"
     bad.write_bytes(b"\x00garbage, not an HDF5 file\xff" * 64)
-    with pytest.warns(UserWarning, match="could not be read"):
-        net = VerificationNet(file_name=str(bad))
-    assert net.done_training is False
-    with pytest.raises(ValueError, match="python verification_net.py"):
-        net.predict(np.zeros((2, 28, 28, 1), np.float32))
+    _assert_refused(bad, "bad.weights.h5")
+
+
+def _rewrite_archive(source, target, edit_config=None, extra_members=()):
+    """Copy the .keras archive ``source`` to ``target``, editing its config.json in place."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
+        for name in archive.namelist():
+            data = archive.read(name)
+            if name == "config.json" and edit_config is not None:
+                config = json.loads(data)
+                edit_config(config)
+                data = json.dumps(config).encode()
+            out.writestr(name, data)
+        for name in extra_members:
+            out.writestr(name, b"x")
+    return target
+
+
+def _layers(config):
+    return config["config"]["layers"]
+
+
+def _rename_dense(config):
+    next(layer for layer in _layers(config) if layer["class_name"] == "Dense")[
+        "class_name"
+    ] = "EvilDense"
+
+
+def _other_architecture(path):
+    tf_keras = _tf_keras()
+    inputs = tf_keras.Input((28, 28, 1))
+    outputs = tf_keras.layers.Dense(10, activation="softmax")(tf_keras.layers.Flatten()(inputs))
+    tf_keras.Model(inputs, outputs).save(str(path))
+    return path
+
+
+def _damaged(kind, source, weights, tmp_path):
+    """A damaged copy of the good .keras file ``source`` (random ``weights``)."""
+    target = tmp_path / f"{kind.replace(' ', '_')}.keras"
+    data = source.read_bytes()
+    if kind == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        target.write_bytes(b"")
+    elif kind == "not a zip":
+        target.write_bytes(b"\x00garbage, not a zip archive\xff" * 64)
+    elif kind == "flipped byte":
+        middle = len(data) // 2  # inside the stored (uncompressed) model.weights.h5
+        target.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    elif kind == "unknown class":
+        _rewrite_archive(source, target, _rename_dense)
+    elif kind == "unknown activation":
+        _rewrite_archive(
+            source, target, lambda c: _layers(c)[-1]["config"].update(activation="exponential")
+        )
+    elif kind == "extra member":
+        _rewrite_archive(source, target, extra_members=["assets/readme.txt"])
+    elif kind == "other architecture":
+        _other_architecture(target)
+    elif kind in ("NaN weights", "inf weights"):
+        weights = [w.copy() for w in weights]
+        weights[20][0, 0] = np.nan if kind == "NaN weights" else np.inf  # the dense kernel
+        _save_keras(weights, target)
+    return target
+
+
+DAMAGE = {
+    "truncated": "not a .keras zip archive",
+    "empty": "not a .keras zip archive",
+    "not a zip": "not a .keras zip archive",
+    "flipped byte": "CRC mismatch",
+    "unknown class": "'EvilDense'",
+    "unknown activation": "'exponential'",
+    "extra member": "assets/readme.txt",
+    "other architecture": "weight arrays",
+    "NaN weights": "NaN or infinite",
+    "inf weights": "NaN or infinite",
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_keras_files_are_refused(random_keras_file, untrained_net, tmp_path, kind):
+    source, _ = untrained_net
+    path = _damaged(kind, random_keras_file, source.model.get_weights(), tmp_path)
+    _assert_refused(path, DAMAGE[kind])
+
+
+def test_weights_file_with_nan_is_refused(untrained_net, tmp_path):
+    source, _ = untrained_net
+    model = VerificationNet._build(_tf_keras())
+    weights = source.model.get_weights()
+    weights[0] = np.full_like(weights[0], np.nan)
+    model.set_weights(weights)
+    model.save_weights(str(tmp_path / "nan.weights.h5"))
+    _assert_refused(tmp_path / "nan.weights.h5", "NaN or infinite")
+
+
+def test_restore_hint_names_the_file_unless_it_is_the_shipped_one(tmp_path, monkeypatch):
+    other = tmp_path / "my net.keras"
+    assert "--retrain --file '" + str(other) + "'`" in verification_net._restore_hint(other)
+    monkeypatch.setattr(verification_net, "DEFAULT_FILE", other.resolve())
+    assert "`python verification_net.py --retrain`" in verification_net._restore_hint(other)
+
+
+# Files that would run code when loaded. Each writes ``marker`` if its code runs.
+def _lambda_model(marker):
+    tf_keras = _tf_keras()
+    inputs = tf_keras.Input((28, 28, 1))
+    write_marker = tf_keras.layers.Lambda(lambda x: (open(marker, "a").close(), x)[1])
+    model = tf_keras.Model(inputs, VerificationNet._build(tf_keras)(write_marker(inputs)))
+    assert os.path.exists(marker)  # the function does write it: building the model called it
+    return model
+
+
+def _unsafe(kind, source, tmp_path, monkeypatch):
+    marker = str(tmp_path / "MARKER")
+    target = tmp_path / "unsafe.keras"
+    if kind == "Lambda layer":
+        _lambda_model(marker).save(str(target))
+    elif kind == "HDF5 model with a Lambda, named .keras":
+        # tf_keras's load_model hands a .keras name that is no zip to its legacy loader, which
+        # runs Lambda bytecode from HDF5 models even with safe_mode=True.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "HDF5 is a legacy format"
+            _lambda_model(marker).save(str(tmp_path / "unsafe.h5"))
+        os.replace(tmp_path / "unsafe.h5", target)
+    elif kind == "module to import":
+        # load_model imports the module a config names: its top-level code would run.
+        (tmp_path / "vn_marker_module.py").write_text(f"open({marker!r}, 'a').close()\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        _rewrite_archive(source, target, lambda c: c.update(module="vn_marker_module"))
+    if os.path.exists(marker):
+        os.remove(marker)
+    return target, marker
+
+
+UNSAFE = {
+    "Lambda layer": "'Lambda'",
+    "HDF5 model with a Lambda, named .keras": "not a .keras zip archive",
+    "module to import": "'vn_marker_module'",
+}
+
+
+@pytest.mark.parametrize("kind", list(UNSAFE))
+def test_files_that_would_run_code_are_refused_unrun(
+    random_keras_file, tmp_path, monkeypatch, kind
+):
+    path, marker = _unsafe(kind, random_keras_file, tmp_path, monkeypatch)
+    assert not os.path.exists(marker)
+    _assert_refused(path, UNSAFE[kind])
+    assert not os.path.exists(marker), "loading ran code from the file"
+    assert "vn_marker_module" not in sys.modules

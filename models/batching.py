@@ -1,0 +1,28 @@
+"""Numpy in, numpy out: compiled TensorFlow functions over arrays in batches."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+
+def in_batches(fn, x, batch_size: int) -> np.ndarray:
+    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array."""
+    x = np.asarray(x, np.float32)
+    return np.concatenate(
+        [np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
+    )
+
+
+def in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int):
+    """``fn(batch, how, batch_seed)`` over ``x`` in batches, the outputs concatenated (a tuple
+    of arrays when ``fn`` returns a tuple). Batch i gets the stateless seed (seed, i): the same
+    (seed, batch_size) gives the same images, and different batches get different noise."""
+    base_seed = 0 if seed is None else int(seed)
+    outputs = [fn(tf.constant(x[start:start + batch_size]), how,
+                  tf.constant([base_seed, index], tf.int32))
+               for index, start in enumerate(range(0, len(x), batch_size))]
+    if outputs and isinstance(outputs[0], tuple):
+        return tuple(np.concatenate([part.numpy() for part in parts]) for parts in zip(*outputs))
+    return np.concatenate([output.numpy() for output in outputs])
