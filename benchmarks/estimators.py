@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
 
-from models import load_model  # noqa: E402
+from models import ModelFileError, load_model, zoo  # noqa: E402
 from models.likelihood import posterior_estimates, prior_log_likelihood  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
@@ -26,19 +26,22 @@ from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model file (default: the shipped mono VAE)",
-                        default=str(REPO_ROOT / "saved_models" / "vae_mono_complete.npz"))
+                        default=str(zoo.path("vae_mono_complete")))
     parser.add_argument("--images", type=int, default=500, help="random test images")
     parser.add_argument("--iwae-samples", type=int, default=5000)
     parser.add_argument("--prior-samples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    model, metadata = load_model(args.model)
+    try:
+        model = load_model(args.model)
+    except ModelFileError as err:
+        raise SystemExit(str(err)) from err
     x_test = StackedMNISTData(DataMode.MONO_BINARY_COMPLETE, seed=args.seed).get_full_data_set(
         training=False)[0]
     pick = np.random.default_rng(args.seed).choice(len(x_test), args.images, replace=False)
     x = x_test[pick]
-    print(f"{args.model} (trained on {metadata.get('trained_on')}), {args.images} test images")
+    print(f"{args.model} (trained on {model.metadata.get('trained_on')}), {args.images} test images")
     start = time.time()
     estimates = posterior_estimates(model, x, args.iwae_samples, args.seed)
     print(f"ELBO                         {np.mean(estimates['elbo']):9.3f} nats")

@@ -24,12 +24,11 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import load_model  # noqa: E402
-from models.generative import in_batches  # noqa: E402
+from models import ModelFileError, zoo  # noqa: E402
+from models.batching import in_batches  # noqa: E402
 from report import report  # noqa: E402
 from verification_net import VerificationNet  # noqa: E402
 
-SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
 JUDGE_BATCH = 2048
 DECODE_BATCH = 5000
 
@@ -50,14 +49,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.samples < 1 or args.rounds < 1:
         parser.error("--samples and --rounds must be positive.")
-    if not SHIPPED.is_file():
-        raise SystemExit(f"{SHIPPED} is missing: train it (python experiments/train_all.py).")
-
-    model, _ = load_model(SHIPPED)
+    try:
+        model = zoo.load("vae_mono_complete")
+    except ModelFileError as err:
+        raise SystemExit(str(err)) from err
     net = VerificationNet()
     if not net.done_training:
         raise SystemExit("the verification net has no weights: run python verification_net.py.")
-    mono_z = model.sample_prior(3 * args.samples, args.seed)  # (3 M, 1, d): one per channel
+    mono_z = model.sample_latents(3 * args.samples, seed=args.seed)  # (3 M, 1, d): per channel
 
     def decode_rows_path(z):
         return model.decode_images(z, "mean", batch_size=DECODE_BATCH)
@@ -102,7 +101,7 @@ def main(argv=None):
     best = {key: min(values) for key, values in seconds.items()}
     channel_images = len(mono_z)
     results = {
-        "model": str(SHIPPED.relative_to(REPO_ROOT)),
+        "model": str(zoo.path("vae_mono_complete").relative_to(REPO_ROOT)),
         "colour_samples": args.samples,
         "channel_images": channel_images,
         "rounds": args.rounds,

@@ -25,12 +25,11 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 from scipy.special import logsumexp  # noqa: E402
 
-from models import ModelConfig, build_model, load_model  # noqa: E402
+from models import ModelConfig, ModelFileError, build_model, zoo  # noqa: E402
 from models.likelihood import prior_log_likelihood  # noqa: E402
 from report import report  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
-SHIPPED = REPO_ROOT / "saved_models" / "vae_mono_complete.npz"
 
 
 def current_rss_mb() -> float:
@@ -77,12 +76,12 @@ def main(argv=None):
     if args.untrained:
         model = build_model(ModelConfig(kind="vae", latent_dim=8))
         model_name = "untrained VAE (latent 8, Bernoulli)"
-    elif not SHIPPED.is_file():
-        raise SystemExit(f"{SHIPPED} is missing: train it (python experiments/train_all.py) "
-                         "or time an untrained model with --untrained.")
     else:
-        model, _ = load_model(SHIPPED)
-        model_name = str(SHIPPED.relative_to(REPO_ROOT))
+        try:
+            model = zoo.load("vae_mono_complete")
+        except ModelFileError as err:
+            raise SystemExit(f"{err} Or time an untrained model with --untrained.") from err
+        model_name = "saved_models/vae_mono_complete.keras"
     mono_x = StackedMNISTData(DataMode.MONO_BINARY_COMPLETE, seed=args.seed).get_full_data_set(
         training=False)[0][: args.images]
     colour_x = StackedMNISTData(DataMode.COLOR_BINARY_COMPLETE, seed=args.seed

@@ -7,7 +7,7 @@ Youden threshold.
 Writes results/ae_anom/anomaly_curves.png (ROC and PR), top_anomalies.png and metrics.json.
 
     python experiments/ae_anom.py              # shipped weights
-    python experiments/ae_anom.py --retrain    # train again (15 epochs), then score
+    python experiments/ae_anom.py --retrain    # train again (15 epochs) into runs/, then score
 """
 import functools
 

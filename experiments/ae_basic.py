@@ -8,7 +8,7 @@ Writes results/ae_basic/reconstructions.png (test images above their reconstruct
 results/ae_basic/metrics.json.
 
     python experiments/ae_basic.py              # shipped weights, seconds
-    python experiments/ae_basic.py --retrain    # train again (15 epochs), then evaluate
+    python experiments/ae_basic.py --retrain    # train again (15 epochs) into runs/, then evaluate
 """
 import common
 import rows

@@ -8,7 +8,7 @@ Writes results/ae_gen/generated.png, generated_class_frequencies.png, samples.np
 `images`, (M, 28, 28, 1) in [0, 1]) and metrics.json.
 
     python experiments/ae_gen.py              # shipped weights
-    python experiments/ae_gen.py --retrain    # train again (15 epochs), then generate
+    python experiments/ae_gen.py --retrain    # train again (15 epochs) into runs/, then generate
     python experiments/ae_gen.py --latent flow   # codes from a flow fitted to the training codes
 """
 import common

@@ -67,13 +67,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from atomic_io import atomic_path, save_figure  # noqa: E402
-from models import HEADS, ModelFileError, load_model, load_sampler, save  # noqa: E402
-from models import make_sampler, zoo  # noqa: E402
+from models import HEADS, ModelFileError, load_model, save  # noqa: E402
+from models import zoo  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 QUICK_IMAGES = 512
 QUICK_CAPS = {"samples": 500, "iwae_samples": 10, "prior_samples": 1000}
-FLOW_EPOCHS = 20  # the ex-post flow (--latent flow): about 2 minutes on 60,000 codes
 _CACHE = {}  # one run's data sets, models and judge: the STACK rows ask for them repeatedly
 
 
@@ -85,8 +84,9 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--retrain", action="store_true",
-                        help="train the model(s) again, into a run folder (runs/<run>/); "
-                             "saved_models/ is left alone unless --ship")
+                        help="train the model(s) again, into a run folder (runs/<run>/, "
+                             "replacing that run's models); saved_models/ is left alone "
+                             "unless --ship")
     parser.add_argument("--set", dest="settings", nargs="+", default=[], metavar="KEY=VALUE",
                         help="change the model config, e.g. --set latent_dim=2 beta=4; the "
                              "model is trained into a run folder on first use and reused after")
@@ -95,7 +95,7 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
                              "saved_models/, replacing the shipped ones")
     parser.add_argument("--run", default=None,
                         help="run folder name under runs/ (default: from the family, the "
-                             "--set values and the seed)")
+                             "--set values and the seed); alone, use that run's models")
     default_epochs = zoo.recipe(zoo.shipped_name(kind, False)).epochs
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs when training (default: the recipe's, "
@@ -136,7 +136,7 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
             if hasattr(args, name):
                 setattr(args, name, min(getattr(args, name), cap))
     args.run_dir = None
-    if (args.retrain or args.settings) and not args.quick and not args.ship:
+    if (args.retrain or args.settings or args.run) and not args.quick and not args.ship:
         args.run_dir = zoo.run_folder(args.run or zoo.run_name(kind, args.settings, args.seed
                                                                if args.retrain else 0))
     if args.out is None:
@@ -206,7 +206,8 @@ def _get_model(args, channels, missing, x_train, x_val):
     mode = mode_for(channels, missing)
     if args.quick:
         path = args.out / f"quick_model_{mode.name.lower()}.keras"
-        return _train_into(args, name, channels, mode, x_train, x_val, path, epochs=1)
+        model, info = _train_into(args, name, channels, mode, x_train, x_val, path, epochs=1)
+        return model, {**info, "quick": True}
     if args.run_dir is None and not args.retrain:
         try:
             model = zoo.load(name, channels=channels)
@@ -224,7 +225,7 @@ def _get_model(args, channels, missing, x_train, x_val):
     mono_file = args.run_dir / f"{name}.keras"
     candidates = (colour_file, mono_file) if channels == 3 else (mono_file,)
     wanted = zoo.recipe(name).config.with_settings(args.settings)
-    for candidate in candidates:
+    for candidate in candidates if not args.retrain else ():
         saved = zoo.file_config(candidate)
         if saved is not None and saved.replace(channels=1) == wanted:
             model = load_model(candidate, channels=channels)
@@ -266,37 +267,26 @@ def get_latent_flow(args, model, info: dict):
     """
     model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
     flow_path = zoo.flow_path(model_path)
-    digest = zoo.file_digest(model_path)
-    if flow_path.is_file():
-        try:
-            flow = load_sampler(flow_path, hint="Delete it to fit the flow again, or restore "
-                                "the shipped copy with `git checkout -- saved_models/`.")
-        except ModelFileError as err:
-            raise SystemExit(str(err)) from err
-        if flow.metadata.get("model_sha256") == digest:
-            print(f"loaded {_shown(flow_path)}")
-            return flow, {"flow_file": _shown(flow_path), **flow.metadata}
+    try:
+        flow, status = zoo.flow_for_file(model_path)
+    except ModelFileError as err:
+        raise SystemExit(str(err)) from err
+    if flow is not None:
+        print(f"loaded {_shown(flow_path)}")
+        return flow, {**flow.metadata, "flow_file": _shown(flow_path)}
+    if status == "stale":
         print(f"{_shown(flow_path)} was fitted to other weights than {_shown(model_path)}; "
               "fitting it again")
     mode = mode_for(1, missing=str(info.get("trained_on", "")).endswith("MISSING"))
     x_train, _, x_test, _ = load_data(mode, args)
-    epochs = 2 if args.quick else FLOW_EPOCHS
+    epochs = 2 if args.quick else zoo.FLOW_EPOCHS
     print(f"fitting the latent flow to the codes of {len(x_train)} {mode.name} images for "
           f"{epochs} epochs -> {_shown(flow_path)}")
-    start = time.time()
-    flow = make_sampler("flow", model.config.latent_dim, init_seed=args.seed)
-    mean, scale = model.mono_code_distribution(x_train)
-    flow.fit(mean, scale, seed=args.seed, validation=model.mono_code_distribution(x_test),
-             epochs=epochs, verbose=progress_verbosity(args))
-    metadata = {
-        "model_file": _shown(model_path), "model_sha256": digest, "fitted_on": mode.name,
-        "codes": "z ~ q(z|x), redrawn every epoch" if scale is not None else "the codes",
-        "train_images": int(len(x_train)), "epochs": epochs, "seed": args.seed,
-        "layers": flow.layers_count, "hidden_units": flow.hidden_units,
-        "fit_seconds": round(time.time() - start, 1), "history": flow.history,
-    }
-    save(flow, flow_path, metadata)
-    return flow, {"flow_file": _shown(flow_path), **metadata}
+    flow = zoo.fit_flow(model, x_train, x_test, seed=args.seed, epochs=epochs,
+                        verbose=progress_verbosity(args))
+    flow.metadata["fitted_on"] = mode.name
+    zoo.save_flow(flow, model_path)
+    return flow, {**flow.metadata, "flow_file": _shown(flow_path)}
 
 
 def _shown(path: Path) -> str:

@@ -7,7 +7,7 @@
 Each model trained on complete data also gets its ex-post latent prior fitted again, a flow
 beside the model file (the generation rows' --latent flow; about 2 minutes each). Without
 --ship nothing in saved_models/ changes; the rows use a run's models with
-`python experiments/<row>.py --retrain --run <run>`.
+`python experiments/<row>.py --run train_all`.
 """
 import argparse
 import time

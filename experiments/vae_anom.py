@@ -8,7 +8,7 @@ Reports ROC AUC, PR AUC and a Youden threshold per score.
 Writes results/vae_anom/anomaly_curves.png (ROC and PR), top_anomalies.png and metrics.json.
 
     python experiments/vae_anom.py              # shipped weights
-    python experiments/vae_anom.py --retrain    # train again (30 epochs), then score
+    python experiments/vae_anom.py --retrain    # train again (30 epochs) into runs/, then score
 """
 import functools
 

@@ -8,7 +8,7 @@ Writes results/vae_basic/reconstructions.png (test images above their reconstruc
 results/vae_basic/metrics.json.
 
     python experiments/vae_basic.py              # shipped weights, seconds
-    python experiments/vae_basic.py --retrain    # train again (30 epochs), then evaluate
+    python experiments/vae_basic.py --retrain    # train again (30 epochs) into runs/, then evaluate
 """
 import common
 import rows

@@ -8,7 +8,7 @@ Writes results/vae_gen/generated.png, generated_class_frequencies.png, samples.n
 `images`, (M, 28, 28, 1) in [0, 1]) and metrics.json.
 
     python experiments/vae_gen.py              # shipped weights
-    python experiments/vae_gen.py --retrain    # train again (30 epochs), then generate
+    python experiments/vae_gen.py --retrain    # train again (30 epochs) into runs/, then generate
     python experiments/vae_gen.py --latent flow  # z from the ex-post flow prior fitted to q(z|x)
 """
 import common

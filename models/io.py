@@ -107,7 +107,9 @@ def check_archive(path) -> dict:
                          f"model families and samplers {sorted(registered)}; such files are "
                          "not loaded, since other classes (Lambda layers, custom code) can run "
                          "code from the file")
-    if config.get("module") != registered[config["registered_name"]].__module__:
+    # Keras imports a named module before it looks the class up; only the registered class's
+    # own module may be named (classes defined in __main__ are saved without one).
+    if config.get("module") not in (None, registered[config["registered_name"]].__module__):
         raise ValueError(f"its config names the module {config.get('module')!r}")
     if _names_objects(config.get("config")):
         raise ValueError("its config holds serialised objects where plain values belong")

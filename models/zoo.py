@@ -20,7 +20,8 @@ from typing import Optional
 
 from .config import ModelConfig
 from .generative import build_model, fit_model
-from .io import load_model, load_sampler, read_metadata
+from .io import load_model, load_sampler, read_metadata, save
+from .samplers import make_sampler
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODELS = REPO_ROOT / "saved_models"
@@ -133,6 +134,52 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
     })
     return model
+
+
+FLOW_EPOCHS = 20  # about 2 minutes on 60,000 codes
+
+
+def fit_flow(model, x_train, x_val=None, seed: int = 0, epochs: int = FLOW_EPOCHS,
+             verbose: int = 1):
+    """A masked autoregressive flow fitted to ``model``'s codes of mono images x_train (the
+    ex-post prior: for a VAE z ~ q(z|x), redrawn every epoch); held-out codes of x_val are
+    logged beside N(0, I)'s NLL. Fitting metadata goes into ``flow.metadata``."""
+    start = time.time()
+    flow = make_sampler("flow", model.config.latent_dim, init_seed=seed)
+    mean, scale = model.mono_code_distribution(x_train)
+    validation = None if x_val is None else model.mono_code_distribution(x_val)
+    flow.fit(mean, scale, seed=seed, validation=validation, epochs=epochs, verbose=verbose)
+    flow.metadata.update({
+        "codes": "z ~ q(z|x), redrawn every epoch" if scale is not None else "the codes",
+        "train_images": int(len(x_train)), "epochs": epochs, "seed": seed,
+        "layers": flow.layers_count, "hidden_units": flow.hidden_units,
+        "fit_seconds": round(time.time() - start, 1), "history": flow.history,
+    })
+    return flow
+
+
+def flow_for_file(model_path):
+    """``(flow, status)`` for the flow file beside a model file: status "loaded" when it was
+    fitted to exactly this file (its recorded SHA-256), else the flow is None and status says
+    why ("missing" or "stale": fitted to other weights, e.g. after retraining). A damaged flow
+    file raises ModelFileError."""
+    path = flow_path(model_path)
+    if not path.is_file():
+        return None, "missing"
+    flow = load_sampler(path, hint="Delete it to fit the flow again, or restore the shipped "
+                                   "copy with `git checkout -- saved_models/`.")
+    if flow.metadata.get("model_sha256") != file_digest(model_path):
+        return None, "stale"
+    return flow, "loaded"
+
+
+def save_flow(flow, model_path) -> Path:
+    """Save a flow beside the model file it was fitted to, tied to it by SHA-256."""
+    model_path = Path(model_path).resolve()
+    shown = (str(model_path.relative_to(REPO_ROOT)) if model_path.is_relative_to(REPO_ROOT)
+             else str(model_path))
+    flow.metadata.update(model_file=shown, model_sha256=file_digest(model_path))
+    return save(flow, flow_path(model_path))
 
 
 def run_name(base: str, settings: Optional[dict] = None, seed: int = 0) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import SAMPLERS, ModelConfig, build_model, save_model, zoo
+from models import FAMILIES, SAMPLERS, ModelConfig, build_model, save_model, zoo
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -88,7 +88,7 @@ def test_mono_rows(row, tmp_path):
                                           "neg_prior_mc"}
 
 
-@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_stack_rows(kind, tmp_path):
     out, metrics = run(f"{kind}_stack", tmp_path, "--samples", "300")
     for section in ("basic", "gen", "anom"):

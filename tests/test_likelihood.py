@@ -39,7 +39,7 @@ def exact_log_px_1d(model, x, grid_points=4001, limit=8.0):
 def test_estimators_match_the_exact_likelihood_of_a_1d_latent_model():
     model = tiny_vae(latent_dim=1)
     # Images the model finds plausible, so the posterior is not absurdly narrow.
-    x = model.decode_images(model.sample_prior(3, seed=1), how="sample", seed=2)
+    x = model.decode_images(model.sample_latents(3, seed=1), how="sample", seed=2)
     exact = exact_log_px_1d(model, x)
     np.testing.assert_allclose(prior_log_likelihood(model, x, num_samples=20_000), exact,
                                atol=0.01)
@@ -130,7 +130,7 @@ def test_iwae_blocks_do_not_change_the_estimate():
 def test_estimators_refuse_an_autoencoder():
     ae = build_model(ModelConfig(kind="ae", latent_dim=2, filters=(4, 8)))
     for estimator in (prior_log_likelihood, iwae_log_likelihood, elbo, posterior_estimates):
-        with pytest.raises(ValueError, match="needs a VAE"):
+        with pytest.raises(ValueError, match="needs a model with a latent prior"):
             estimator(ae, images(1))
     assert reconstruction_nll(ae, images(2)).shape == (2,)
 

@@ -192,7 +192,8 @@ def test_files_that_could_run_code_are_refused(tmp_path):
     lambda_file = tmp_path / "lambda.keras"
     lambda_model.save(lambda_file)
     hdf5_file = tmp_path / "hdf5.keras"
-    lambda_model.save(tmp_path / "lambda.h5")
+    with pytest.warns(UserWarning, match="legacy"):
+        lambda_model.save(tmp_path / "lambda.h5")
     (tmp_path / "lambda.h5").rename(hdf5_file)
     if marker.exists():
         marker.unlink()  # tracing the model at save time ran it once
