@@ -22,27 +22,21 @@ prints the test accuracy, and predictability and coverage of the real mono and s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
 from atomic_io import atomic_path
+from keras_files import read_config
 from stacked_mnist import DataMode, StackedMNISTData, distinct_channel_images
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_FILE = REPO_ROOT / "saved_models" / "verification_net.keras"
 DEFAULT_WEIGHTS = DEFAULT_FILE  # the earlier name, still imported elsewhere
-
-# What model.save() writes into a .keras archive. Anything else (assets above all, which
-# load_model would unpack to disk) is no VerificationNet file.
-_KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
-_MAX_CONFIG_BYTES = 1 << 20  # the real config.json has 15 kB
 
 
 def validate_images(data, name: str = "data") -> np.ndarray:
@@ -139,29 +133,10 @@ def _walk_config(node, on_class, on_name) -> None:
 
 def _check_keras_archive(path, vocabulary) -> None:
     """Raise ``ValueError`` unless ``path`` is an intact ``.keras`` zip archive whose config
-    uses only the classes and named functions of the VerificationNet (``vocabulary``).
-
-    This runs before ``load_model`` sees the file. ``safe_mode=True`` alone is not enough in
-    tf_keras 2.21: a ``.keras`` name that is no zip archive goes to the legacy loader, which
-    unpickles Lambda bytecode from an HDF5 model; and a config's "module" entry is imported,
-    which runs that module's code. Lambda layers and unknown classes are refused here too.
-    """
-    if not zipfile.is_zipfile(path):
-        raise ValueError("not a .keras zip archive (truncated, or another format)")
-    with zipfile.ZipFile(path) as archive:
-        members = set(archive.namelist())
-        if not members <= _KERAS_MEMBERS or not {"config.json", "model.weights.h5"} <= members:
-            raise ValueError(
-                f"the archive holds {sorted(members)}; a VerificationNet file holds "
-                f"{sorted(_KERAS_MEMBERS)}"
-            )
-        damaged = archive.testzip()
-        if damaged is not None:
-            raise ValueError(f"{damaged} in the archive is damaged (CRC mismatch)")
-        if archive.getinfo("config.json").file_size > _MAX_CONFIG_BYTES:
-            raise ValueError("config.json is implausibly large")
-        config = json.loads(archive.read("config.json"))
-
+    uses only the classes and named functions of the VerificationNet (``vocabulary``). This
+    runs before ``load_model`` sees the file (see keras_files.py): Lambda layers, unknown
+    classes and foreign modules are refused."""
+    config = read_config(path)
     classes, names = vocabulary
 
     def check_class(key):

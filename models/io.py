@@ -11,17 +11,14 @@ stores the weights (float32) in the archive's ``model.weights.h5``. Files are wr
 temporary name and renamed, so a crash never leaves half a file.
 
 ``load`` checks a file before Keras reads it, since ``safe_mode=True`` alone does not keep
-code out in tf_keras 2.21: an HDF5 file renamed to ``.keras`` goes to the legacy loader
-(which unpickles Lambda bytecode), and a config's "module" entry is imported. A loadable file
-is a zip archive of exactly config.json, metadata.json and model.weights.h5, with intact
-checksums, whose config names one of our registered classes and holds plain values only.
+code out in tf_keras 2.21 (see keras_files.py): a loadable file is an intact archive of
+exactly what ``model.save`` writes, whose config names one of our registered classes and holds
+plain values only.
 Weights must be finite when saved and when loaded.
 """
 from __future__ import annotations
 
-import json
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -29,9 +26,7 @@ import numpy as np
 import tf_keras
 
 from atomic_io import atomic_path
-
-KERAS_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
-MAX_CONFIG_BYTES = 1 << 20
+from keras_files import read_config
 
 
 class ModelFileError(RuntimeError):
@@ -86,23 +81,10 @@ def save(obj, path, metadata: Optional[dict] = None) -> Path:
 def check_archive(path) -> dict:
     """The config of a ``.keras`` file that is safe to hand to Keras; ``ValueError`` saying
     what is wrong otherwise (see the module docstring)."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError("it is not a .keras zip archive (truncated, or another format)")
-    with zipfile.ZipFile(path) as archive:
-        members = set(archive.namelist())
-        if members != KERAS_MEMBERS:
-            raise ValueError(f"the archive holds {sorted(members)}, a model file holds "
-                             f"{sorted(KERAS_MEMBERS)}")
-        damaged = archive.testzip()
-        if damaged is not None:
-            raise ValueError(f"{damaged} in the archive is damaged (checksum mismatch)")
-        if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-            raise ValueError("its config.json is implausibly large")
-        config = json.loads(archive.read("config.json"))
+    config = read_config(path)
     registered = _registered_classes()
-    if not isinstance(config, dict) or config.get("registered_name") not in registered:
-        named = config.get("registered_name") or config.get("class_name") if isinstance(
-            config, dict) else None
+    if config.get("registered_name") not in registered:
+        named = config.get("registered_name") or config.get("class_name")
         raise ValueError(f"it names the class {named!r}, which is not one of the registered "
                          f"model families and samplers {sorted(registered)}; such files are "
                          "not loaded, since other classes (Lambda layers, custom code) can run "

@@ -40,6 +40,7 @@ class Recipe:
     learning_rate: float = 1e-3
     decay: float = 0.8
     batch_size: int = 128
+    flow: bool = False  # an ex-post flow prior is fitted to its codes and ships beside it
 
     def describe_schedule(self, epochs: int) -> str:
         return (f"{self.learning_rate:g}, x{self.decay:g} per epoch from epoch "
@@ -55,11 +56,15 @@ class Recipe:
 _AE = ModelConfig(kind="ae", latent_dim=32, head="bernoulli", hidden_units=128)
 _VAE = ModelConfig(kind="vae", latent_dim=8, head="bernoulli")
 SHIPPED = {
-    "ae_mono_complete": Recipe(_AE, "MONO_BINARY_COMPLETE", epochs=15, decay_from=8),
+    "ae_mono_complete": Recipe(_AE, "MONO_BINARY_COMPLETE", epochs=15, decay_from=8,
+                               flow=True),
     "ae_mono_missing": Recipe(_AE, "MONO_BINARY_MISSING", epochs=15, decay_from=8),
     "vae_mono_complete": Recipe(_VAE.replace(block_convs=1), "MONO_BINARY_COMPLETE",
-                                epochs=30, decay_from=15),
+                                epochs=30, decay_from=15, flow=True),
     "vae_mono_missing": Recipe(_VAE, "MONO_BINARY_MISSING", epochs=30, decay_from=15),
+    # A 2-dimensional latent, to be seen whole: latent maps and the decoded manifold.
+    "vae2d_mono_complete": Recipe(_VAE.replace(latent_dim=2), "MONO_BINARY_COMPLETE",
+                                  epochs=30, decay_from=15),
 }
 
 

@@ -504,7 +504,7 @@ DAMAGE = {
     "truncated": "not a .keras zip archive",
     "empty": "not a .keras zip archive",
     "not a zip": "not a .keras zip archive",
-    "flipped byte": "CRC mismatch",
+    "flipped byte": "checksum mismatch",
     "unknown class": "'EvilDense'",
     "unknown activation": "'exponential'",
     "extra member": "assets/readme.txt",
