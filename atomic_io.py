@@ -8,16 +8,39 @@ from pathlib import Path
 from typing import Iterator
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of ``path`` left by a process that was killed while writing it."""
+    for stale in path.parent.glob(f".{path.name}.*"):
+        pid = stale.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds, rename it to ``path``.
 
-    The temporary name ends in ``suffix`` for writers that look at extensions (".h5", ".png").
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    The temporary name ends in ``suffix`` for writers that look at extensions (".h5", ".png")
+    and carries the writer's process id, so that temporaries of a killed writer are removed
+    by the next write of the same file. On an exception the temporary file is removed and
+    ``path`` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or ".tmp",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -10,6 +10,8 @@ Where MNIST comes from, first match wins:
   3. ``tf_keras.datasets.mnist.load_data()`` (downloads once, then uses its cache).
 A local directory holds the four canonical IDX files (optionally gzip-compressed):
 train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte.
+If it holds a ``SHA256SUMS`` (``sha256sum`` output) too, every file read must be listed there
+and match.
 
 Differences from the original, all additive: a ``seed`` makes the stacked sets reproducible,
 ``plot_example(..., save_to=path)`` writes a PNG instead of opening a window, and bad input gives
@@ -55,6 +57,40 @@ class MNISTNotFoundError(RuntimeError):
     """MNIST could be found neither locally nor through the keras download."""
 
 
+def validate_images(data, name: str = "data", channels: Optional[int] = None) -> np.ndarray:
+    """Check and return images as float32 ``(N, 28, 28, C)``, ``C`` in {1, 3} (or exactly
+    ``channels`` when given).
+
+    Accepts ``(N, 28, 28)`` (mono, channel axis added). Raises ``ValueError`` that says what
+    was expected for any other shape, non-finite values or values outside [0, 1]. The judge,
+    the models and the likelihood estimators all check their images with it.
+    """
+    data = np.asarray(data)
+    if data.ndim == 3:
+        data = data[..., np.newaxis]
+    allowed = (1, 3) if channels is None else (channels,)
+    if data.ndim != 4 or data.shape[1:3] != (28, 28) or data.shape[3] not in allowed:
+        shapes = {1: "(N, 28, 28) or (N, 28, 28, 1)", 3: "(N, 28, 28, 3)"}
+        expected = " or ".join(shapes[c] for c in allowed)
+        raise ValueError(f"{name} must have shape {expected}; got {data.shape}.")
+    if len(data) == 0:
+        raise ValueError(f"{name} holds no images (shape {data.shape}).")
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {data.dtype}.")
+    data = data.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(data)):
+        raise ValueError(
+            f"{name} contains NaN or infinite values; expected finite values in [0, 1]."
+        )
+    low, high = float(data.min()), float(data.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} values must lie in [0, 1]; got range [{low:g}, {high:g}]. "
+            "Scale uint8 images by 1/255."
+        )
+    return data
+
+
 class DataMode(Enum):
     """The eight data modes: MONO|COLOR x BINARY|FLOAT x COMPLETE|MISSING.
 
@@ -96,27 +132,48 @@ def _find_idx_file(directory: Path, base_name: str) -> Path:
     )
 
 
-def _read_checksums(directory: Path) -> dict:
-    """SHA256SUMS (``sha256sum`` format) if the directory ships one, else {}."""
+def _read_checksums(directory: Path) -> Optional[dict]:
+    """``{file name: sha256}`` from the directory's SHA256SUMS, None if it has none.
+
+    Lines are ``sha256sum`` output, ``<hash>  <name>`` or ``<hash> *<name>`` (binary mode);
+    a name may start with ``./``. Other lines (comments, files elsewhere) are skipped.
+    """
     sums_file = directory / "SHA256SUMS"
     if not sums_file.is_file():
-        return {}
+        return None
     sums = {}
     for line in sums_file.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            sums[parts[1].lstrip("*")] = parts[0].lower()
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            continue
+        name = parts[1].strip()
+        name = name[1:] if name.startswith("*") else name
+        while name.startswith("./"):
+            name = name[2:]
+        if name and "/" not in name:
+            sums[name] = parts[0].lower()
     return sums
 
 
-def _parse_idx(path: Path, key: str, checksums: dict) -> np.ndarray:
+def _parse_idx(path: Path, key: str, checksums: Optional[dict]) -> np.ndarray:
     raw = path.read_bytes()
-    expected_sum = checksums.get(path.name)
-    if expected_sum is not None and hashlib.sha256(raw).hexdigest() != expected_sum:
-        raise MNISTNotFoundError(
-            f"MNIST file {path} does not match its SHA256SUMS entry (corrupt or truncated "
-            f"copy). Replace it with a fresh copy. {_FIX_HINT}"
-        )
+    if checksums is not None:
+        # With a SHA256SUMS every file read is verified: an unlisted plain file next to a
+        # listed .gz would be read instead of it, unchecked.
+        expected_sum = checksums.get(path.name)
+        if expected_sum is None:
+            gz_beside = path.with_name(path.name + ".gz")
+            then = f" (then {gz_beside.name} is read)" if gz_beside.is_file() else ""
+            raise MNISTNotFoundError(
+                f"MNIST file {path} is not listed in the SHA256SUMS beside it, so it cannot be "
+                f"verified. Add its line if it is a good copy (`sha256sum {path.name} >> "
+                f"SHA256SUMS` in {path.parent}), or remove it{then}."
+            )
+        if hashlib.sha256(raw).hexdigest() != expected_sum:
+            raise MNISTNotFoundError(
+                f"MNIST file {path} does not match its SHA256SUMS entry (corrupt or truncated "
+                f"copy). Replace it with a fresh copy. {_FIX_HINT}"
+            )
     try:
         data = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as err:
@@ -141,7 +198,17 @@ def _parse_idx(path: Path, key: str, checksums: dict) -> np.ndarray:
             f"MNIST file {path} holds {len(data)} bytes after decompression; expected "
             f"{expected_bytes} for {count} items. It is corrupt or truncated. {_FIX_HINT}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape((count,) + item_shape)
+    items = np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape((count,) + item_shape)
+    if magic == 2049 and items.max() > 9:
+        # A label byte > 9 is no digit; stacked, it would give colour labels above 999.
+        bad = np.flatnonzero(items > 9)
+        raise MNISTNotFoundError(
+            f"MNIST file {path} holds label {items[bad[0]]} at item {bad[0]} ({len(bad)} "
+            f"labels outside 0..9); MNIST labels are the digits 0..9. The file is corrupt or "
+            f"no MNIST label file: replace it with a fresh copy (`sha256sum -c SHA256SUMS` "
+            f"finds changed files). {_FIX_HINT}"
+        )
+    return items
 
 
 def _load_from_directory(directory: Path):
@@ -238,7 +305,7 @@ class StackedMNISTData:
         self.mode = mode
         self.default_batch_size = self._check_batch_size(default_batch_size)
         self.channels = mode.channels
-        self.seed = seed
+        self.seed = self._check_seed(seed)
         (x_train, y_train), (x_test, y_test) = load_mnist(mnist_dir)
         # Separate streams: the stacked test set depends on the seed only, not on how many
         # training images the mode keeps, so COMPLETE and MISSING share one test set.
@@ -253,6 +320,17 @@ class StackedMNISTData:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         return int(batch_size)
+
+    @staticmethod
+    def _check_seed(seed):
+        """Refuse a seed numpy would reject only after MNIST is loaded (or never: 3.0)."""
+        if seed is None:
+            return seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(
+                f"seed must be a non-negative integer or None (fresh randomness), got {seed!r}."
+            )
+        return seed
 
     def _prepare(self, images: np.ndarray, labels: np.ndarray, training: bool, rng):
         images = images.astype(np.float32) / 255.0

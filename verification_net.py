@@ -22,6 +22,7 @@ prints the test accuracy, and predictability and coverage of the real mono and s
 from __future__ import annotations
 
 import argparse
+import numbers
 import os
 import shlex
 import warnings
@@ -32,43 +33,12 @@ import numpy as np
 
 from atomic_io import atomic_path
 from keras_files import read_config
-from stacked_mnist import DataMode, StackedMNISTData, distinct_channel_images
+from stacked_mnist import (DataMode, StackedMNISTData, distinct_channel_images,  # noqa: F401
+                           validate_images)  # validate_images: part of this module's API
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_FILE = REPO_ROOT / "saved_models" / "verification_net.keras"
 DEFAULT_WEIGHTS = DEFAULT_FILE  # the earlier name, still imported elsewhere
-
-
-def validate_images(data, name: str = "data") -> np.ndarray:
-    """Check and return images as float32 ``(N, 28, 28, C)``, ``C`` in {1, 3}.
-
-    Accepts ``(N, 28, 28)`` (mono, channel axis added). Raises ``ValueError`` that says what
-    was expected for any other shape, non-finite values or values outside [0, 1].
-    """
-    data = np.asarray(data)
-    if data.ndim == 3:
-        data = data[..., np.newaxis]
-    if data.ndim != 4 or data.shape[1:3] != (28, 28) or data.shape[3] not in (1, 3):
-        raise ValueError(
-            f"{name} must have shape (N, 28, 28), (N, 28, 28, 1) or (N, 28, 28, 3); "
-            f"got {data.shape}."
-        )
-    if len(data) == 0:
-        raise ValueError(f"{name} holds no images (shape {data.shape}).")
-    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {data.dtype}.")
-    data = data.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(data)):
-        raise ValueError(
-            f"{name} contains NaN or infinite values; expected finite values in [0, 1]."
-        )
-    low, high = float(data.min()), float(data.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name} values must lie in [0, 1]; got range [{low:g}, {high:g}]. "
-            "Scale uint8 images by 1/255."
-        )
-    return data
 
 
 def _model_path(file_name) -> Path:
@@ -156,6 +126,45 @@ def _check_keras_archive(path, vocabulary) -> None:
             )
 
     _walk_config(config, check_class, check_name)
+
+
+def _check_tolerance(tolerance) -> None:
+    """Raise ``ValueError`` unless ``tolerance`` is a number in [0, 1]: beliefs lie in [0, 1],
+    so any other tolerance (or NaN) would give predictability and coverage 0 or 1 whatever
+    the images."""
+    if (
+        isinstance(tolerance, (bool, np.bool_))
+        or not isinstance(tolerance, numbers.Real)
+        or not 0.0 <= float(tolerance) <= 1.0
+    ):
+        raise ValueError(
+            f"tolerance must be a number in [0, 1] (the least belief that counts as "
+            f"confident); got {tolerance!r}."
+        )
+
+
+def _check_labels(labels: np.ndarray, channels: int) -> np.ndarray:
+    """``labels`` as integer classes, or ``ValueError`` saying what was expected: labels that
+    are no class index (strings, 3.3, 10 for mono) would never equal a prediction and give
+    accuracy 0 without complaint. Floats that are exactly integral are accepted."""
+    top = 10**channels - 1
+    expected = (
+        f"correct_labels must be integer class labels in 0..{top}"
+        f"{' (R + 10 G + 100 B)' if channels == 3 else ''}"
+    )
+    is_integer = np.issubdtype(labels.dtype, np.integer)
+    if not (is_integer or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"{expected}; got dtype {labels.dtype}.")
+    bad = (labels < 0) | (labels > top)
+    if not is_integer:
+        bad |= ~np.isfinite(labels) | (labels != np.round(labels))
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"{expected}; got {labels[first].item()!r} at index {first} "
+            f"({int(np.sum(bad))} of {len(labels)} labels are no class)."
+        )
+    return labels if is_integer else labels.astype(np.int64)
 
 
 def _mix_in_non_digits(x, y, share: float = 0.1):
@@ -382,7 +391,16 @@ class VerificationNet:
             )
         # Every channel image is a mono digit; each distinct one is classified once.
         distinct, inverse, channels = distinct_channel_images(data)
-        probs = self._class_probabilities(distinct)[inverse]
+        probs = self._class_probabilities(distinct)
+        if not np.all(np.isfinite(probs)):
+            # NaN beliefs are never >= tolerance: a broken judge would score 0, not fail.
+            broken = int(np.sum(~np.all(np.isfinite(probs), axis=-1)))
+            raise FloatingPointError(
+                f"VerificationNet {self.file_name} gave NaN or infinite class probabilities "
+                f"for {broken} of {len(probs)} channel images; its weights are broken, so it "
+                f"cannot judge: {_restore_hint(self.file_name)}."
+            )
+        probs = probs[inverse]
         probs = probs.reshape(len(data), channels, 10)
         digits = np.argmax(probs, axis=-1)
         predictions = digits @ (10 ** np.arange(channels))
@@ -403,6 +421,7 @@ class VerificationNet:
 
     def check_class_coverage(self, data: np.ndarray, tolerance: float = 0.8) -> float:
         """Fraction of the 10^C classes predicted with belief >= tolerance at least once."""
+        _check_tolerance(tolerance)
         data = validate_images(data)
         predictions, beliefs = self._predict(data)
         classes_available = 10 ** data.shape[-1]
@@ -415,7 +434,9 @@ class VerificationNet:
 
         predictability = share of images classified with belief >= tolerance;
         accuracy = share of all images that are both confident and correct (None without labels).
+        Labels are integer classes, 0..9 for mono and 0..999 for colour images.
         """
+        _check_tolerance(tolerance)
         data = validate_images(data)
         if correct_labels is not None:
             correct_labels = np.asarray(correct_labels).reshape(-1)
@@ -423,6 +444,7 @@ class VerificationNet:
                 raise ValueError(
                     f"correct_labels has {len(correct_labels)} entries for {len(data)} images."
                 )
+            correct_labels = _check_labels(correct_labels, data.shape[-1])
         predictions, beliefs = self._predict(data)
         confident = beliefs >= tolerance
         predictability = float(np.mean(confident))

@@ -13,6 +13,7 @@ on a few hundred images into the output folder.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -66,7 +67,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from atomic_io import atomic_path, save_figure  # noqa: E402
+from atomic_io import atomic_path, process_alive, save_figure  # noqa: E402
 from models import HEADS, ModelFileError, load_model, save  # noqa: E402
 from models import zoo  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
@@ -141,10 +142,37 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
                                                                if args.retrain else 0))
     if args.out is None:
         args.out = (args.run_dir or REPO_ROOT / "results") / row
+    if args.seed < 0:
+        parser.error("--seed must be an integer >= 0")
     args.out = Path(args.out).resolve()  # a user's relative path is relative to their cwd
-    args.out.mkdir(parents=True, exist_ok=True)
+    _claim_output_folder(parser, args.out)
     args.started = time.time()
     return args
+
+
+def _claim_output_folder(parser, out: Path) -> None:
+    """Make sure ``out`` is a writable folder before any work starts, and that no other live
+    run writes into it (a lock file with the owner's process id; a dead owner's is taken
+    over). The lock is released when this process ends."""
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        parser.error(f"--out {out} is not a writable folder ({err.strerror})")
+    lock = out / ".run.lock"
+    try:
+        owner = int(lock.read_text())
+    except (OSError, ValueError):
+        owner = None
+    if owner not in (None, os.getpid()) and process_alive(owner):
+        parser.error(f"another run (process {owner}) is writing into {out}; wait for it, or "
+                     "choose another --out")
+    lock.write_text(str(os.getpid()))
+    atexit.register(lambda: lock.unlink(missing_ok=True)
+                    if lock.is_file() and lock.read_text() == str(os.getpid()) else None)
 
 
 def _parse_settings(pairs, head: str) -> dict:

@@ -24,8 +24,10 @@ import tf_keras
 from stacked_mnist import distinct_channel_images, unfold_channels
 
 from .batching import in_batches, in_seeded_batches
+from .checks import (check_count, check_finite_output, check_images, check_latents,
+                     check_seed)
 from .config import ModelConfig
-from .heads import make_head
+from .heads import IMAGE_KINDS, make_head
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 
 
@@ -210,22 +212,26 @@ class GenerativeModel(tf_keras.Model):
     # ---------------------------------------------------------------------------------------
     def encode(self, x, batch_size: int = 1000) -> np.ndarray:
         """Codes (N, C, d): the AE code, or the posterior mean of the VAE."""
-        return in_batches(self.code, x, batch_size)
+        x = check_images(x, self.config.channels)
+        return in_batches(self.code, x, check_count("batch_size", batch_size))
 
     def mono_code_distribution(self, mono_x, batch_size: int = 2000):
         """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
         q(z|x); the AE's code with scale None (it is deterministic)."""
-        params = in_batches(self.mono_latent_params, mono_x, batch_size)[:, 0]  # (M, k * d)
+        mono_x = check_images(mono_x, 1, "mono images")
+        params = in_batches(self.mono_latent_params, mono_x,
+                            check_count("batch_size", batch_size))[:, 0]  # (M, k * d)
         mean, scale = self.code_distribution_from_params(params)
         return np.asarray(mean), None if scale is None else np.asarray(scale)
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
                       batch_size: int = 5000) -> np.ndarray:
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""
-        z = np.asarray(z, np.float32).reshape(-1, self.config.channels, self.config.latent_dim)
+        z = check_latents(z, self.config.channels, self.config.latent_dim)
+        _check_options(how, seed, batch_size)
         mono_z = z.reshape(-1, self.config.latent_dim)  # channel c of image n at row n * C + c
-        return unfold_channels(self._decode_mono(mono_z, how, seed, batch_size),
-                                self.config.channels)
+        images = check_finite_output(self._decode_mono(mono_z, how, seed, batch_size), "images")
+        return unfold_channels(images, self.config.channels)
 
     def reconstruct_images(self, x, how: str = "mean", seed: Optional[int] = None,
                            batch_size: int = 5000) -> np.ndarray:
@@ -240,12 +246,13 @@ class GenerativeModel(tf_keras.Model):
         The mono subnets run once per distinct channel image (a stacked test set holds each
         MNIST test digit about three times); copies share their reconstruction.
         """
+        x = check_images(x, self.config.channels)
+        _check_options(how, seed, batch_size)
         distinct, inverse, channels = distinct_channel_images(x)
-        if channels != self.config.channels:
-            raise ValueError(f"expected images with {self.config.channels} channel(s), got "
-                             f"{channels}.")
         images, nll = in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
                                          batch_size)
+        check_finite_output(images, "reconstructions")
+        check_finite_output(nll, "reconstruction log-likelihoods")
         nll = nll.astype(np.float64)[inverse].reshape(-1, channels)
         return unfold_channels(images[inverse], channels), nll
 
@@ -262,6 +269,7 @@ class GenerativeModel(tf_keras.Model):
         if sampler.latent_dim != self.config.latent_dim:
             raise ValueError(f"the sampler draws {sampler.latent_dim}-dimensional codes, the "
                              f"model's latent has {self.config.latent_dim} dimensions.")
+        count, seed = check_count("count", count), check_seed(seed)
         z = sampler.sample(count * self.config.channels, seed=seed)
         return z.reshape(count, self.config.channels, self.config.latent_dim)
 
@@ -271,6 +279,14 @@ class GenerativeModel(tf_keras.Model):
         one fitted to its codes: ``samplers.make_sampler("fitted", d).fit(codes)``). The
         encoder is never used."""
         return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed)
+
+
+def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
+    if how not in IMAGE_KINDS:
+        raise ValueError(f"image kind must be one of {IMAGE_KINDS}, got {how!r}.")
+    if seed is not None:
+        check_seed(seed)
+    check_count("batch_size", batch_size)
 
 
 def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
@@ -296,17 +312,23 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
     epoch; ``initial_epoch`` resumes a run (the schedule counts absolute epochs).
     """
-    tf_keras.utils.set_random_seed(seed + initial_epoch)
+    x_train = check_images(x_train, model.config.channels, "x_train")
+    if x_val is not None:
+        x_val = check_images(x_val, model.config.channels, "x_val")
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
+    tf_keras.utils.set_random_seed(check_seed(seed) + check_count("initial_epoch",
+                                                                  initial_epoch, low=0))
     train = (
-        tf.data.Dataset.from_tensor_slices(np.asarray(x_train, np.float32))
+        tf.data.Dataset.from_tensor_slices(x_train)
         .shuffle(len(x_train), seed=seed)
         .batch(batch_size)
         .prefetch(2)
     )
     val = None
     if x_val is not None:
-        val = tf.data.Dataset.from_tensor_slices(np.asarray(x_val, np.float32)).batch(1000)
-    callbacks = []
+        val = tf.data.Dataset.from_tensor_slices(x_val).batch(1000)
+    callbacks = [tf_keras.callbacks.TerminateOnNaN()]  # NaN weights then refuse to be saved
     if decay_from is not None:
         base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
         callbacks.append(tf_keras.callbacks.LearningRateScheduler(

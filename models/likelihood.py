@@ -25,6 +25,7 @@ import tensorflow_probability as tfp
 
 from stacked_mnist import distinct_channel_images, fold_channels
 
+from .checks import check_count, check_images, check_seed
 from .generative import GenerativeModel
 
 tfd = tfp.distributions
@@ -64,10 +65,16 @@ def _mono_posterior(model: GenerativeModel, mono_x) -> tfd.Distribution:
     return model.posterior(model.mono_latent_params(mono_x))
 
 
-def _check_vae(model: GenerativeModel, what: str) -> None:
+def _checked_input(model: GenerativeModel, what: str, x, seed: int, **counts) -> np.ndarray:
+    """The images, after checking that the estimator applies to the model (it needs a latent
+    prior) and that the images, the seed and the counts (sample and chunk sizes) are valid."""
     if model.prior is None:
         raise ValueError(f"{what} needs a model with a latent prior (a VAE); got a "
                          f"{model.config.kind!r} model. Score it with reconstruction_nll.")
+    check_seed(seed)
+    for name, value in counts.items():
+        check_count(name, value)
+    return check_images(x, model.config.channels)
 
 
 def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, seed: int = 0,
@@ -80,7 +87,8 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
     image_chunk * (784 F + sample_chunk) * 4 bytes whatever N and K are (F = features per
     pixel: 1 for Bernoulli, 2 for Beta and Normal, the bins for the categorical head).
     """
-    _check_vae(model, "prior_log_likelihood")
+    x = _checked_input(model, "prior_log_likelihood", x, seed, num_samples=num_samples,
+                       sample_chunk=sample_chunk, image_chunk=image_chunk)
     mono_x, inverse, channels = distinct_channel_images(x)
     targets = model.head.targets(mono_x)
     z = np.random.default_rng(seed).standard_normal(
@@ -105,7 +113,7 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
                                seed: int = 0) -> np.ndarray:
     """The same estimate computed the slow, obvious way (reference for tests and benchmarks):
     per channel image, ``log_prob`` of the decoder distribution at all K samples."""
-    _check_vae(model, "naive_prior_log_likelihood")
+    x = _checked_input(model, "naive_prior_log_likelihood", x, seed, num_samples=num_samples)
     mono_x, channels = fold_channels(x)
     z = np.random.default_rng(seed).standard_normal(
         (num_samples, model.config.latent_dim)).astype(np.float32)
@@ -142,7 +150,8 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
     ``kl``: that KL(q(z|x) || N(0, I)).
     Decoding is done in blocks of at most ``max_decodes`` images.
     """
-    _check_vae(model, "posterior_estimates")
+    x = _checked_input(model, "posterior_estimates", x, seed, num_samples=num_samples,
+                       max_decodes=max_decodes)
     mono_x, inverse, channels = distinct_channel_images(x)
     iwae = np.zeros(len(mono_x), np.float64)
     elbo_values = np.zeros(len(mono_x), np.float64)

@@ -351,5 +351,5 @@ def test_colour_reconstruction_is_the_mono_reconstruction_of_each_channel():
     for c in range(3):
         np.testing.assert_array_equal(recon[..., c:c + 1], mono.reconstruct_images(
             x[..., c:c + 1], how="mode"))
-    with pytest.raises(ValueError, match="channel"):
+    with pytest.raises(ValueError, match=r"shape \(N, 28, 28\) or \(N, 28, 28, 1\)"):
         mono.reconstruct_images(x)

@@ -3,6 +3,7 @@ loading (argument vs. MNIST_DIR, corrupt and missing files), argument checks, ba
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import stacked_mnist
 from stacked_mnist import (DataMode, MNISTNotFoundError, StackedMNISTData, fold_channels,
                            load_mnist, unfold_channels)
 
@@ -376,6 +378,84 @@ def test_wrong_file_under_a_name_is_rejected(mnist_dir, tmp_path):
         load_mnist(str(local))
 
 
+def _plain_labels(directory: Path, name: str = "t10k-labels-idx1-ubyte") -> bytearray:
+    """The decompressed label file ``name`` of ``directory``; its .gz is removed."""
+    gz = _gz_path(directory, name)
+    raw = bytearray(gzip.decompress(gz.read_bytes()))
+    gz.unlink()
+    return raw
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gz", "plain"])
+def test_label_byte_out_of_range_names_the_file(mnist_dir, tmp_path, compressed):
+    """A label byte > 9 used to load (and made colour labels up to 22001)."""
+    local = _mnist_copy(mnist_dir, tmp_path / "mnist")  # no SHA256SUMS: the parser must notice
+    raw = _plain_labels(local, "train-labels-idx1-ubyte")
+    raw[8 + 123] = 200
+    if compressed:
+        (local / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
+    else:
+        (local / "train-labels-idx1-ubyte").write_bytes(bytes(raw))
+    with pytest.raises(MNISTNotFoundError, match=r"train-labels-idx1-ubyte.* label 200") as info:
+        load_mnist(str(local))
+    assert "0..9" in str(info.value) and "SHA256SUMS" in str(info.value), str(info.value)
+
+
+def test_label_file_with_another_item_count_than_its_images_is_refused(mnist_dir, tmp_path):
+    # The IDX headers must give the canonical counts, so images and labels always agree.
+    local = _mnist_copy(mnist_dir, tmp_path / "mnist")
+    raw = _plain_labels(local)
+    raw[4:8] = (9999).to_bytes(4, "big")
+    (local / "t10k-labels-idx1-ubyte").write_bytes(bytes(raw[:-1]))  # 9999 consistent labels
+    with pytest.raises(MNISTNotFoundError, match=r"t10k-labels-idx1-ubyte.*9999 items"):
+        load_mnist(str(local))
+
+
+def _write_checksums(directory: Path, separator: str = "  ") -> None:
+    """SHA256SUMS for the four IDX files in ``directory`` as read, ``<hash><separator><name>``:
+    "  " is sha256sum's text mode, " *" its binary mode, "  ./" names with a directory."""
+    lines = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(("-ubyte", "-ubyte.gz")):
+            digest = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            lines.append(f"{digest}{separator}{name}\n")
+    (directory / "SHA256SUMS").write_text("".join(lines))
+
+
+def test_file_not_listed_in_checksums_is_refused(mnist_dir, tmp_path):
+    """SHA256SUMS lists the .gz files; a plain file beside one is what gets read and used to
+    go unverified."""
+    local = _mnist_copy(mnist_dir, tmp_path / "mnist")
+    _write_checksums(local)
+    raw = bytearray(gzip.decompress(_gz_path(local, "t10k-labels-idx1-ubyte").read_bytes()))
+    raw[8] = (raw[8] + 1) % 10  # another valid digit: only a checksum can tell
+    (local / "t10k-labels-idx1-ubyte").write_bytes(bytes(raw))
+    with pytest.raises(MNISTNotFoundError, match=r"t10k-labels-idx1-ubyte is not listed") as info:
+        load_mnist(str(local))
+    message = str(info.value)
+    assert "SHA256SUMS" in message and "remove" in message and "sha256sum" in message, message
+
+
+@pytest.mark.parametrize("separator", ["  ", " *", "  ./", " *./"],
+                         ids=["text", "binary", "dot-slash", "binary-dot-slash"])
+def test_checksum_names_in_sha256sum_formats_are_understood(mnist_dir, tmp_path, separator):
+    """``*name`` (binary mode) and ``./name`` name the file beside SHA256SUMS; with ``./`` a
+    changed file used to load unverified."""
+    local = _mnist_copy(mnist_dir, tmp_path / "mnist")
+    raw = _plain_labels(local)
+    plain = local / "t10k-labels-idx1-ubyte"
+    plain.write_bytes(bytes(raw))
+    _write_checksums(local, separator)
+    (_, _), (x_test, y_test) = load_mnist(str(local))
+    (_, _), (x_ref, y_ref) = load_mnist(str(mnist_dir))
+    np.testing.assert_array_equal(x_test, x_ref)
+    np.testing.assert_array_equal(y_test, y_ref)
+    raw[8] = (raw[8] + 1) % 10
+    plain.write_bytes(bytes(raw))
+    with pytest.raises(MNISTNotFoundError, match=r"t10k-labels-idx1-ubyte does not match"):
+        load_mnist(str(local))
+
+
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
@@ -402,6 +482,24 @@ def test_bad_batch_size_in_batch_methods_raises_value_error(data_for, batch_size
     with pytest.raises(ValueError, match="batch_size"):
         # batch_generator is a generator function: the check runs on the first next().
         next(data.batch_generator(batch_size=batch_size))
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5, 3.0, "7", True, [1, 2]], ids=repr)
+def test_bad_seed_raises_value_error_before_loading(tmp_path, seed):
+    """numpy used to fail deep inside (after loading MNIST), or take a float for an int."""
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None"):
+        StackedMNISTData(DataMode.COLOR_FLOAT_COMPLETE, seed=seed,
+                         mnist_dir=str(tmp_path / "not-read"))
+
+
+@pytest.mark.parametrize("seed", [None, 0, np.int64(3), 2**40], ids=repr)
+def test_good_seeds_are_accepted(monkeypatch, seed):
+    rng = np.random.default_rng(0)
+    tiny = ((rng.integers(0, 256, (20, 28, 28), np.uint8), rng.integers(0, 10, 20, np.uint8)),
+            (rng.integers(0, 256, (5, 28, 28), np.uint8), rng.integers(0, 10, 5, np.uint8)))
+    monkeypatch.setattr(stacked_mnist, "load_mnist", lambda mnist_dir=None: tiny)
+    data = StackedMNISTData(DataMode.COLOR_FLOAT_COMPLETE, seed=seed)
+    assert data.train_images.shape == (20, 28, 28, 3) and data.test_labels.max() <= 999
 
 
 def test_numpy_integer_batch_size_is_accepted(data_for):

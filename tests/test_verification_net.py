@@ -290,7 +290,7 @@ def test_coverage_and_predictability_definitions(random_net):
     rng = np.random.default_rng(3)
     images = rng.random((30, 28, 28, 1), dtype=np.float32)
     predictions, beliefs = random_net.predict(images)
-    for tolerance in (0.0, float(np.median(beliefs)), 1.01):
+    for tolerance in (0.0, float(np.median(beliefs)), 1.0):
         confident = beliefs >= tolerance
         coverage = random_net.check_class_coverage(images, tolerance=tolerance)
         assert coverage == len(np.unique(predictions[confident])) / 10
@@ -340,6 +340,82 @@ def test_correct_labels_of_wrong_length_raise_value_error(untrained_net, n_label
     images = np.zeros((4, 28, 28, 1), np.float32)
     with pytest.raises(ValueError, match="correct_labels has"):
         net.check_predictability(images, np.zeros(n_labels, dtype=int), tolerance=0.8)
+
+
+BAD_LABELS = {
+    "strings": (np.array(["3"] * 8), 1, "dtype <U1"),
+    "non-integral": (np.full(8, 3.3), 1, "3.3"),
+    "NaN": (np.full(8, np.nan), 1, "nan"),
+    "booleans": (np.zeros(8, bool), 1, "dtype bool"),
+    "negative": (np.full(8, -1), 1, "-1"),
+    "10 for mono": (np.full(8, 10), 1, "10"),
+    "1000 for colour": (np.full(8, 1000), 3, "1000"),
+    "objects": (np.array([None] * 8), 1, "dtype object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_LABELS))
+def test_labels_that_are_no_class_indices_raise_value_error(random_net, case):
+    """Such labels used to give accuracy 0.0 (or a wrong number) without complaint."""
+    labels, channels, shown = BAD_LABELS[case]
+    images = np.random.default_rng(6).random((8, 28, 28, channels), dtype=np.float32)
+    top = 10**channels - 1
+    expected = rf"correct_labels must be integer class labels in 0\.\.{top}"
+    with pytest.raises(ValueError, match=expected) as info:
+        random_net.check_predictability(images, labels, tolerance=0.5)
+    assert shown in str(info.value), str(info.value)
+
+
+def test_integral_float_labels_score_like_integer_labels(random_net):
+    images = np.random.default_rng(7).random((40, 28, 28, 3), dtype=np.float32)
+    predictions, _ = random_net.predict(images)
+    labels = np.where(np.arange(40) % 2 == 0, predictions, (predictions + 1) % 1000)
+    expected = random_net.check_predictability(images, labels, tolerance=0.0)
+    assert expected[1] == 0.5
+    for same in (labels.astype(np.float64), labels.astype(np.uint16), list(labels)):
+        assert random_net.check_predictability(images, same, tolerance=0.0) == expected
+
+
+BAD_TOLERANCES = [5, -1, 1.01, np.nan, np.inf, "0.8", None, True]
+
+
+@pytest.mark.parametrize("tolerance", BAD_TOLERANCES, ids=repr)
+def test_tolerance_outside_0_1_raises_value_error(random_net, tolerance):
+    """tolerance=5 or NaN used to give 0.0, tolerance=-1 gave 1.0."""
+    images = np.random.default_rng(8).random((4, 28, 28, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"tolerance must be a number in \[0, 1\]"):
+        random_net.check_predictability(images, tolerance=tolerance)
+    with pytest.raises(ValueError, match=r"tolerance must be a number in \[0, 1\]"):
+        random_net.check_class_coverage(images, tolerance=tolerance)
+
+
+@pytest.mark.parametrize("tolerance", [0, 0.0, 1, 1.0, np.float32(0.5), np.float64(0.8)], ids=repr)
+def test_tolerance_bounds_and_numpy_numbers_are_accepted(random_net, tolerance):
+    images = np.random.default_rng(9).random((4, 28, 28, 1), dtype=np.float32)
+    _, beliefs = random_net.predict(images)
+    predictability, _ = random_net.check_predictability(images, tolerance=tolerance)
+    assert predictability == np.mean(beliefs >= tolerance)
+    random_net.check_class_coverage(images, tolerance=tolerance)
+
+
+def test_non_finite_judge_outputs_raise_instead_of_scoring(random_keras_file):
+    """A judge whose class probabilities are NaN used to give predictability 0.0."""
+    net, messages = _make_net(random_keras_file)
+    assert messages == [] and net.done_training
+    weights = net.model.get_weights()
+    weights[-1][0] = np.nan  # the output bias: every softmax output becomes NaN
+    net.model.set_weights(weights)
+    rng = np.random.default_rng(10)
+    for images in (rng.random((6, 28, 28, 1), dtype=np.float32),
+                   rng.random((6, 28, 28, 3), dtype=np.float32)):
+        labels = np.zeros(len(images), int)
+        for call in (lambda: net.predict(images),
+                     lambda: net.check_class_coverage(images, tolerance=0.5),
+                     lambda: net.check_predictability(images, labels, tolerance=0.5)):
+            with pytest.raises(FloatingPointError, match="NaN or infinite class prob") as info:
+                call()
+            message = str(info.value)
+            assert net.file_name in message and RESTORE in message, message
 
 
 @pytest.mark.parametrize(

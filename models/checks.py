@@ -1,0 +1,65 @@
+"""Argument checks at the library's public entry points: one place, one message style.
+
+Every check raises ``ValueError`` saying what was expected and what came, so a bad input fails
+at once instead of as a silent wrong number (images in 0-255, NaN latents, a reshape that
+quietly changes the number of images) or an error from deep inside TensorFlow.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional
+
+import numpy as np
+
+from stacked_mnist import validate_images
+
+__all__ = ["check_count", "check_seed", "check_images", "check_latents", "check_finite_output"]
+
+
+def check_count(name: str, value, low: int = 1) -> int:
+    """An integer >= ``low`` (numpy integers too; not bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
+def check_seed(seed) -> int:
+    """A seed: an integer >= 0 (numpy's generators refuse negative ones deep inside)."""
+    return check_count("seed", seed, low=0)
+
+
+def check_images(x, channels: int, name: str = "images") -> np.ndarray:
+    """Images for a model with ``channels`` channels: float32 (N, 28, 28, C) in [0, 1], at
+    least one, finite (``stacked_mnist.validate_images``)."""
+    return validate_images(x, name, channels=channels)
+
+
+def check_latents(z, channels: int, latent_dim: int, name: str = "latents") -> np.ndarray:
+    """Codes (N, C, d) as float32 (a mono model also takes (N, d)); finite, at least one."""
+    z = np.asarray(z)
+    if z.ndim == 2 and channels == 1:
+        z = z[:, np.newaxis, :]
+    if z.ndim != 3 or z.shape[1:] != (channels, latent_dim):
+        expected = f"(N, {channels}, {latent_dim})" + (
+            f" or (N, {latent_dim})" if channels == 1 else "")
+        raise ValueError(f"{name} must have shape {expected}; got {z.shape}.")
+    if len(z) == 0:
+        raise ValueError(f"{name} holds no codes (shape {z.shape}).")
+    if not np.issubdtype(z.dtype, np.number) or np.issubdtype(z.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers; got dtype {z.dtype}.")
+    z = z.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name} contain NaN or infinite values.")
+    return z
+
+
+def check_finite_output(values: np.ndarray, what: str, source: Optional[str] = None):
+    """Outputs of a network must be finite: NaN means damaged or diverged weights, and a
+    metric computed from them would be a silent wrong answer."""
+    if not np.all(np.isfinite(values)):
+        origin = f" (weights from {source})" if source else ""
+        raise FloatingPointError(
+            f"the model's {what} are not finite{origin}: its weights are damaged or the "
+            "training diverged. Load a good model file (the shipped ones: `git checkout -- "
+            "saved_models/`) or train again.")
+    return values

@@ -1,0 +1,84 @@
+"""Anomaly labels for models/anomaly.py: evaluate_scores takes booleans (or 0/1) only, so digit
+labels cannot silently make "not a 0" the anomaly; contains_digit checks its digit, channels
+and labels. No model, no MNIST: runs in a second."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.anomaly import contains_digit, evaluate_scores, save_curves
+
+RNG = np.random.default_rng(0)
+SCORES = RNG.random(200)
+DIGITS = RNG.integers(0, 10, 200)  # digit labels, not anomaly labels
+
+
+@pytest.mark.parametrize(
+    "labels, shown",
+    [
+        (DIGITS, "dtype int64"),
+        (DIGITS.astype(np.float64), "dtype float64"),
+        (np.where(DIGITS == 8, 1.0, 0.5), "0.5"),
+        (np.where(DIGITS == 8, 1.0, np.nan), "nan"),
+        (np.where(DIGITS == 8, "yes", "no"), "dtype <U3"),
+        (np.where(DIGITS == 8, -1, 0), "-1"),
+    ],
+    ids=["digits", "float digits", "halves", "NaN", "strings", "minus one"],
+)
+def test_evaluate_scores_refuses_labels_that_are_not_anomaly_flags(labels, shown):
+    """Digit labels 0-9 used to be read as "anomaly unless 0"."""
+    with pytest.raises(ValueError, match=r"contains_digit\(labels, 8, channels\)") as info:
+        evaluate_scores(SCORES, labels)
+    message = str(info.value)
+    assert "boolean" in message and shown in message, message
+    with pytest.raises(ValueError, match=r"contains_digit\(labels, 8, channels\)"):
+        save_curves({"s": SCORES}, labels, "never-written.png", "t")
+
+
+def test_evaluate_scores_takes_booleans_and_0_1_alike():
+    flags = contains_digit(DIGITS, 8, 1)
+    expected = evaluate_scores(SCORES, flags)
+    for same in (flags.astype(np.int64), flags.astype(np.uint8), flags.astype(np.float32),
+                 flags.tolist(), flags.astype(int).tolist()):
+        assert evaluate_scores(SCORES, same) == expected
+
+
+def test_evaluate_scores_refuses_empty_input():
+    with pytest.raises(ValueError, match="no scores"):
+        evaluate_scores([], [])
+    with pytest.raises(ValueError, match="no scores"):
+        evaluate_scores(np.zeros(0), np.zeros(0, bool))
+
+
+@pytest.mark.parametrize("digit", [10, -1, 8.5, 8.0, "8", True, None], ids=repr)
+def test_contains_digit_refuses_a_digit_outside_0_9(digit):
+    """digit=10 used to give all False (no anomalies at all)."""
+    with pytest.raises(ValueError, match=r"digit must be an integer in 0\.\.9"):
+        contains_digit(DIGITS, digit, 1)
+
+
+@pytest.mark.parametrize("channels", [0, 2, 4, 1.0, True, "3"], ids=repr)
+def test_contains_digit_refuses_channels_other_than_1_or_3(channels):
+    """channels=2 used to look at two digits of a label without complaint."""
+    with pytest.raises(ValueError, match=r"channels must be 1 \(mono\) or 3 \(colour\)"):
+        contains_digit(DIGITS, 8, channels)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [([], "no labels"), (np.zeros((0,), int), "no labels"), ([8.5, 3.0], "8.5"),
+     ([-2, 3], "-2"), ([True, False], "dtype bool"), (["8"], "dtype <U1")],
+    ids=["empty list", "empty array", "non-integral", "negative", "booleans", "strings"],
+)
+def test_contains_digit_refuses_empty_or_non_integer_labels(labels, message):
+    with pytest.raises(ValueError, match="labels") as info:
+        contains_digit(labels, 8, 1)
+    assert message in str(info.value), str(info.value)
+
+
+def test_contains_digit_accepts_integral_floats_and_numpy_integers():
+    expected = contains_digit([8, 80, 800, 123, 888], 8, 3)
+    np.testing.assert_array_equal(expected, [True, True, True, False, True])
+    np.testing.assert_array_equal(
+        contains_digit(np.array([8.0, 80.0, 800.0, 123.0, 888.0]), np.int64(8), np.int64(3)),
+        expected)
