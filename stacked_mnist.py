@@ -57,6 +57,19 @@ class MNISTNotFoundError(RuntimeError):
     """MNIST could be found neither locally nor through the keras download."""
 
 
+def finite_float32(data: np.ndarray, name: str, what: str, values: str = "values"):
+    """``data`` as float32 after checking it holds at least one of ``what`` (its first axis),
+    real numbers and no NaN or infinity; ``ValueError`` naming ``name`` otherwise."""
+    if len(data) == 0:
+        raise ValueError(f"{name} holds no {what} (shape {data.shape}).")
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers ({values}); got dtype {data.dtype}.")
+    data = data.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"{name} contains NaN or infinite values; expected finite {values}.")
+    return data
+
+
 def validate_images(data, name: str = "data", channels: Optional[int] = None) -> np.ndarray:
     """Check and return images as float32 ``(N, 28, 28, C)``, ``C`` in {1, 3} (or exactly
     ``channels`` when given).
@@ -73,15 +86,7 @@ def validate_images(data, name: str = "data", channels: Optional[int] = None) ->
         shapes = {1: "(N, 28, 28) or (N, 28, 28, 1)", 3: "(N, 28, 28, 3)"}
         expected = " or ".join(shapes[c] for c in allowed)
         raise ValueError(f"{name} must have shape {expected}; got {data.shape}.")
-    if len(data) == 0:
-        raise ValueError(f"{name} holds no images (shape {data.shape}).")
-    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real numbers in [0, 1]; got dtype {data.dtype}.")
-    data = data.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(data)):
-        raise ValueError(
-            f"{name} contains NaN or infinite values; expected finite values in [0, 1]."
-        )
+    data = finite_float32(data, name, what="images", values="values in [0, 1]")
     low, high = float(data.min()), float(data.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(

@@ -16,6 +16,8 @@ import argparse
 import atexit
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -34,8 +36,12 @@ def _import_tensorflow_quietly() -> None:
     The chatter is written by native code before any log level applies, so the process's
     stderr goes to a temporary file during the import and is replayed if the import fails.
     """
+    if "tensorflow" in sys.modules:  # imported already (a notebook, a test session)
+        return
     # tf.keras as Keras 2 (the tf-keras package, which every module here imports explicitly
     # for tfp.layers): TensorFlow's import then skips loading Keras 3, about 4 s of start-up.
+    # Only before TensorFlow is imported: set later, it sends tf.keras down a path that
+    # TensorFlow Probability's import then fails on.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
@@ -70,6 +76,7 @@ import numpy as np  # noqa: E402
 from atomic_io import atomic_path, process_alive, save_figure  # noqa: E402
 from models import HEADS, ModelFileError, load_model, save  # noqa: E402
 from models import zoo  # noqa: E402
+from models.generative import DISTRIBUTE, distribution_strategy, worker_suffix  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 QUICK_IMAGES = 512
@@ -108,6 +115,7 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
                              "for a model that is not the shipped one)")
     parser.add_argument("--quick", action="store_true",
                         help="a few hundred images and one epoch into --out (for tests; seconds)")
+    add_training_flags(parser)
     parser.add_argument("--head", choices=HEADS, default="bernoulli",
                         help="output distribution p(x|z), the same as --set head=...; other "
                              "than bernoulli (the shipped one) it is trained on first use")
@@ -126,6 +134,9 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         zoo.recipe(zoo.shipped_name(kind, False)).config.with_settings(args.settings)
     except ValueError as err:
         parser.error(str(err))
+    if args.run is not None and not re.fullmatch(r"[A-Za-z0-9_=,+-][A-Za-z0-9_.=,+-]*", args.run):
+        parser.error(f"--run takes a folder name under runs/ (letters, digits, _ . = , + -), "
+                     f"got {args.run!r}")
     if args.ship and (args.settings or not args.retrain or args.quick):
         parser.error("--ship replaces the shipped models: it needs --retrain, and neither "
                      "--set, another --head nor --quick")
@@ -173,6 +184,16 @@ def _claim_output_folder(parser, out: Path) -> None:
     lock.write_text(str(os.getpid()))
     atexit.register(lambda: lock.unlink(missing_ok=True)
                     if lock.is_file() and lock.read_text() == str(os.getpid()) else None)
+
+
+def add_training_flags(parser) -> None:
+    """Watching and scaling a training (every training command has them)."""
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="write the loss terms and image grids of every epoch for "
+                             "TensorBoard (`tensorboard --logdir DIR`), one subfolder per model")
+    parser.add_argument("--distribute", choices=DISTRIBUTE, default="none",
+                        help="train with tf.distribute: mirrored = every local GPU (or the "
+                             "CPU), multiworker = the cluster in TF_CONFIG (default none)")
 
 
 def _parse_settings(pairs, head: str) -> dict:
@@ -264,19 +285,31 @@ def _get_model(args, channels, missing, x_train, x_val):
 
 def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
     """Train the recipe ``name`` with the run's settings on ``x_train``, save it to ``path``
-    (with its config and metadata as JSON beside it, and the command line in the folder)."""
+    (with its config and metadata as JSON beside it, and the command line in the folder).
+
+    Every epoch leaves a checkpoint (``zoo.backup_folder``): the same command, run again after
+    an interruption, resumes from the last finished epoch; the model file is written only at
+    the end, and the checkpoints are removed once it is."""
     epochs = epochs or args.epochs
     print(f"training {name} ({mode.name}) for {epochs or zoo.recipe(name).epochs} epochs "
           f"-> {_shown(path)}")
+    strategy = distribution_strategy(args.distribute)
+    backup = zoo.backup_folder(path)
+    tensorboard = Path(args.tensorboard).resolve() / path.stem if args.tensorboard else None
     model = zoo.train(name, x_train, x_val, settings=args.settings, epochs=epochs,
                       seed=args.seed, channels=channels, verbose=progress_verbosity(args),
-                      data=mode.name)
+                      data=mode.name, backup_dir=backup, tensorboard_dir=tensorboard,
+                      strategy=strategy)
+    suffix = worker_suffix(strategy)
+    if suffix:  # another worker of a cluster: the chief writes the model files
+        path = path.with_name(path.stem + suffix + ".keras")
     save(model, path)
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps({"config": model.config.to_dict(), **model.metadata},
                                   indent=2, default=_json_default))
     with open(path.parent / "commands.txt", "a") as commands:
         commands.write(args.command + "\n")
+    shutil.rmtree(str(backup) + suffix, ignore_errors=True)
     return model, {"model_file": _shown(path), **model.metadata}
 
 
@@ -360,6 +393,11 @@ def write_metrics(args, metrics: dict) -> Path:
         if isinstance(value, (int, float, str, bool)) or value is None:
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             print(f"  {key:40s} {shown}")
+    # The one-page view of a results folder (results/ or a run folder) gets this section.
+    if args.out.parent.name == "results" or args.out.parent.parent == zoo.RUNS:
+        from results_page import write_index
+
+        print(f"  {'results page':40s} {write_index(args.out.parent)}")
     return path
 
 

@@ -13,6 +13,7 @@ import importlib
 import json
 
 from common import REPO_ROOT, atomic_path
+from results_page import write_index
 
 ROWS = ["ae_basic", "ae_gen", "ae_anom", "ae_stack",
         "vae_basic", "vae_gen", "vae_anom", "vae_stack"]
@@ -111,8 +112,10 @@ def main(argv=None):
         tmp.write_text(json.dumps(all_metrics, indent=2))
     with atomic_path(results / "summary.md") as tmp:
         tmp.write_text(table)
+    page = write_index(results)
     print("\n" + table)
-    print(f"Written: {results / 'summary.md'} (the README's table), {results / 'summary.json'}")
+    print(f"Written: {results / 'summary.md'} (the README's table), {results / 'summary.json'}, "
+          f"{page} (every row's figures and tables on one page)")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
 import argparse
+import shutil
 import time
+from pathlib import Path
 
 import common
 from models import save, zoo
+from models.generative import distribution_strategy, worker_suffix
 from stacked_mnist import DataMode
 
 
@@ -30,6 +33,7 @@ def main(argv=None):
     parser.add_argument("--ship", action="store_true",
                         help="write the models to saved_models/, replacing the shipped ones")
     parser.add_argument("--mnist-dir", default=None, help="MNIST IDX directory")
+    common.add_training_flags(parser)
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
@@ -41,9 +45,19 @@ def main(argv=None):
         path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
         print(f"training {name} on {recipe.data} for {args.epochs or recipe.epochs} epochs "
               f"-> {path}", flush=True)
+        backup = zoo.backup_folder(path)  # resumed when the command runs again
+        strategy = distribution_strategy(args.distribute)
         model = zoo.train(name, x_train, x_test, epochs=args.epochs, seed=args.seed,
-                          verbose=common.progress_verbosity(args))
+                          verbose=common.progress_verbosity(args), backup_dir=backup,
+                          strategy=strategy, tensorboard_dir=Path(args.tensorboard) / name
+                          if args.tensorboard else None)
+        suffix = worker_suffix(strategy)
+        if suffix:  # another worker of a cluster: the chief writes the model files
+            print(f"worker {suffix[1:]} done; the chief saves {path}")
+            shutil.rmtree(str(backup) + suffix, ignore_errors=True)
+            continue
         save(model, path)
+        shutil.rmtree(backup, ignore_errors=True)
         print(f"{path}: {model.metadata['train_seconds']:.0f} s, final "
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
         if recipe.flow:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from stacked_mnist import validate_images
+from stacked_mnist import finite_float32, validate_images
 
 __all__ = ["check_count", "check_seed", "check_images", "check_latents", "check_finite_output"]
 
@@ -43,14 +43,7 @@ def check_latents(z, channels: int, latent_dim: int, name: str = "latents") -> n
         expected = f"(N, {channels}, {latent_dim})" + (
             f" or (N, {latent_dim})" if channels == 1 else "")
         raise ValueError(f"{name} must have shape {expected}; got {z.shape}.")
-    if len(z) == 0:
-        raise ValueError(f"{name} holds no codes (shape {z.shape}).")
-    if not np.issubdtype(z.dtype, np.number) or np.issubdtype(z.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real numbers; got dtype {z.dtype}.")
-    z = z.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"{name} contain NaN or infinite values.")
-    return z
+    return finite_float32(z, name, what="codes")
 
 
 def check_finite_output(values: np.ndarray, what: str, source: Optional[str] = None):

@@ -15,6 +15,8 @@ KL(q(z|x) || N(0, I)), so the loss is the negative ELBO; AE: none).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Optional, Tuple
 
 import numpy as np
@@ -86,8 +88,9 @@ class GenerativeModel(tf_keras.Model):
         parameters are the code)."""
         return None
 
-    def draw_code(self, latent):
-        """A code z (N, C, d) from the encoder's output (a sample for a stochastic latent)."""
+    def draw_code(self, latent, seed=None):
+        """A code z (N, C, d) from the encoder's output (a sample for a stochastic latent;
+        ``seed``, a stateless seed of shape [2], fixes its noise)."""
         return latent
 
     def kl_divergence(self, latent):
@@ -130,11 +133,11 @@ class GenerativeModel(tf_keras.Model):
     # ---------------------------------------------------------------------------------------
     # The loss and Keras' training hooks
     # ---------------------------------------------------------------------------------------
-    def loss_terms(self, x, training: bool = False):
+    def loss_terms(self, x, training: bool = False, seed=None):
         """``(reconstruction, kl)``, each (N,) in nats: -log p(x|z) and KL(q(z|x) || p(z))."""
         x = tf.convert_to_tensor(x, tf.float32)
         latent = self.encoder(x, training=training)
-        z = self.draw_code(latent)
+        z = self.draw_code(latent, seed)
         reconstruction = -self.decoder(z, training=training).log_prob(self.head.targets(x))
         return reconstruction, self.kl_divergence(latent)
 
@@ -151,15 +154,27 @@ class GenerativeModel(tf_keras.Model):
         per_image = reconstruction + self.config.beta * kl
         # Per-image updates, like the two terms, so the logged loss = reconstruction + beta KL.
         self.trackers["loss"].update_state(per_image)
-        loss = tf.reduce_mean(per_image)
+        # The mean over the global batch: under a tf.distribute strategy every replica divides
+        # its sum by the global batch size, and the replicas' gradients are summed.
+        loss = tf.nn.compute_average_loss(per_image)
         self.trackers["reconstruction"].update_state(reconstruction)
         self.trackers["kl"].update_state(kl)
         return loss
 
+    # The training noise is stateless, a function of (the fit's seed, the replica, the step):
+    # a resumed training draws what an uninterrupted one would. fit_model sets the seed.
+    noise_seed = 0
+
+    def _step_seed(self):
+        replica = tf.distribute.get_replica_context()
+        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+        return tf.stack([tf.cast(self.noise_seed * 1009 + replica_id, tf.int32),
+                         tf.cast(self.optimizer.iterations, tf.int32)])
+
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
-            reconstruction, kl = self.loss_terms(x, training=True)
+            reconstruction, kl = self.loss_terms(x, training=True, seed=self._step_seed())
             loss = self._record(reconstruction, kl)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
@@ -290,48 +305,117 @@ def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
 
 
 def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
-                metadata: Optional[dict] = None) -> GenerativeModel:
+                metadata: Optional[dict] = None, strategy=None) -> GenerativeModel:
     """A compiled model of the config's family (``families.FAMILIES[config.kind]``).
 
     ``seed`` fixes the initial weights (it seeds Python, numpy and TensorFlow first).
+    ``strategy``: a ``tf.distribute`` strategy to build (and later train) the model under,
+    e.g. ``tf.distribute.MirroredStrategy()``; see ``distribution_strategy``.
     """
     from .families import FAMILIES  # the families subclass this module's base class
 
     if seed is not None:
-        tf_keras.utils.set_random_seed(seed)
-    model = FAMILIES[config.kind](config, metadata=metadata)
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
+        tf_keras.utils.set_random_seed(check_seed(seed))
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = FAMILIES[config.kind](config, metadata=metadata)
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
     return model
+
+
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+
+
+def distribution_strategy(name: str):
+    """None (the default device), MirroredStrategy (every local GPU, else the CPU) or
+    MultiWorkerMirroredStrategy (the cluster from the TF_CONFIG environment variable)."""
+    if name not in DISTRIBUTE:
+        raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {name!r}.")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
+                             "environment variable (see README, Scale out).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
+def worker_suffix(strategy=None) -> str:
+    """"" for the chief (or no cluster), ".worker<i>" for the other workers of a multi-worker
+    strategy: their files (checkpoints, model copies) must not collide with the chief's."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0):
+        return ""
+    return f".{resolver.task_type}{resolver.task_id}"
+
+
+def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
+                   epochs: int) -> tf.data.Dataset:
+    """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
+    (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would."""
+    images = tf.constant(x)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(x)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+            .map(lambda index: tf.gather(images, index)).prefetch(2))
 
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
-              decay_from: Optional[int] = None, decay: float = 0.8, initial_epoch: int = 0):
+              decay_from: Optional[int] = None, decay: float = 0.8,
+              backup_dir=None, tensorboard_dir=None, callbacks=()):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
 
     From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
-    epoch; ``initial_epoch`` resumes a run (the schedule counts absolute epochs).
+    epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
+    resumes after its epoch (and ends with the weights of an uninterrupted run). A model built
+    under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
+    and image grids per epoch for TensorBoard. Returns the history of every epoch trained.
     """
+    from .callbacks import EpochCheckpoint, ImageSummaries
+
     x_train = check_images(x_train, model.config.channels, "x_train")
     if x_val is not None:
         x_val = check_images(x_val, model.config.channels, "x_val")
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
-    tf_keras.utils.set_random_seed(check_seed(seed) + check_count("initial_epoch",
-                                                                  initial_epoch, low=0))
-    train = (
-        tf.data.Dataset.from_tensor_slices(x_train)
-        .shuffle(len(x_train), seed=seed)
-        .batch(batch_size)
-        .prefetch(2)
-    )
-    val = None
-    if x_val is not None:
-        val = tf.data.Dataset.from_tensor_slices(x_val).batch(1000)
-    callbacks = [tf_keras.callbacks.TerminateOnNaN()]  # NaN weights then refuse to be saved
+    tf_keras.utils.set_random_seed(check_seed(seed))
+    model.noise_seed = seed
+    model.train_function = None  # traced again: the step's noise seed is part of the graph
+    callbacks = [tf_keras.callbacks.TerminateOnNaN(), *callbacks]  # NaN weights refuse saving
+    first_epoch, checkpoint = 0, None
+    suffix = worker_suffix(model.distribute_strategy)
+    if backup_dir is not None:
+        checkpoint = EpochCheckpoint(model, str(backup_dir) + suffix)
+        first_epoch = checkpoint.restore()
+        if first_epoch:
+            print(f"resuming from epoch {first_epoch} (checkpoint in {backup_dir})", flush=True)
+            model.metadata["resumed_after_epoch"] = first_epoch
+        callbacks.insert(0, checkpoint)  # saved before any later callback can stop the run
     if decay_from is not None:
         base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
         callbacks.append(tf_keras.callbacks.LearningRateScheduler(
             lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
-    return model.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
-                     callbacks=callbacks, initial_epoch=initial_epoch)
+    if tensorboard_dir is not None and not suffix:  # the chief writes the summaries
+        callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
+                                                        profile_batch=0))
+        if x_val is not None:
+            callbacks.append(ImageSummaries(tensorboard_dir, x_val, seed=seed))
+    history = {}
+    if first_epoch < epochs:
+        val = None if x_val is None else tf.data.Dataset.from_tensor_slices(x_val).batch(1000)
+        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs),
+                  steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
+                  epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
+                  callbacks=callbacks)
+        history = model.history.history
+    if checkpoint is not None:
+        history = checkpoint.trimmed_history(epochs)
+    return history

@@ -29,6 +29,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from stacked_mnist import finite_float32
+
 from .batching import in_batches
 
 tfd = tfp.distributions
@@ -98,12 +100,7 @@ class LatentSampler(tf_keras.Model):
         z = np.asarray(z)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"{name} must have shape (N, {self.latent_dim}), got {z.shape}.")
-        if not np.issubdtype(z.dtype, np.number):
-            raise ValueError(f"{name} must be numbers, got dtype {z.dtype}.")
-        z = z.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(z)):
-            raise ValueError(f"{name} contain NaN or infinite values.")
-        return z
+        return finite_float32(z, name, what="codes")
 
     def _check_fitted(self) -> None:
         if not self.fitted:

@@ -46,8 +46,8 @@ class VAE(GenerativeModel):
     def latent_layer(self):
         return LatentNormal(self.config.latent_dim, name="q_z_given_x")
 
-    def draw_code(self, latent):
-        return latent.sample()
+    def draw_code(self, latent, seed=None):
+        return latent.sample(seed=seed)
 
     def kl_divergence(self, latent):
         return tfd.kl_divergence(latent, self.prior)

@@ -12,7 +12,9 @@ settings or again belong in a run folder (``runs/<name>/``, see ``run_folder``).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +89,14 @@ def path(name: str) -> Path:
     return SAVED_MODELS / f"{name}.keras"
 
 
+def backup_folder(model_path) -> Path:
+    """Where a training towards ``model_path`` keeps its per-epoch checkpoints: beside it,
+    except for shipped files (saved_models/ holds finished models only): runs/ship/."""
+    model_path = Path(model_path).resolve()
+    folder = RUNS / "ship" if model_path.parent == SAVED_MODELS.resolve() else model_path.parent
+    return folder / f"{model_path.stem}.backup"
+
+
 def flow_path(model_path) -> Path:
     """Where the ex-post flow fitted to a model file's codes lives: beside it."""
     model_path = Path(model_path)
@@ -110,24 +120,32 @@ def load_flow(name: str):
 
 def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
           epochs: Optional[int] = None, seed: int = 0, channels: int = 1, verbose: int = 1,
-          data: Optional[str] = None):
+          data: Optional[str] = None, backup_dir=None, tensorboard_dir=None, strategy=None):
     """Train the recipe ``name`` again, optionally with config ``settings`` changed (e.g.
     ``{"latent_dim": 2}``); returns the model with its training metadata. Saving is the
     caller's choice (``models.save``): a run folder, or ``saved_models/`` when shipping.
 
     x_train, x_val: (N, 28, 28, channels) in [0, 1]. The seed fixes the initial weights,
-    the data order and the sampling.
+    the data order and the sampling. ``backup_dir``: checkpoints per epoch, and resuming from
+    them (only a checkpoint of this very training: same recipe, settings, seed, epochs and
+    data size; another one is discarded). ``tensorboard_dir``: summaries for TensorBoard.
+    ``strategy``: a ``tf.distribute`` strategy (``generative.distribution_strategy``).
     """
     plan = recipe(name)
     config = plan.config.with_settings(settings or {}).replace(channels=channels)
     epochs = plan.epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
-    model = build_model(config, plan.learning_rate, seed=seed)
+    model = build_model(config, plan.learning_rate, seed=seed, strategy=strategy)
+    if backup_dir is not None:
+        _claim_backup(Path(backup_dir), {"recipe": name, "config": config.to_dict(),
+                                         "seed": seed, "epochs": epochs,
+                                         "train_images": int(len(x_train))})
     start = time.time()
     decay_from = min(plan.decay_from, epochs)
     history = fit_model(model, x_train, x_val, epochs=epochs, batch_size=plan.batch_size,
-                        seed=seed, decay_from=decay_from, decay=plan.decay, verbose=verbose)
+                        seed=seed, decay_from=decay_from, decay=plan.decay, verbose=verbose,
+                        backup_dir=backup_dir, tensorboard_dir=tensorboard_dir)
     seconds = time.time() - start
     model.metadata.update({
         "recipe": name, "settings": dict(settings or {}),
@@ -136,9 +154,20 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "epochs": epochs, "seed": seed, "learning_rate": plan.describe_schedule(epochs),
         "train_images": int(len(x_train)), "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / epochs, 1),
-        "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.history.items()},
+        "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
     return model
+
+
+def _claim_backup(directory: Path, identity: dict) -> None:
+    """Keep a checkpoint folder only for the training it belongs to."""
+    key = directory / "training.json"
+    if directory.exists() and (not key.is_file() or json.loads(key.read_text()) != identity):
+        print(f"discarding the checkpoints in {directory}: another training's", flush=True)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not key.is_file():
+        key.write_text(json.dumps(identity))
 
 
 FLOW_EPOCHS = 20  # about 2 minutes on 60,000 codes

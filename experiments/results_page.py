@@ -1,0 +1,92 @@
+"""results/index.html: every result on one page that opens from disk (no server).
+
+The grading table (from results/summary.json), then one section per output folder under
+results/ that holds a metrics.json (the eight rows first, then any other script's), each with
+its figures, its anomaly-score table where it has one, and a link to its metrics.json. Every
+script rewrites the page after it writes its metrics, so a section appears once its script ran.
+"""
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+from atomic_io import atomic_path
+
+ROW_ORDER = ["ae_basic", "ae_gen", "ae_anom", "ae_stack",
+             "vae_basic", "vae_gen", "vae_anom", "vae_stack"]
+STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;
+text-align:left;font-size:14px}th{background:#eee}img{max-width:100%;margin:6px 0;
+border:1px solid #ddd}figure{margin:0 0 1em 0}figcaption{font-size:13px;color:#555}
+nav a{margin-right:1em}"""
+
+
+def _table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _summary_table(results: Path) -> str:
+    summary = results / "summary.json"
+    if not summary.is_file():
+        return "<p>No results table yet: run <code>python experiments/run_all.py</code>.</p>"
+    import run_all  # the table's layout lives with the main job
+
+    lines = run_all.results_table(json.loads(summary.read_text())).strip().splitlines()
+    cells = [[c.strip().replace("&#124;", "|").strip("`") for c in line.strip("|").split("|")]
+             for line in lines if not line.startswith("| ---")]
+    return _table(cells[0], cells[1:])
+
+
+def _score_tables(metrics: dict) -> str:
+    """ROC / PR AUC per anomaly score, for a row's metrics or a STACK row's anom section."""
+    parts = []
+    for title, section in (("", metrics), (" (colour)", metrics.get("anom", {}))):
+        scores = section.get("scores") if isinstance(section, dict) else None
+        if scores:
+            rows = [(name, f"{r['roc_auc']:.3f}", f"{r['pr_auc']:.3f}",
+                     "default" if name == section.get("default_score") else "")
+                    for name, r in scores.items()]
+            parts.append(f"<h3>Anomaly scores{title}</h3>"
+                         + _table(("score", "ROC AUC", "PR AUC", ""), rows))
+    return "".join(parts)
+
+
+def _folders(results: Path) -> list:
+    found = [p.parent for p in results.glob("*/metrics.json")]
+    order = {name: i for i, name in enumerate(ROW_ORDER)}
+    return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
+
+
+def write_index(results) -> Path:
+    """Write ``results/index.html`` from what the folder holds now; returns its path."""
+    results = Path(results)
+    sections, links = [], []
+    for folder in _folders(results):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        name = folder.name
+        links.append(f'<a href="#{html.escape(name)}">{html.escape(name)}</a>')
+        figures = "".join(
+            f'<figure><img src="{html.escape(name)}/{html.escape(png.name)}" '
+            f'alt="{html.escape(png.stem)}"><figcaption>{html.escape(png.stem)}</figcaption>'
+            "</figure>" for png in sorted(folder.glob("*.png")))
+        command = html.escape(str(metrics.get("command", "")))
+        sections.append(
+            f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
+            f"<p><code>{command}</code> &middot; "
+            f'<a href="{html.escape(name)}/metrics.json">metrics.json</a></p>'
+            f"{_score_tables(metrics)}{figures}</section>")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Results</title>"
+            f"<style>{STYLE}</style></head><body><h1>Deep generative models on MNIST and "
+            f"stackedMNIST: results</h1><p>Written {time.strftime('%Y-%m-%d %H:%M')} from "
+            f"the folders under <code>{html.escape(str(results))}</code>.</p>"
+            f"<nav>{''.join(links)}</nav><h2>The grading table</h2>{_summary_table(results)}"
+            f"{''.join(sections)}</body></html>\n")
+    path = results / "index.html"
+    with atomic_path(path, suffix=".html") as tmp:
+        tmp.write_text(page)
+    return path

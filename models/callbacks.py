@@ -1,0 +1,94 @@
+"""Training that users can watch and resume: TensorBoard summaries and epoch checkpoints.
+
+    fit_model(model, x, epochs=30, backup_dir="runs/r/backup", tensorboard_dir="runs/r/tb")
+
+``EpochCheckpoint`` saves the weights, the optimizer state and the finished epoch count after
+every epoch (``tf.train.CheckpointManager``: the index file is written last, so a kill leaves
+the previous checkpoint usable); ``fit_model`` restores the newest one and starts at the next
+epoch. With the data order and the VAE's sampling noise fixed by (seed, epoch) and (seed, step),
+a resumed training ends with the weights of an uninterrupted one.
+
+``ImageSummaries`` writes a grid of generated images (fixed codes from N(0, I), decoded) and
+of reconstructions of fixed held-out images per epoch; Keras' ``TensorBoard`` callback writes
+the loss terms (loss, reconstruction, kl and their val_ versions).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from atomic_io import atomic_path
+
+
+class EpochCheckpoint(tf_keras.callbacks.Callback):
+    """Saves model, optimizer and epoch after every epoch into ``directory``; ``restore``
+    returns the number of finished epochs (0 without a checkpoint) and the logged history."""
+
+    def __init__(self, model, directory, keep: int = 2):
+        super().__init__()
+        self.directory = Path(directory)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                              epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), keep)
+        self.history: dict = {}
+
+    def restore(self) -> int:
+        if self.manager.latest_checkpoint is None:
+            return 0
+        self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        history_file = self.directory / "history.json"
+        if history_file.is_file():
+            self.history = json.loads(history_file.read_text())
+        return int(self.epoch.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.epoch.assign(epoch + 1)
+        # The history first: a kill between the two writes leaves a history one epoch ahead
+        # of the checkpoint, which restore() trims.
+        with atomic_path(self.directory / "history.json") as tmp:
+            tmp.write_text(json.dumps(self.history))
+        self.manager.save(checkpoint_number=epoch + 1)
+
+    def trimmed_history(self, epochs_done: int) -> dict:
+        return {k: v[:epochs_done] for k, v in self.history.items()}
+
+
+class ImageSummaries(tf_keras.callbacks.Callback):
+    """Per epoch, one TensorBoard image of 16 generated images (the same codes from N(0, I)
+    every epoch, so the images show the training) and one of 8 held-out images above their
+    reconstructions."""
+
+    def __init__(self, log_dir, x_val, seed: int = 0, count: int = 16):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "images"))
+        self.x_val = np.asarray(x_val[:8], np.float32)
+        self.count, self.seed = count, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        generated = self.model.decode_images(self.model.sample_latents(self.count,
+                                                                       seed=self.seed))
+        reconstructed = self.model.reconstruct_images(self.x_val)
+        with self.writer.as_default():
+            tf.summary.image("generated", _grid(generated, columns=8)[None], step=epoch + 1)
+            tf.summary.image("reconstructed",  # top row: the held-out images
+                             _grid(np.concatenate([self.x_val, reconstructed]),
+                                   columns=len(self.x_val))[None], step=epoch + 1)
+        self.writer.flush()
+
+
+def _grid(images: np.ndarray, columns: int) -> np.ndarray:
+    """(N, 28, 28, C) -> one (rows * 29 + 1, columns * 29 + 1, C) image with 1-pixel gaps."""
+    count, _, _, channels = images.shape
+    rows = -(-count // columns)
+    grid = np.full((rows * 29 + 1, columns * 29 + 1, channels), 0.5, np.float32)
+    for i, image in enumerate(images):
+        top, left = 1 + (i // columns) * 29, 1 + (i % columns) * 29
+        grid[top:top + 28, left:left + 28] = image
+    return grid

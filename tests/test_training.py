@@ -1,0 +1,168 @@
+"""Training users can watch, resume and scale out: TensorBoard summaries, resuming after a
+kill, MirroredStrategy and MultiWorkerMirroredStrategy on the CPU, the results page."""
+import html.parser
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny model on 256 random binary images: each scenario below runs this in a fresh process
+# (logical devices and TF_CONFIG must be set before TensorFlow starts).
+TRAIN = textwrap.dedent("""
+    import json, os, signal, sys
+    import numpy as np
+    import tensorflow as tf
+    args = json.loads(sys.argv[1])
+    if args.get("logical_cpus"):
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * args["logical_cpus"])
+    import tf_keras
+    import models
+    from models import ModelConfig, build_model, fit_model
+
+    strategy = {"one": lambda: tf.distribute.OneDeviceStrategy("/cpu:0"),
+                "mirrored": lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                "multiworker": tf.distribute.MultiWorkerMirroredStrategy,
+                None: lambda: None}[args.get("strategy")]()
+    x = (np.random.default_rng(0).random((256, 28, 28, 1)) > 0.5).astype(np.float32)
+    config = ModelConfig(kind=args.get("kind", "vae"), latent_dim=2, filters=(4, 8),
+                         hidden_units=16)
+    model = build_model(config, seed=0, strategy=strategy)
+
+    class Kill(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == args.get("kill_after"):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    fit_model(model, x, x[:32], epochs=args.get("epochs", 3), batch_size=32, seed=0,
+              verbose=0, decay_from=1, backup_dir=args.get("backup"),
+              tensorboard_dir=args.get("tensorboard"), callbacks=[Kill()])
+    np.savez(args["out"], *model.network_weights())
+""")
+
+
+def train(tmp_path, name, env=None, **args):
+    out = tmp_path / f"{name}.npz"
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN, json.dumps({**args, "out": str(out)})],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        capture_output=True, text=True, timeout=600)
+    return result, out
+
+
+def weights(path):
+    with np.load(path) as archive:
+        return [archive[k] for k in sorted(archive.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def test_a_killed_training_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    whole, whole_file = train(tmp_path, "whole", backup=str(tmp_path / "backup_whole"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed, killed_file = train(tmp_path, "resumed", backup=str(tmp_path / "backup"),
+                                kill_after=1)
+    assert killed.returncode == -9 and not killed_file.exists()
+    assert (tmp_path / "backup" / "checkpoint").is_file()
+    resumed, _ = train(tmp_path, "resumed", backup=str(tmp_path / "backup"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from epoch 1" in resumed.stdout
+    for a, b in zip(weights(whole_file), weights(killed_file)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_mirrored_training_on_two_cpu_devices_equals_one_device(tmp_path):
+    results = {}
+    for strategy in ("one", "mirrored"):
+        result, out = train(tmp_path, strategy, kind="ae", strategy=strategy, logical_cpus=2,
+                            epochs=2)
+        assert result.returncode == 0, result.stderr[-2000:]
+        results[strategy] = weights(out)
+    for a, b in zip(results["one"], results["mirrored"]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_to_identical_weights(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                             "index": index}})
+        out = tmp_path / f"worker{index}.npz"
+        processes.append((subprocess.Popen(
+            [sys.executable, "-c", TRAIN, json.dumps({
+                "kind": "ae", "strategy": "multiworker", "epochs": 1, "out": str(out),
+                "backup": str(tmp_path / "backup")})],
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": tf_config},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out))
+    for process, _ in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-2000:]
+    first, second = (weights(out) for _, out in processes)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tensorboard_gets_the_loss_terms_and_image_grids(tmp_path):
+    import tensorflow as tf
+
+    result, _ = train(tmp_path, "tb", epochs=2, tensorboard=str(tmp_path / "tb"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    tags = {}
+    for event_file in (tmp_path / "tb").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, set()).add(event.step)
+    for term in ("loss", "reconstruction", "kl"):
+        assert f"epoch_{term}" in tags, sorted(tags)
+    assert tags["generated"] == {1, 2} and len(tags["reconstructed"]) == 2
+
+
+class _References(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.references, self.sections = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("img", "a") and not (attrs.get("src") or attrs.get("href", "#")).startswith(
+                "#"):
+            self.references.append(attrs.get("src") or attrs.get("href"))
+        if tag == "section":
+            self.sections.append(attrs["id"])
+
+
+def test_results_page_parses_and_every_reference_exists(mnist_dir, verifier, tmp_path):
+    sys.path.insert(0, str(REPO_ROOT / "experiments"))
+    import importlib
+
+    common = importlib.import_module("common")
+    results = tmp_path / "results"
+    for row in ("ae_basic", "vae_anom"):
+        common._CACHE.clear()
+        importlib.import_module(row).main(["--quick", "--out", str(results / row)])
+    page = (results / "index.html").read_text()
+    parser = _References()
+    parser.feed(page)
+    assert parser.sections == ["ae_basic", "vae_anom"]
+    assert "Anomaly scores" in page and "neg_iwae" in page
+    assert any(ref.endswith(".png") for ref in parser.references)
+    for reference in parser.references:
+        assert (results / reference).is_file(), reference
