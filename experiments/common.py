@@ -155,6 +155,7 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
         args.out = (args.run_dir or REPO_ROOT / "results") / row
     if args.seed < 0:
         parser.error("--seed must be an integer >= 0")
+    check_training_flags(parser, args)
     args.out = Path(args.out).resolve()  # a user's relative path is relative to their cwd
     _claim_output_folder(parser, args.out)
     args.started = time.time()
@@ -194,6 +195,12 @@ def add_training_flags(parser) -> None:
     parser.add_argument("--distribute", choices=DISTRIBUTE, default="none",
                         help="train with tf.distribute: mirrored = every local GPU (or the "
                              "CPU), multiworker = the cluster in TF_CONFIG (default none)")
+
+
+def check_training_flags(parser, args) -> None:
+    if args.distribute == "multiworker" and "TF_CONFIG" not in os.environ:
+        parser.error("--distribute multiworker needs the cluster in the TF_CONFIG environment "
+                     "variable (README: Watch, resume, scale out)")
 
 
 def _parse_settings(pairs, head: str) -> dict:

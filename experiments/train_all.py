@@ -33,12 +33,22 @@ def main(argv=None):
     parser.add_argument("--ship", action="store_true",
                         help="write the models to saved_models/, replacing the shipped ones")
     parser.add_argument("--mnist-dir", default=None, help="MNIST IDX directory")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few hundred images, one epoch (flows: two), into "
+                             "runs/train_all-quick/ (for tests; seconds)")
     common.add_training_flags(parser)
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    args.quick = False  # what common.load_data and progress_verbosity read
-    run_dir = zoo.run_folder(args.run or zoo.run_name("train_all", seed=args.seed))
+    if args.seed < 0:
+        parser.error("--seed must be an integer >= 0")
+    common.check_training_flags(parser, args)
+    if args.ship and args.quick:
+        parser.error("--quick models are throw-aways; they are never shipped")
+    if args.quick:
+        args.epochs = 1
+    run_dir = zoo.run_folder(args.run or zoo.run_name("train_all-quick" if args.quick
+                                                      else "train_all", seed=args.seed))
     for name in args.only or sorted(zoo.SHIPPED, reverse=True):  # the VAEs first
         recipe = zoo.recipe(name)
         x_train, _, x_test, _ = common.load_data(DataMode[recipe.data], args)
@@ -63,6 +73,7 @@ def main(argv=None):
         if recipe.flow:
             start = time.time()
             flow = zoo.fit_flow(model, x_train, x_test, seed=args.seed,
+                                epochs=2 if args.quick else zoo.FLOW_EPOCHS,
                                 verbose=common.progress_verbosity(args))
             flow.metadata["fitted_on"] = recipe.data
             flow_path = zoo.save_flow(flow, path)

@@ -33,7 +33,6 @@ from .heads import IMAGE_KINDS, make_head
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 
 
-
 class GenerativeModel(tf_keras.Model):
     """The shared base of the model families (see ``families.py``): mono or colour images,
     the channel folding, batching, encode / decode / generate, the loss and the Keras hooks.
@@ -335,7 +334,7 @@ def distribution_strategy(name: str):
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
-                             "environment variable (see README, Scale out).")
+                             "environment variable (README: Watch, resume, scale out).")
         return tf.distribute.MultiWorkerMirroredStrategy()
     return None
 

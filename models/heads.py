@@ -220,6 +220,8 @@ class PixelDistribution(tfpl.DistributionLambda):
 
     def __init__(self, model_config: dict, **kwargs):
         self.head = make_head(ModelConfig.from_dict(model_config))
+        # As a tensor: the mode, not an unseeded sample (see LatentNormal in vae.py).
+        kwargs.setdefault("convert_to_tensor_fn", tfd.Distribution.mode)
         super().__init__(self.head.distribution, **kwargs)
         self.model_config = dict(model_config)
 

@@ -30,6 +30,10 @@ class LatentNormal(tfpl.DistributionLambda):
     ``DistributionLambda`` config would pickle its function)."""
 
     def __init__(self, latent_dim: int, **kwargs):
+        # As a tensor (Keras' view of the layer's output) it is the mean: the default, a sample
+        # without a seed, would add a stateful random op to every graph, which a training
+        # under tf.distribute warns about; the model draws its own seeded samples.
+        kwargs.setdefault("convert_to_tensor_fn", tfd.Distribution.mean)
         super().__init__(lambda params: diagonal_normal(params, latent_dim), **kwargs)
         self.latent_dim = int(latent_dim)
 

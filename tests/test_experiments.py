@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import FAMILIES, SAMPLERS, ModelConfig, build_model, save_model, zoo
+from models import FAMILIES, SAMPLERS, ModelConfig, build_model, load_model, load_sampler
+from models import save_model, zoo
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -223,3 +224,17 @@ def test_results_table_reports_each_measure_beside_its_target():
     assert lines[2].startswith("| VAE-BASIC |") and "| 95.1% / 98.0% | >= 95% |" in lines[2]
     assert "(score: neg_iwae) | 0.970 / 0.800 | >= 0.95 |" in lines[3]
     assert "vae_basic 31 s, vae_anom 60 s" in lines[4]
+
+
+def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
+    shipped = _digests(zoo.SAVED_MODELS)
+    importlib.import_module("train_all").main(["--quick", "--only", "ae_mono_complete"])
+    run = tmp_path / "runs" / "train_all-quick"
+    model = load_model(run / "ae_mono_complete.keras")
+    assert model.metadata["epochs"] == 1 and model.metadata["train_images"] == 512
+    flow = load_sampler(run / "ae_mono_complete.flow.keras")
+    assert flow.metadata["model_sha256"] == hashlib.sha256(
+        (run / "ae_mono_complete.keras").read_bytes()).hexdigest()
+    assert not (run / "ae_mono_complete.backup").exists()  # removed once the model is saved
+    assert _digests(zoo.SAVED_MODELS) == shipped

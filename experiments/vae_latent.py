@@ -1,0 +1,194 @@
+"""VAE-LATENT: where the digits live in the latent space, how it interpolates, what each
+dimension does.
+
+Sections (each one's seconds in metrics.json):
+  2d          the 2-dimensional VAE (saved_models/vae2d_mono_complete.keras): posterior means
+              of the test images coloured by digit; the decoded manifold (a 20 x 20 grid
+              through the inverse normal CDF); its reconstruction accuracy and sample quality /
+              coverage beside the shipped 8-dimensional VAE's
+  maps        PCA and t-SNE of the test codes of the 8-d VAE and of the AE, coloured by digit;
+              a linear probe and 5-NN accuracy of the codes (fitted on training codes), beside
+              raw pixels and a 2-component PCA of pixels (and the 2-d VAE's codes)
+  interpolate linear and spherical paths between test images of different digits (figure with
+              the judge's class and belief), and over --pairs random pairs the share of
+              intermediate images the judge is confident about
+  traverse    each latent dimension of the 8-d VAE swept over [-3, 3] from a test image's
+              posterior mean; per dimension its average KL and whether it is active
+
+    python experiments/vae_latent.py            # shipped weights, about 2 to 3 minutes
+    python experiments/vae_latent.py --quick    # tiny models on a few hundred images
+"""
+import time
+
+import numpy as np
+
+import common
+from models import zoo
+from models.latent import (activity, interpolate, kl_per_dimension, normal_grid, pca_2d,
+                           probe_accuracies, traverse, tsne_2d)
+from stacked_mnist import DataMode
+
+TOLERANCE = 0.8
+
+
+def add_flags(parser) -> None:
+    parser.add_argument("--samples", type=int, default=10_000,
+                        help="generated images per model for quality / coverage (default 10000)")
+    parser.add_argument("--pairs", type=int, default=1000,
+                        help="random test pairs for the interpolation statistics (default 1000)")
+    parser.add_argument("--probe-train", type=int, default=10_000,
+                        help="training images the probes are fitted on (default 10000)")
+    parser.add_argument("--tsne-points", type=int, default=2000,
+                        help="test codes in each t-SNE map (default 2000)")
+
+
+def named_model(args, name, x_train, x_val):
+    """A shipped model by name, or with --quick a throw-away one trained on tiny data."""
+    if args.quick:
+        return zoo.train(name, x_train, x_val, epochs=1, seed=args.seed, verbose=0)
+    return zoo.load(name)
+
+
+def judged(net, images, labels=None):
+    predictions, beliefs = net.predict(images)
+    confident = beliefs >= TOLERANCE
+    if labels is None:
+        return predictions, beliefs, confident
+    return predictions, beliefs, confident & (predictions == labels)
+
+
+def scatter(points, labels, path, title):
+    import matplotlib.pyplot as plt
+
+    from atomic_io import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    cloud = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
+    fig.colorbar(cloud, ax=ax, ticks=range(10), label="digit")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def section_2d(args, model8, x_train, x_test, y_test, net):
+    model2 = named_model(args, "vae2d_mono_complete", x_train, x_test)
+    means, _ = model2.mono_code_distribution(x_test)
+    scatter(means, y_test, args.out / "latent_2d_scatter.png",
+            "2-d VAE: posterior means of the test images")
+    grid = normal_grid(20)
+    manifold = model2.decode_images(grid.reshape(-1, 2))
+    common.save_image_grid(manifold, args.out / "latent_2d_manifold.png", columns=20,
+                           title="2-d VAE: decoded grid, inverse normal CDF of the unit square")
+    results = {}
+    for name, model in (("vae_2d", model2), ("vae_8d", model8)):
+        reconstructions = model.reconstruct_images(x_test)
+        samples = np.round(model.generate_images(args.samples, seed=args.seed) * 255) / 255
+        predictability, accuracy = net.check_predictability(reconstructions, y_test, TOLERANCE)
+        quality = net.check_predictability(samples, tolerance=TOLERANCE)[0]
+        results[name] = {"reconstruction_accuracy": accuracy,
+                         "reconstruction_predictability": predictability,
+                         "quality_predictability": quality,
+                         "coverage": net.check_class_coverage(samples, TOLERANCE)}
+    return results, model2
+
+
+def section_maps(args, model8, model2, ae, x_train, y_train, x_test, y_test):
+    rng = np.random.default_rng(args.seed)
+    pick = rng.permutation(len(x_train))[: args.probe_train]
+    xs, ys = x_train[pick], y_train[pick]
+    subset = rng.permutation(len(x_test))[: args.tsne_points]
+    spaces = {"vae_8d": (model8.encode(xs), model8.encode(x_test)),
+              "ae": (ae.encode(xs), ae.encode(x_test)),
+              "vae_2d": (model2.encode(xs), model2.encode(x_test)),
+              "pixels": (xs, x_test)}
+    spaces["pixels_pca_2d"] = tuple(pca_2d(xs, x_test)[0])
+    results = {}
+    for name, (train_codes, test_codes) in spaces.items():
+        results[name] = probe_accuracies(train_codes, ys, test_codes, y_test, seed=args.seed)
+        if name in ("vae_8d", "ae"):
+            (_, test_2d), explained = pca_2d(train_codes, test_codes)
+            results[name]["pca_explained_variance_2"] = float(np.sum(explained))
+            scatter(test_2d, y_test, args.out / f"{name}_pca.png",
+                    f"{name}: PCA of the test codes ({100 * np.sum(explained):.0f} % of the "
+                    "variance)")
+            scatter(tsne_2d(test_codes[subset], seed=args.seed), y_test[subset],
+                    args.out / f"{name}_tsne.png",
+                    f"{name}: t-SNE of {len(subset)} test codes")
+    return results
+
+
+def section_interpolate(args, model8, x_test, y_test, net):
+    rng = np.random.default_rng(args.seed)
+    first = rng.integers(0, len(x_test), 4 * args.pairs)
+    second = rng.integers(0, len(x_test), 4 * args.pairs)
+    keep = y_test[first] != y_test[second]
+    first, second = first[keep][: args.pairs], second[keep][: args.pairs]
+    codes = model8.encode(x_test)[:, 0]
+    results, shown, captions = {}, [], []
+    for path in ("linear", "spherical"):
+        z = np.stack([interpolate(codes[a], codes[b], 10, path)
+                      for a, b in zip(first, second)])  # (pairs, 10, d)
+        images = model8.decode_images(z.reshape(-1, z.shape[-1])).reshape(
+            len(first), 10, 28, 28, 1)
+        _, beliefs, confident = judged(net, images[:, 1:-1].reshape(-1, 28, 28, 1))
+        results[path] = {"confident_share_of_intermediate_images": float(confident.mean()),
+                         "mean_belief_of_intermediate_images": float(beliefs.mean())}
+        shown.extend(images[:3].reshape(-1, 28, 28, 1))
+        predictions, beliefs, _ = judged(net, images[:3].reshape(-1, 28, 28, 1))
+        captions.extend(f"{p} {b:.2f}" for p, b in zip(predictions, beliefs))
+    common.save_image_grid(np.array(shown), args.out / "interpolation.png", columns=10,
+                           captions=captions,
+                           title="8-d VAE: linear (rows 1-3) and spherical (rows 4-6) paths; "
+                                 "judge's class and belief")
+    return {"pairs": int(len(first)), "steps": 10, **results}
+
+
+def section_traverse(args, model8, x_test):
+    means, scales = model8.mono_code_distribution(x_test)
+    variance, active = activity(means)
+    kl = kl_per_dimension(means, scales)
+    values = np.linspace(-3, 3, 9)
+    codes = traverse(means[0], values)  # (d, 9, d)
+    images = model8.decode_images(codes.reshape(-1, codes.shape[-1]))
+    common.save_image_grid(images, args.out / "traversal.png", columns=len(values),
+                           title="8-d VAE: each row sweeps one dimension over [-3, 3] from a "
+                                 "test image's posterior mean")
+    return {"values": values.tolist(),
+            "kl_per_dimension_nats": np.round(kl, 4).tolist(),
+            "posterior_mean_variance": np.round(variance, 4).tolist(),
+            "active": active.tolist(), "active_units": int(active.sum())}
+
+
+def main(argv=None):
+    args = common.parse_args(__doc__, "vae_latent", "vae", argv, extra=add_flags)
+    if args.quick:
+        args.samples, args.pairs = min(args.samples, 200), min(args.pairs, 20)
+        args.probe_train, args.tsne_points = min(args.probe_train, 300), min(
+            args.tsne_points, 100)
+    mode = DataMode.MONO_BINARY_COMPLETE
+    x_train, y_train, x_test, y_test = common.load_data(mode, args)
+    model8, info = common.get_model(args, 1, False, x_train, x_test)
+    net = common.verifier()
+    metrics, seconds = {"model": info}, {}
+
+    start = time.perf_counter()
+    metrics["latent_2d"], model2 = section_2d(args, model8, x_train, x_test, y_test, net)
+    seconds["2d"] = round(time.perf_counter() - start, 1)
+
+    start = time.perf_counter()
+    ae = named_model(args, "ae_mono_complete", x_train, x_test)
+    metrics["maps"] = section_maps(args, model8, model2, ae, x_train, y_train, x_test, y_test)
+    seconds["maps"] = round(time.perf_counter() - start, 1)
+
+    for name, run in (("interpolate", lambda: section_interpolate(args, model8, x_test, y_test,
+                                                                  net)),
+                      ("traverse", lambda: section_traverse(args, model8, x_test))):
+        start = time.perf_counter()
+        metrics[name] = run()
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return common.write_metrics(args, {**metrics, "section_seconds": seconds})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Latent tools: paths, grids, per-dimension statistics, probes; the vae_latent script."""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from models import ModelConfig, build_model
+from models.latent import (activity, interpolate, kl_per_dimension, normal_grid, pca_2d,
+                           probe_accuracies, traverse)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+
+@pytest.mark.parametrize("path", ["linear", "spherical"])
+def test_interpolation_endpoints_are_the_endpoints_decodings(path):
+    model = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8), hidden_units=16),
+                        seed=0)
+    a, b = np.array([1.0, -2.0, 0.5]), np.array([-0.3, 0.7, 2.0])
+    z = interpolate(a, b, steps=10, path=path)
+    assert z.shape == (10, 3)
+    np.testing.assert_allclose(z[0], a, atol=1e-6)
+    np.testing.assert_allclose(z[-1], b, atol=1e-6)
+    images = model.decode_images(z)
+    np.testing.assert_allclose(images[[0, -1]], model.decode_images(np.stack([a, b])),
+                               atol=1e-6)
+    if path == "spherical":  # the norm moves linearly from |a| to |b|
+        np.testing.assert_allclose(np.linalg.norm(z, axis=1),
+                                   np.linspace(np.linalg.norm(a), np.linalg.norm(b), 10),
+                                   rtol=1e-5)
+    with pytest.raises(ValueError, match="path"):
+        interpolate(a, b, path="cubic")
+    with pytest.raises(ValueError, match="one shape"):
+        interpolate(a, b[:2])
+
+
+def test_traversal_grid_and_statistics():
+    codes = traverse(np.array([0.5, -1.0]), [-3, 0, 3])
+    assert codes.shape == (2, 3, 2)
+    np.testing.assert_array_equal(codes[0, :, 0], [-3, 0, 3])
+    np.testing.assert_array_equal(codes[0, :, 1], -1.0)  # the other dimension stays
+    grid = normal_grid(4)
+    assert grid.shape == (4, 4, 2)
+    np.testing.assert_allclose(grid[0, :, 0], norm.ppf((np.arange(4) + 0.5) / 4), rtol=1e-6)
+    assert grid[0, 0, 1] > grid[-1, 0, 1]  # the top row is up
+    means = np.stack([np.random.default_rng(0).normal(size=1000), np.full(1000, 0.3)], axis=1)
+    variance, active = activity(means)
+    assert active.tolist() == [True, False] and variance[1] < 1e-12
+    # KL(N(m, s^2) || N(0, 1)) in closed form, and 0 for the prior itself.
+    np.testing.assert_allclose(kl_per_dimension([[0.0, 1.0]], [[1.0, 2.0]]),
+                               [0.0, 0.5 * (4 + 1 - 1) - np.log(2)])
+
+
+def test_probes_separate_separable_codes_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 600)
+    centres = rng.normal(scale=5, size=(10, 4))
+    codes = centres[labels] + rng.normal(size=(600, 4))
+    good = probe_accuracies(codes[:400], labels[:400], codes[400:], labels[400:])
+    noise = probe_accuracies(rng.normal(size=(400, 4)), labels[:400], rng.normal(size=(200, 4)),
+                             labels[400:])
+    assert good["linear_probe_accuracy"] > 0.9 and good["knn5_accuracy"] > 0.9
+    assert noise["linear_probe_accuracy"] < 0.3 and noise["knn5_accuracy"] < 0.3
+    (train_2d, test_2d), explained = pca_2d(codes[:400], codes[400:])
+    assert train_2d.shape == (400, 2) and test_2d.shape == (200, 2)
+    assert 0 < explained.sum() <= 1
+
+
+def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
+    common = importlib.import_module("common")
+    common._CACHE.clear()
+    out = tmp_path / "vae_latent"
+    path = importlib.import_module("vae_latent").main(["--quick", "--out", str(out)])
+    metrics = json.loads(path.read_text())
+    assert set(metrics["section_seconds"]) == {"2d", "maps", "interpolate", "traverse"}
+    for name in ("vae_2d", "vae_8d"):
+        assert 0 <= metrics["latent_2d"][name]["reconstruction_accuracy"] <= 1
+    assert set(metrics["maps"]) == {"vae_8d", "ae", "vae_2d", "pixels", "pixels_pca_2d"}
+    assert metrics["interpolate"]["pairs"] == 20
+    assert len(metrics["traverse"]["active"]) == 8
+    for figure in ("latent_2d_scatter", "latent_2d_manifold", "vae_8d_pca", "vae_8d_tsne",
+                   "ae_tsne", "interpolation", "traversal"):
+        assert (out / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    common._CACHE.clear()
