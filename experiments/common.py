@@ -84,8 +84,21 @@ QUICK_CAPS = {"samples": 500, "iwae_samples": 10, "prior_samples": 1000}
 _CACHE = {}  # one run's data sets, models and judge: the STACK rows ask for them repeatedly
 
 
-def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse.Namespace:
-    """The shared flags; ``extra(parser)`` adds a script's own."""
+def count(text: str) -> int:
+    """argparse type of a count flag: an integer >= 1, refused with a message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
+               quick_caps=None) -> argparse.Namespace:
+    """The shared flags; ``extra(parser)`` adds a script's own, and ``quick_caps`` the caps
+    --quick puts on them (beside QUICK_CAPS)."""
     parser = argparse.ArgumentParser(
         description=doc.strip().split("\n")[0],
         epilog=doc,
@@ -144,7 +157,7 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None) -> argparse
     args.command = " ".join([f"python experiments/{row}.py"]
                             + list(sys.argv[1:] if argv is None else argv))
     if args.quick:  # keep --quick at seconds whatever the defaults
-        for name, cap in QUICK_CAPS.items():
+        for name, cap in {**QUICK_CAPS, **(quick_caps or {})}.items():
             if hasattr(args, name):
                 setattr(args, name, min(getattr(args, name), cap))
     args.run_dir = None
@@ -270,8 +283,8 @@ def _get_model(args, channels, missing, x_train, x_val):
         except ModelFileError as err:
             raise SystemExit(str(err)) from err
         path = zoo.path(name)
-        print(f"loaded {_shown(path)} (trained on {model.metadata.get('trained_on')})")
-        return model, {"model_file": _shown(path), **model.metadata}
+        print(f"loaded {zoo.shown_path(path)} (trained on {model.metadata.get('trained_on')})")
+        return model, {"model_file": zoo.shown_path(path), **model.metadata}
     if args.ship:
         if channels != 1:
             raise SystemExit("--ship replaces the shipped mono models; run it on a mono row "
@@ -285,8 +298,8 @@ def _get_model(args, channels, missing, x_train, x_val):
         saved = zoo.file_config(candidate)
         if saved is not None and saved.replace(channels=1) == wanted:
             model = load_model(candidate, channels=channels)
-            print(f"loaded {_shown(candidate)} from run {args.run_dir.name}")
-            return model, {"model_file": _shown(candidate), **model.metadata}
+            print(f"loaded {zoo.shown_path(candidate)} from run {args.run_dir.name}")
+            return model, {"model_file": zoo.shown_path(candidate), **model.metadata}
     return _train_into(args, name, channels, mode, x_train, x_val, candidates[0])
 
 
@@ -299,7 +312,7 @@ def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
     the end, and the checkpoints are removed once it is."""
     epochs = epochs or args.epochs
     print(f"training {name} ({mode.name}) for {epochs or zoo.recipe(name).epochs} epochs "
-          f"-> {_shown(path)}")
+          f"-> {zoo.shown_path(path)}")
     strategy = distribution_strategy(args.distribute)
     backup = zoo.backup_folder(path)
     tensorboard = Path(args.tensorboard).resolve() / path.stem if args.tensorboard else None
@@ -317,7 +330,7 @@ def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
     with open(path.parent / "commands.txt", "a") as commands:
         commands.write(args.command + "\n")
     shutil.rmtree(str(backup) + suffix, ignore_errors=True)
-    return model, {"model_file": _shown(path), **model.metadata}
+    return model, {"model_file": zoo.shown_path(path), **model.metadata}
 
 
 def progress_verbosity(args) -> int:
@@ -340,29 +353,21 @@ def get_latent_flow(args, model, info: dict):
     except ModelFileError as err:
         raise SystemExit(str(err)) from err
     if flow is not None:
-        print(f"loaded {_shown(flow_path)}")
-        return flow, {**flow.metadata, "flow_file": _shown(flow_path)}
+        print(f"loaded {zoo.shown_path(flow_path)}")
+        return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
     if status == "stale":
-        print(f"{_shown(flow_path)} was fitted to other weights than {_shown(model_path)}; "
+        print(f"{zoo.shown_path(flow_path)} was fitted to other weights than {zoo.shown_path(model_path)}; "
               "fitting it again")
     mode = mode_for(1, missing=str(info.get("trained_on", "")).endswith("MISSING"))
     x_train, _, x_test, _ = load_data(mode, args)
     epochs = 2 if args.quick else zoo.FLOW_EPOCHS
     print(f"fitting the latent flow to the codes of {len(x_train)} {mode.name} images for "
-          f"{epochs} epochs -> {_shown(flow_path)}")
+          f"{epochs} epochs -> {zoo.shown_path(flow_path)}")
     flow = zoo.fit_flow(model, x_train, x_test, seed=args.seed, epochs=epochs,
                         verbose=progress_verbosity(args))
     flow.metadata["fitted_on"] = mode.name
     zoo.save_flow(flow, model_path)
-    return flow, {**flow.metadata, "flow_file": _shown(flow_path)}
-
-
-def _shown(path: Path) -> str:
-    """A path as printed and recorded: relative to the repository when inside it."""
-    try:
-        return str(Path(path).relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
 
 
 def verifier():

@@ -28,7 +28,6 @@ metrics.json (with section_seconds).
     python experiments/vae_inference.py --iwae-images 500     # IWAE on every image (+7 min)
     python experiments/vae_inference.py --sections completion --completion-images 2000
 """
-import argparse
 import time
 
 import numpy as np
@@ -51,20 +50,8 @@ SECTIONS = ("inference", "completion")
 RECHECK_BELOW = 0.25  # nats  # log p(x) by IWAE under each of these q
 
 
-def _at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
-    return parse
-
-
 def add_flags(parser) -> None:
-    count = _at_least(1)
+    count = common.count
     parser.add_argument("--images", type=count, default=500,
                         help="mono test images of the inference section (default 500)")
     parser.add_argument("--steps", type=count, default=100,
@@ -94,10 +81,8 @@ def add_flags(parser) -> None:
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_inference", "vae", argv, extra=add_flags)
-    if args.quick:  # seconds, whatever the flags say
-        for name, cap in QUICK.items():
-            setattr(args, name, min(getattr(args, name), cap))
+    args = common.parse_args(__doc__, "vae_inference", "vae", argv, extra=add_flags,
+                             quick_caps=QUICK)  # seconds, whatever the flags say
     seconds, metrics = {}, {}
     start = time.perf_counter()
     if "inference" in args.sections:

@@ -29,16 +29,17 @@ from models.latent import (activity, interpolate, kl_per_dimension, normal_grid,
 from stacked_mnist import DataMode
 
 TOLERANCE = 0.8
+QUICK = {"samples": 200, "pairs": 20, "probe_train": 300, "tsne_points": 100}
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--samples", type=int, default=10_000,
+    parser.add_argument("--samples", type=common.count, default=10_000,
                         help="generated images per model for quality / coverage (default 10000)")
-    parser.add_argument("--pairs", type=int, default=1000,
+    parser.add_argument("--pairs", type=common.count, default=1000,
                         help="random test pairs for the interpolation statistics (default 1000)")
-    parser.add_argument("--probe-train", type=int, default=10_000,
+    parser.add_argument("--probe-train", type=common.count, default=10_000,
                         help="training images the probes are fitted on (default 10000)")
-    parser.add_argument("--tsne-points", type=int, default=2000,
+    parser.add_argument("--tsne-points", type=common.count, default=2000,
                         help="test codes in each t-SNE map (default 2000)")
 
 
@@ -49,12 +50,10 @@ def named_model(args, name, x_train, x_val):
     return zoo.load(name)
 
 
-def judged(net, images, labels=None):
+def judged(net, images):
+    """``(classes, beliefs, confident)`` of the judge at the mono tolerance."""
     predictions, beliefs = net.predict(images)
-    confident = beliefs >= TOLERANCE
-    if labels is None:
-        return predictions, beliefs, confident
-    return predictions, beliefs, confident & (predictions == labels)
+    return predictions, beliefs, beliefs >= TOLERANCE
 
 
 def scatter(points, labels, path, title):
@@ -161,11 +160,8 @@ def section_traverse(args, model8, x_test):
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_latent", "vae", argv, extra=add_flags)
-    if args.quick:
-        args.samples, args.pairs = min(args.samples, 200), min(args.pairs, 20)
-        args.probe_train, args.tsne_points = min(args.probe_train, 300), min(
-            args.tsne_points, 100)
+    args = common.parse_args(__doc__, "vae_latent", "vae", argv, extra=add_flags,
+                             quick_caps=QUICK)
     mode = DataMode.MONO_BINARY_COMPLETE
     x_train, y_train, x_test, y_test = common.load_data(mode, args)
     model8, info = common.get_model(args, 1, False, x_train, x_test)

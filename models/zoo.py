@@ -209,10 +209,8 @@ def flow_for_file(model_path):
 
 def save_flow(flow, model_path) -> Path:
     """Save a flow beside the model file it was fitted to, tied to it by SHA-256."""
-    model_path = Path(model_path).resolve()
-    shown = (str(model_path.relative_to(REPO_ROOT)) if model_path.is_relative_to(REPO_ROOT)
-             else str(model_path))
-    flow.metadata.update(model_file=shown, model_sha256=file_digest(model_path))
+    flow.metadata.update(model_file=shown_path(model_path),
+                         model_sha256=file_digest(model_path))
     return save(flow, flow_path(model_path))
 
 
@@ -235,6 +233,12 @@ def file_config(model_path) -> Optional[ModelConfig]:
         return ModelConfig.from_dict(values)
     except (OSError, ValueError, TypeError):
         return None
+
+
+def shown_path(path) -> str:
+    """A path as printed and recorded: relative to the repository when inside it."""
+    path = Path(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def file_digest(path) -> str:
