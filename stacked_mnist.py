@@ -249,6 +249,39 @@ def load_mnist(mnist_dir: Optional[str] = None):
         ) from err
 
 
+def validate_labels(labels, channels: int, name: str = "labels") -> np.ndarray:
+    """``labels`` (N,) as int64 class labels: 0..9 (mono) or 0..999 = R + 10 G + 100 B
+    (colour), or ``ValueError`` saying what was expected. Labels that are no class index
+    (strings, 3.3, 10 for mono) would never equal a prediction and give accuracy 0 without
+    complaint. Floats that are exactly integral are accepted."""
+    labels = np.asarray(labels)
+    top = 10**channels - 1
+    expected = (f"{name} must be integer class labels in 0..{top}"
+                f"{' (R + 10 G + 100 B)' if channels == 3 else ''}")
+    is_integer = np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool
+    if not (is_integer or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"{expected}; got dtype {labels.dtype}.")
+    if labels.ndim != 1:
+        raise ValueError(f"{expected}, one per image (shape (N,)); got shape {labels.shape}.")
+    bad = (labels < 0) | (labels > top)
+    if not is_integer:
+        bad |= ~np.isfinite(labels) | (labels != np.round(labels))
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"{expected}; got {labels[first].item()!r} at index {first} "
+            f"({int(np.sum(bad))} of {len(labels)} labels are no class)."
+        )
+    return labels.astype(np.int64)
+
+
+def channel_digits(labels, channels: int) -> np.ndarray:
+    """Class labels (N,) -> the digit of each channel (N, C): channel c holds the digit of
+    10**c (R ones, G tens, B hundreds), the order in which ``StackedMNISTData`` builds them."""
+    labels = np.asarray(labels, np.int64)
+    return (labels[:, np.newaxis] // 10 ** np.arange(channels)) % 10
+
+
 # --------------------------------------------------------------------------------------------
 # The data set
 # --------------------------------------------------------------------------------------------

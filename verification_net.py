@@ -34,7 +34,7 @@ import numpy as np
 from atomic_io import atomic_path
 from keras_files import read_config
 from stacked_mnist import (DataMode, StackedMNISTData, distinct_channel_images,  # noqa: F401
-                           validate_images)  # validate_images: part of this module's API
+                           validate_images, validate_labels)  # validate_images: public API
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_FILE = REPO_ROOT / "saved_models" / "verification_net.keras"
@@ -141,30 +141,6 @@ def _check_tolerance(tolerance) -> None:
             f"tolerance must be a number in [0, 1] (the least belief that counts as "
             f"confident); got {tolerance!r}."
         )
-
-
-def _check_labels(labels: np.ndarray, channels: int) -> np.ndarray:
-    """``labels`` as integer classes, or ``ValueError`` saying what was expected: labels that
-    are no class index (strings, 3.3, 10 for mono) would never equal a prediction and give
-    accuracy 0 without complaint. Floats that are exactly integral are accepted."""
-    top = 10**channels - 1
-    expected = (
-        f"correct_labels must be integer class labels in 0..{top}"
-        f"{' (R + 10 G + 100 B)' if channels == 3 else ''}"
-    )
-    is_integer = np.issubdtype(labels.dtype, np.integer)
-    if not (is_integer or np.issubdtype(labels.dtype, np.floating)):
-        raise ValueError(f"{expected}; got dtype {labels.dtype}.")
-    bad = (labels < 0) | (labels > top)
-    if not is_integer:
-        bad |= ~np.isfinite(labels) | (labels != np.round(labels))
-    if np.any(bad):
-        first = int(np.argmax(bad))
-        raise ValueError(
-            f"{expected}; got {labels[first].item()!r} at index {first} "
-            f"({int(np.sum(bad))} of {len(labels)} labels are no class)."
-        )
-    return labels if is_integer else labels.astype(np.int64)
 
 
 def _mix_in_non_digits(x, y, share: float = 0.1):
@@ -444,7 +420,7 @@ class VerificationNet:
                 raise ValueError(
                     f"correct_labels has {len(correct_labels)} entries for {len(data)} images."
                 )
-            correct_labels = _check_labels(correct_labels, data.shape[-1])
+            correct_labels = validate_labels(correct_labels, data.shape[-1], "correct_labels")
         predictions, beliefs = self._predict(data)
         confident = beliefs >= tolerance
         predictability = float(np.mean(confident))

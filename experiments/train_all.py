@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import common
-from models import save, zoo
+from models import FAMILIES, save, zoo
 from models.generative import distribution_strategy, worker_suffix
 from stacked_mnist import DataMode
 
@@ -51,7 +51,8 @@ def main(argv=None):
                                                       else "train_all", seed=args.seed))
     for name in args.only or sorted(zoo.SHIPPED, reverse=True):  # the VAEs first
         recipe = zoo.recipe(name)
-        x_train, _, x_test, _ = common.load_data(DataMode[recipe.data], args)
+        x_train, y_train, x_test, y_test = common.load_data(DataMode[recipe.data], args)
+        conditional = FAMILIES[recipe.config.kind].conditional  # trained with the labels
         path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
         print(f"training {name} on {recipe.data} for {args.epochs or recipe.epochs} epochs "
               f"-> {path}", flush=True)
@@ -60,7 +61,9 @@ def main(argv=None):
         model = zoo.train(name, x_train, x_test, epochs=args.epochs, seed=args.seed,
                           verbose=common.progress_verbosity(args), backup_dir=backup,
                           strategy=strategy, tensorboard_dir=Path(args.tensorboard) / name
-                          if args.tensorboard else None)
+                          if args.tensorboard else None,
+                          labels=y_train if conditional else None,
+                          val_labels=y_test if conditional else None)
         suffix = worker_suffix(strategy)
         if suffix:  # another worker of a cluster: the chief writes the model files
             print(f"worker {suffix[1:]} done; the chief saves {path}")

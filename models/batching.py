@@ -7,21 +7,31 @@ import numpy as np
 import tensorflow as tf
 
 
-def in_batches(fn, x, batch_size: int) -> np.ndarray:
-    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array."""
+def _labels_of(labels, start: int, batch_size: int) -> tuple:
+    """The extra argument of a conditional model's function: its batch of labels, or none."""
+    return () if labels is None else (tf.constant(labels[start:start + batch_size], tf.int32),)
+
+
+def in_batches(fn, x, batch_size: int, labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """``fn`` (a compiled TensorFlow function) over float32 ``x`` in batches, as one array;
+    ``labels`` (one per row of x) are batched alongside and passed as a second argument."""
     x = np.asarray(x, np.float32)
     return np.concatenate(
-        [np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
+        [np.asarray(fn(tf.constant(x[i : i + batch_size]), *_labels_of(labels, i, batch_size)))
+         for i in range(0, len(x), batch_size)]
     )
 
 
-def in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int):
+def in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int,
+                      labels: Optional[np.ndarray] = None):
     """``fn(batch, how, batch_seed)`` over ``x`` in batches, the outputs concatenated (a tuple
     of arrays when ``fn`` returns a tuple). Batch i gets the stateless seed (seed, i): the same
-    (seed, batch_size) gives the same images, and different batches get different noise."""
+    (seed, batch_size) gives the same images, and different batches get different noise.
+    ``labels``, batched alongside, become a fourth argument."""
     base_seed = 0 if seed is None else int(seed)
     outputs = [fn(tf.constant(x[start:start + batch_size]), how,
-                  tf.constant([base_seed, index], tf.int32))
+                  tf.constant([base_seed, index], tf.int32),
+                  *_labels_of(labels, start, batch_size))
                for index, start in enumerate(range(0, len(x), batch_size))]
     if outputs and isinstance(outputs[0], tuple):
         return tuple(np.concatenate([part.numpy() for part in parts]) for parts in zip(*outputs))

@@ -65,16 +65,21 @@ class ImageSummaries(tf_keras.callbacks.Callback):
     every epoch, so the images show the training) and one of 8 held-out images above their
     reconstructions."""
 
-    def __init__(self, log_dir, x_val, seed: int = 0, count: int = 16):
+    def __init__(self, log_dir, x_val, seed: int = 0, count: int = 16, labels=None):
         super().__init__()
         self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "images"))
         self.x_val = np.asarray(x_val[:8], np.float32)
         self.count, self.seed = count, seed
+        # A conditional model (given the held-out labels) draws 0, 1, ..., 9 (000, 111, ...).
+        self.val_labels = None if labels is None else np.asarray(labels)[:8]
+        channels = self.x_val.shape[-1]
+        self.generated_labels = None if labels is None else (
+            np.arange(count) % 10 * (111 if channels == 3 else 1))
 
     def on_epoch_end(self, epoch, logs=None):
-        generated = self.model.decode_images(self.model.sample_latents(self.count,
-                                                                       seed=self.seed))
-        reconstructed = self.model.reconstruct_images(self.x_val)
+        generated = self.model.generate_images(self.count, seed=self.seed,
+                                               labels=self.generated_labels)
+        reconstructed = self.model.reconstruct_images(self.x_val, labels=self.val_labels)
         with self.writer.as_default():
             tf.summary.image("generated", _grid(generated, columns=8)[None], step=epoch + 1)
             tf.summary.image("reconstructed",  # top row: the held-out images

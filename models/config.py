@@ -13,10 +13,11 @@ HEADS = ("bernoulli", "beta", "categorical", "normal")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One AE or VAE.
+    """One model of any family.
 
     kind: the model family, a key of ``models.families.FAMILIES``: "ae" (deterministic
-        code) or "vae" (Gaussian q(z|x), N(0, I) prior).
+        code), "vae" (Gaussian q(z|x), N(0, I) prior) or "cvae" (the VAE conditioned on the
+        digit labels).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal.

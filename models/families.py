@@ -5,6 +5,7 @@ layer, how a code is drawn, the divergence, the prior, the default sampler). Add
 module and one line here; the generic tests are parametrised over this registry.
 """
 from .ae import AE
+from .cvae import CVAE
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE)}
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE)}

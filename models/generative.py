@@ -4,6 +4,11 @@
     fit_model(model, x_train, x_val, epochs=10)
     images = model.generate_images(100, seed=0)      # (100, 28, 28, C) in [0, 1]
 
+A conditional family (``conditional = True``, the CVAE) also gives every part the class labels
+(N,) of the images (0..9 mono, R + 10 G + 100 B colour): ``model.encoder([x, labels])``,
+``model.decoder([z, labels])``, and ``labels=`` on every numpy helper and on ``fit_model``.
+Each channel's subnet sees its own digit, one-hot.
+
 Parts (all functional ``tf_keras.Model``s; the weights live only in the two mono subnets):
   encoder         x (N, 28, 28, C) -> the family's latent: VAE q(z|x), a tfp.layers
                   Independent Normal with event shape (C, d); AE the code z (N, C, d)
@@ -23,14 +28,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from stacked_mnist import distinct_channel_images, unfold_channels
+from stacked_mnist import (channel_digits, distinct_channel_images, fold_channels,
+                           unfold_channels, validate_labels)
 
 from .batching import in_batches, in_seeded_batches
 from .checks import (check_count, check_finite_output, check_images, check_latents,
                      check_seed)
 from .config import ModelConfig
 from .heads import IMAGE_KINDS, make_head
-from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
+from .networks import (LABEL_CLASSES, FoldImages, FoldLabels, FoldLatent, UnfoldParams,
+                       UnfoldRows, mono_decoder, mono_encoder)
 
 
 class GenerativeModel(tf_keras.Model):
@@ -47,6 +54,7 @@ class GenerativeModel(tf_keras.Model):
     kind = ""
     latent_params_per_dim = 1
     default_sampler = "standard"
+    conditional = False  # True: encoder and decoder also take the images' class labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         if config.kind != self.kind:
@@ -59,20 +67,29 @@ class GenerativeModel(tf_keras.Model):
         self.head = make_head(config)
         channels, latent_dim = config.channels, config.latent_dim
 
-        self.mono_encoder = mono_encoder(config, self.latent_params_per_dim)
-        self.mono_decoder = mono_decoder(config, self.head.params_per_pixel)
+        self.mono_encoder = mono_encoder(config, self.latent_params_per_dim, self.conditional)
+        self.mono_decoder = mono_decoder(config, self.head.params_per_pixel, self.conditional)
+
+        def with_labels(first, folded):
+            """The part's inputs and its mono subnet's, the labels added if conditional."""
+            if not self.conditional:
+                return first, folded
+            labels = tf_keras.Input((), dtype="int32", name="labels")
+            return [first, labels], [folded, FoldLabels(channels)(labels)]
 
         x_in = tf_keras.Input((28, 28, channels), name="image")
-        latent_params = UnfoldRows(channels)(self.mono_encoder(FoldImages()(x_in)))
-        self.encoder_params = tf_keras.Model(x_in, latent_params, name="encoder_params")
+        inputs, mono_inputs = with_labels(x_in, FoldImages()(x_in))
+        latent_params = UnfoldRows(channels)(self.mono_encoder(mono_inputs))
+        self.encoder_params = tf_keras.Model(inputs, latent_params, name="encoder_params")
         latent_layer = self.latent_layer()
         latent = latent_layer(latent_params) if latent_layer is not None else latent_params
-        self.encoder = tf_keras.Model(x_in, latent, name="encoder")
+        self.encoder = tf_keras.Model(inputs, latent, name="encoder")
 
         z_in = tf_keras.Input((channels, latent_dim), name="latent")
-        pixel_params = UnfoldParams(channels)(self.mono_decoder(FoldLatent()(z_in)))
-        self.decoder_params = tf_keras.Model(z_in, pixel_params, name="decoder_params")
-        self.decoder = tf_keras.Model(z_in, self.head.layer()(pixel_params), name="decoder")
+        inputs, mono_inputs = with_labels(z_in, FoldLatent()(z_in))
+        pixel_params = UnfoldParams(channels)(self.mono_decoder(mono_inputs))
+        self.decoder_params = tf_keras.Model(inputs, pixel_params, name="decoder_params")
+        self.decoder = tf_keras.Model(inputs, self.head.layer()(pixel_params), name="decoder")
 
         self.trackers = {
             name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
@@ -110,6 +127,49 @@ class GenerativeModel(tf_keras.Model):
         return params[..., : self.config.latent_dim], None
 
     # ---------------------------------------------------------------------------------------
+    # Labels: what a conditional model needs and an unconditional one must not get
+    # ---------------------------------------------------------------------------------------
+    def _check_conditioning(self, labels) -> None:
+        if labels is None and self.conditional:
+            raise ValueError(
+                f"a conditional {self.kind!r} model needs labels: the class of every image "
+                f"(0..{10 ** self.config.channels - 1}), e.g. labels=y of StackedMNISTData.")
+        if labels is not None and not self.conditional:
+            raise ValueError(f"labels were given to an unconditional {self.kind!r} model; "
+                             "only a conditional family (cvae) takes them.")
+
+    def model_inputs(self, first, labels=None):
+        """What ``encoder``, ``encoder_params``, ``decoder`` and ``decoder_params`` take: the
+        images or codes, with the class labels (N,) for a conditional model."""
+        self._check_conditioning(labels)
+        return first if labels is None else [first, labels]
+
+    def _mono_inputs(self, first, digits=None):
+        """What the mono subnets take: images or codes, with one-hot digits if conditional."""
+        self._check_conditioning(digits)
+        if digits is None:
+            return first
+        return [first, tf.one_hot(tf.cast(digits, tf.int32), LABEL_CLASSES)]
+
+    def check_labels(self, labels, count: int, channels: Optional[int] = None):
+        """Class labels for ``count`` images of ``channels`` channels (default the model's)
+        as int64 (N,), or None for an unconditional model (which must get none)."""
+        self._check_conditioning(labels)
+        if labels is None:
+            return None
+        labels = validate_labels(labels, channels or self.config.channels)
+        if len(labels) != count:
+            raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
+        return labels
+
+    def _mono_digits(self, labels, count: int):
+        """Checked class labels of ``count`` images -> the digit of each folded channel image
+        (count * C,) in ``fold_channels`` order, or None for an unconditional model."""
+        labels = self.check_labels(labels, count)
+        return None if labels is None else channel_digits(
+            labels, self.config.channels).reshape(-1)
+
+    # ---------------------------------------------------------------------------------------
     # Files: the config and metadata as plain values; the weights are Keras' own business
     # ---------------------------------------------------------------------------------------
     def get_config(self):
@@ -132,18 +192,27 @@ class GenerativeModel(tf_keras.Model):
     # ---------------------------------------------------------------------------------------
     # The loss and Keras' training hooks
     # ---------------------------------------------------------------------------------------
-    def loss_terms(self, x, training: bool = False, seed=None):
+    def loss_terms(self, x, training: bool = False, seed=None, labels=None):
         """``(reconstruction, kl)``, each (N,) in nats: -log p(x|z) and KL(q(z|x) || p(z))."""
         x = tf.convert_to_tensor(x, tf.float32)
-        latent = self.encoder(x, training=training)
+        latent = self.encoder(self.model_inputs(x, labels), training=training)
         z = self.draw_code(latent, seed)
-        reconstruction = -self.decoder(z, training=training).log_prob(self.head.targets(x))
-        return reconstruction, self.kl_divergence(latent)
+        decoded = self.decoder(self.model_inputs(z, labels), training=training)
+        return -decoded.log_prob(self.head.targets(x)), self.kl_divergence(latent)
 
-    def call(self, x, training=False):
-        """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE)."""
-        latent = self.encoder(x, training=training)
-        return self.decoder(self.draw_code(latent), training=training)
+    def call(self, inputs, training=False):
+        """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE); inputs:
+        the images, or (images, labels) for a conditional model."""
+        x, labels = inputs if self.conditional else (inputs, None)
+        latent = self.encoder(self.model_inputs(x, labels), training=training)
+        return self.decoder(self.model_inputs(self.draw_code(latent), labels), training=training)
+
+    def _batch(self, data):
+        """Keras' batch -> ``(images, labels or None)``; an unconditional model ignores what
+        follows the images (``fit(x, x)`` style), a conditional one takes them as labels."""
+        if not isinstance(data, (tuple, list)):
+            return data, None
+        return data[0], (data[1] if self.conditional and len(data) > 1 else None)
 
     @property
     def metrics(self):
@@ -171,108 +240,122 @@ class GenerativeModel(tf_keras.Model):
                          tf.cast(self.optimizer.iterations, tf.int32)])
 
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, labels = self._batch(data)
         with tf.GradientTape() as tape:
-            reconstruction, kl = self.loss_terms(x, training=True, seed=self._step_seed())
+            reconstruction, kl = self.loss_terms(x, training=True, seed=self._step_seed(),
+                                                 labels=labels)
             loss = self._record(reconstruction, kl)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        self._record(*self.loss_terms(x, training=False))
+        x, labels = self._batch(data)
+        self._record(*self.loss_terms(x, training=False, labels=labels))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     # ---------------------------------------------------------------------------------------
     # Compiled pieces for evaluation (eager Keras calls are several times slower on a CPU)
     # ---------------------------------------------------------------------------------------
+    # A conditional model's functions take one more argument: the class labels (N,) of the
+    # images, or for the mono subnets the digits (B,) of the channel images.
     @tf.function(reduce_retracing=True)
-    def code(self, x):
+    def code(self, x, labels=None):
         """(N, 28, 28, C) -> (N, C, d): the AE code, or the VAE's posterior mean."""
-        return self.encoder_params(x, training=False)[..., : self.config.latent_dim]
+        params = self.encoder_params(self.model_inputs(x, labels), training=False)
+        return params[..., : self.config.latent_dim]
 
     @tf.function(reduce_retracing=True)
-    def mono_latent_params(self, mono_x):
+    def mono_latent_params(self, mono_x, digits=None):
         """The mono subnet: (B, 28, 28, 1) -> latent parameters (B, 1, k * d)."""
-        return self.mono_encoder(mono_x, training=False)[:, tf.newaxis, :]
+        return self.mono_encoder(self._mono_inputs(mono_x, digits), training=False)[:, tf.newaxis]
 
     @tf.function(reduce_retracing=True)
-    def mono_code(self, mono_x):
+    def mono_code(self, mono_x, digits=None):
         """The mono subnet: (B, 28, 28, 1) -> the AE code or VAE posterior mean (B, d)."""
-        return self.mono_encoder(mono_x, training=False)[:, : self.config.latent_dim]
+        params = self.mono_encoder(self._mono_inputs(mono_x, digits), training=False)
+        return params[:, : self.config.latent_dim]
 
     @tf.function(reduce_retracing=True)
-    def mono_pixel_params(self, z):
+    def mono_pixel_params(self, z, digits=None):
         """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
-        return self.mono_decoder(z, training=False)[:, :, :, tf.newaxis, :]
+        params = self.mono_decoder(self._mono_inputs(z, digits), training=False)
+        return params[:, :, :, tf.newaxis, :]
 
     @tf.function(reduce_retracing=True)
-    def _mono_reconstructions(self, mono_x, how: str, seed):
+    def _mono_reconstructions(self, mono_x, how: str, seed, digits=None):
         """The mono subnets and head: (B, 28, 28, 1) -> ``(images (B, 28, 28, 1), -log p(x | z)
         (B,))`` with z the AE code or the VAE's posterior mean, one decoder pass for both."""
-        distribution = self.head.distribution(self.mono_pixel_params(self.mono_code(mono_x)))
+        distribution = self.head.distribution(
+            self.mono_pixel_params(self.mono_code(mono_x, digits), digits))
         return (self.head.image(distribution, how, seed=seed),
                 -distribution.log_prob(self.head.targets(mono_x)))
 
     @tf.function(reduce_retracing=True)
-    def _mono_images(self, mono_z, how: str, seed):
+    def _mono_images(self, mono_z, how: str, seed, digits=None):
         """The mono subnet and head: (B, d) -> (B, 28, 28, 1) images (how: mean | mode | sample)."""
-        return self.head.image(self.head.distribution(self.mono_pixel_params(mono_z)), how,
-                               seed=seed)
+        return self.head.image(self.head.distribution(self.mono_pixel_params(mono_z, digits)),
+                               how, seed=seed)
 
     # ---------------------------------------------------------------------------------------
     # Using a trained model (numpy in, numpy out, batched)
     # ---------------------------------------------------------------------------------------
-    def encode(self, x, batch_size: int = 1000) -> np.ndarray:
+    def encode(self, x, batch_size: int = 1000, labels=None) -> np.ndarray:
         """Codes (N, C, d): the AE code, or the posterior mean of the VAE."""
         x = check_images(x, self.config.channels)
-        return in_batches(self.code, x, check_count("batch_size", batch_size))
+        labels = self.check_labels(labels, len(x))
+        return in_batches(self.code, x, check_count("batch_size", batch_size), labels)
 
-    def mono_code_distribution(self, mono_x, batch_size: int = 2000):
+    def mono_code_distribution(self, mono_x, batch_size: int = 2000, digits=None):
         """``(mean, scale)`` of the codes of mono images (M, 28, 28, 1), each (M, d): the VAE's
-        q(z|x); the AE's code with scale None (it is deterministic)."""
+        q(z|x); the AE's code with scale None (it is deterministic). ``digits`` (M,): the
+        images' labels, for a conditional model."""
         mono_x = check_images(mono_x, 1, "mono images")
+        digits = self.check_labels(digits, len(mono_x), channels=1)
         params = in_batches(self.mono_latent_params, mono_x,
-                            check_count("batch_size", batch_size))[:, 0]  # (M, k * d)
+                            check_count("batch_size", batch_size), digits)[:, 0]  # (M, k * d)
         mean, scale = self.code_distribution_from_params(params)
         return np.asarray(mean), None if scale is None else np.asarray(scale)
 
     def decode_images(self, z, how: str = "mean", seed: Optional[int] = None,
-                      batch_size: int = 5000) -> np.ndarray:
+                      batch_size: int = 5000, labels=None) -> np.ndarray:
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""
         z = check_latents(z, self.config.channels, self.config.latent_dim)
         _check_options(how, seed, batch_size)
+        digits = self._mono_digits(labels, len(z))
         mono_z = z.reshape(-1, self.config.latent_dim)  # channel c of image n at row n * C + c
-        images = check_finite_output(self._decode_mono(mono_z, how, seed, batch_size), "images")
+        images = check_finite_output(
+            in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size, digits),
+            "images")
         return unfold_channels(images, self.config.channels)
 
     def reconstruct_images(self, x, how: str = "mean", seed: Optional[int] = None,
-                           batch_size: int = 5000) -> np.ndarray:
+                           batch_size: int = 5000, labels=None) -> np.ndarray:
         """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1]."""
-        return self.reconstruct(x, how, seed, batch_size)[0]
+        return self.reconstruct(x, how, seed, batch_size, labels=labels)[0]
 
     def reconstruct(self, x, how: str = "mean", seed: Optional[int] = None,
-                    batch_size: int = 5000) -> Tuple[np.ndarray, np.ndarray]:
+                    batch_size: int = 5000, labels=None) -> Tuple[np.ndarray, np.ndarray]:
         """``(reconstructions (N, 28, 28, C) in [0, 1], -log p(x | z) per channel (N, C))``
         from one pass: z is the AE code or the VAE's posterior mean; how = mean | mode | sample.
 
         The mono subnets run once per distinct channel image (a stacked test set holds each
-        MNIST test digit about three times); copies share their reconstruction.
+        MNIST test digit about three times); copies share their reconstruction. (A
+        conditional model runs once per channel image: its digit is part of the input.)
         """
         x = check_images(x, self.config.channels)
         _check_options(how, seed, batch_size)
-        distinct, inverse, channels = distinct_channel_images(x)
+        digits = self._mono_digits(labels, len(x))
+        if digits is None:
+            distinct, inverse, channels = distinct_channel_images(x)
+        else:
+            (distinct, channels), inverse = fold_channels(x), np.arange(len(digits))
         images, nll = in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
-                                         batch_size)
+                                         batch_size, digits)
         check_finite_output(images, "reconstructions")
         check_finite_output(nll, "reconstruction log-likelihoods")
         nll = nll.astype(np.float64)[inverse].reshape(-1, channels)
         return unfold_channels(images[inverse], channels), nll
-
-    def _decode_mono(self, mono_z, how: str, seed: Optional[int], batch_size: int) -> np.ndarray:
-        """(M, d) mono codes -> (M, 28, 28, 1) images, in batches of ``batch_size`` codes."""
-        return in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size)
 
     def sample_latents(self, count: int, sampler=None, seed: int = 0) -> np.ndarray:
         """(count, C, d) codes for generation, every channel's latent drawn independently
@@ -288,11 +371,12 @@ class GenerativeModel(tf_keras.Model):
         return z.reshape(count, self.config.channels, self.config.latent_dim)
 
     def generate_images(self, count: int, how: str = "mean", seed: int = 0,
-                        sampler=None) -> np.ndarray:
+                        sampler=None, labels=None) -> np.ndarray:
         """Decode ``count`` codes from ``sampler`` (default N(0, I), a VAE's prior; an AE wants
         one fitted to its codes: ``samplers.make_sampler("fitted", d).fit(codes)``). The
-        encoder is never used."""
-        return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed)
+        encoder is never used. A conditional model draws the requested ``labels`` (count,)."""
+        return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed,
+                                  labels=labels)
 
 
 def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
@@ -352,10 +436,12 @@ def worker_suffix(strategy=None) -> str:
 
 
 def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
-                   epochs: int) -> tf.data.Dataset:
+                   epochs: int, labels: Optional[np.ndarray] = None) -> tf.data.Dataset:
     """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
-    (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would."""
+    (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
+    With ``labels``, a batch is (images, labels)."""
     images = tf.constant(x)
+    classes = None if labels is None else tf.constant(labels, tf.int32)
 
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(
@@ -363,14 +449,17 @@ def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-            .map(lambda index: tf.gather(images, index)).prefetch(2))
+            .map(lambda index: tf.gather(images, index) if classes is None
+                 else (tf.gather(images, index), tf.gather(classes, index))).prefetch(2))
 
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
               decay_from: Optional[int] = None, decay: float = 0.8,
-              backup_dir=None, tensorboard_dir=None, callbacks=()):
+              backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
+              val_labels=None):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
+    A conditional model also takes the images' class ``labels`` (and ``val_labels``).
 
     From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
     epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
@@ -381,8 +470,12 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     from .callbacks import EpochCheckpoint, ImageSummaries
 
     x_train = check_images(x_train, model.config.channels, "x_train")
+    labels = model.check_labels(labels, len(x_train))
     if x_val is not None:
         x_val = check_images(x_val, model.config.channels, "x_val")
+        val_labels = model.check_labels(val_labels, len(x_val))
+    elif val_labels is not None:
+        raise ValueError("val_labels were given without x_val.")
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
     tf_keras.utils.set_random_seed(check_seed(seed))
@@ -406,11 +499,15 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
         callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
                                                         profile_batch=0))
         if x_val is not None:
-            callbacks.append(ImageSummaries(tensorboard_dir, x_val, seed=seed))
+            callbacks.append(ImageSummaries(tensorboard_dir, x_val, seed=seed,
+                                            labels=val_labels))
     history = {}
     if first_epoch < epochs:
-        val = None if x_val is None else tf.data.Dataset.from_tensor_slices(x_val).batch(1000)
-        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs),
+        val = None
+        if x_val is not None:
+            val = tf.data.Dataset.from_tensor_slices(
+                x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
+        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels),
                   steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
                   epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
                   callbacks=callbacks)

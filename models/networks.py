@@ -13,6 +13,8 @@ from .config import ModelConfig
 
 layers = tf_keras.layers
 
+LABEL_CLASSES = 10  # a conditional subnet's label: one digit, one-hot
+
 
 class FoldImages(layers.Layer):
     """(N, 28, 28, C) -> (N * C, 28, 28, 1); image n's channel c lands at row n * C + c."""
@@ -29,6 +31,23 @@ class FoldLatent(layers.Layer):
     def call(self, z):
         shape = tf.shape(z)
         return tf.reshape(z, [shape[0] * shape[1], shape[2]])
+
+
+class FoldLabels(layers.Layer):
+    """Class labels (N,) -> one-hot channel digits (N * C, 10), row n * C + c holding the
+    digit of 10**c (R ones, G tens, B hundreds): the rows of ``FoldImages``."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, labels):
+        labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.int32)
+        digits = (labels // 10 ** tf.range(self.channels)) % 10  # (N, C)
+        return tf.one_hot(tf.reshape(digits, [-1]), LABEL_CLASSES)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
 
 
 class UnfoldRows(layers.Layer):
@@ -60,8 +79,10 @@ def _block_convs(h, filters: int, config: ModelConfig):
     return h
 
 
-def mono_encoder(config: ModelConfig, outputs_per_latent: int) -> tf_keras.Model:
-    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions."""
+def mono_encoder(config: ModelConfig, outputs_per_latent: int,
+                 conditional: bool = False) -> tf_keras.Model:
+    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions.
+    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features."""
     f1, f2 = config.filters
     x_in = tf_keras.Input((28, 28, 1), name="mono_image")
     h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
@@ -69,17 +90,26 @@ def mono_encoder(config: ModelConfig, outputs_per_latent: int) -> tf_keras.Model
     h = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu")(h)  # 7 x 7
     h = _block_convs(h, f2, config)
     h = layers.Flatten()(h)
+    inputs = x_in
+    if conditional:
+        y_in = tf_keras.Input((LABEL_CLASSES,), name="mono_label")
+        h, inputs = layers.Concatenate()([h, y_in]), [x_in, y_in]
     if config.hidden_units:
         h = layers.Dense(config.hidden_units, activation="relu")(h)
     out = layers.Dense(config.latent_dim * outputs_per_latent, name="latent_params")(h)
-    return tf_keras.Model(x_in, out, name="mono_encoder")
+    return tf_keras.Model(inputs, out, name="mono_encoder")
 
 
-def mono_decoder(config: ModelConfig, params_per_pixel: int) -> tf_keras.Model:
-    """(B, latent_dim) -> (B, 28, 28, params_per_pixel): transposed stride-2 convolutions."""
+def mono_decoder(config: ModelConfig, params_per_pixel: int,
+                 conditional: bool = False) -> tf_keras.Model:
+    """(B, latent_dim) -> (B, 28, 28, params_per_pixel): transposed stride-2 convolutions.
+    ``conditional``: a second input, the one-hot digit (B, 10), joins the code."""
     f1, f2 = config.filters
     z_in = tf_keras.Input((config.latent_dim,), name="mono_latent")
-    h = z_in
+    h, inputs = z_in, z_in
+    if conditional:
+        y_in = tf_keras.Input((LABEL_CLASSES,), name="mono_label")
+        h, inputs = layers.Concatenate()([z_in, y_in]), [z_in, y_in]
     if config.hidden_units:
         h = layers.Dense(config.hidden_units, activation="relu")(h)
     h = layers.Dense(7 * 7 * f2, activation="relu")(h)
@@ -89,4 +119,4 @@ def mono_decoder(config: ModelConfig, params_per_pixel: int) -> tf_keras.Model:
     h = layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu")(h)  # 28
     h = _block_convs(h, f1, config)
     out = layers.Conv2D(params_per_pixel, 3, padding="same", name="pixel_params")(h)
-    return tf_keras.Model(z_in, out, name="mono_decoder")
+    return tf_keras.Model(inputs, out, name="mono_decoder")

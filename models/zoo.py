@@ -69,6 +69,33 @@ SHIPPED = {
                                   epochs=30, decay_from=15),
 }
 
+# The conditional VAE (experiments/cvae.py): the plain network with a 64-unit dense layer (a
+# file of 2 MB); the label carries the class, the 8-dimensional latent the style.
+_CVAE = ModelConfig(kind="cvae", latent_dim=8, head="bernoulli", hidden_units=64)
+SHIPPED["cvae_mono_complete"] = Recipe(_CVAE, "MONO_BINARY_COMPLETE", epochs=20, decay_from=10)
+SHIPPED["cvae_mono_missing"] = Recipe(_CVAE, "MONO_BINARY_MISSING", epochs=20, decay_from=10)
+
+# The beta sweep (experiments/vae_beta.py): one small recipe for every KL weight, so that all
+# twelve models (complete data and without 8s) fit the weights budget and train in two hours.
+# No dense layer between the convolutions and a 16-dimensional latent: at beta 4 and 8 some
+# dimensions can switch off, which a small latent would hide.
+BETAS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+_BETA_VAE = ModelConfig(kind="vae", latent_dim=16, head="bernoulli", filters=(16, 32),
+                        hidden_units=0)
+
+
+def beta_name(beta: float, missing: bool) -> str:
+    """The shipped beta-sweep model for one KL weight: ``vae_beta4_mono_missing``."""
+    return f"vae_beta{beta:g}_mono_{'missing' if missing else 'complete'}"
+
+
+for _beta in BETAS:
+    for _missing in (False, True):
+        SHIPPED[beta_name(_beta, _missing)] = Recipe(
+            _BETA_VAE.replace(beta=_beta),
+            "MONO_BINARY_MISSING" if _missing else "MONO_BINARY_COMPLETE",
+            epochs=12, decay_from=8)
+
 
 def shipped_name(kind: str, missing: bool) -> str:
     """The shipped (mono) model of a family for complete data or data without 8s."""
@@ -120,7 +147,8 @@ def load_flow(name: str):
 
 def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
           epochs: Optional[int] = None, seed: int = 0, channels: int = 1, verbose: int = 1,
-          data: Optional[str] = None, backup_dir=None, tensorboard_dir=None, strategy=None):
+          data: Optional[str] = None, backup_dir=None, tensorboard_dir=None, strategy=None,
+          labels=None, val_labels=None):
     """Train the recipe ``name`` again, optionally with config ``settings`` changed (e.g.
     ``{"latent_dim": 2}``); returns the model with its training metadata. Saving is the
     caller's choice (``models.save``): a run folder, or ``saved_models/`` when shipping.
@@ -130,6 +158,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     them (only a checkpoint of this very training: same recipe, settings, seed, epochs and
     data size; another one is discarded). ``tensorboard_dir``: summaries for TensorBoard.
     ``strategy``: a ``tf.distribute`` strategy (``generative.distribution_strategy``).
+    ``labels``, ``val_labels``: the images' class labels, for a conditional recipe (cvae).
     """
     plan = recipe(name)
     config = plan.config.with_settings(settings or {}).replace(channels=channels)
@@ -145,7 +174,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     decay_from = min(plan.decay_from, epochs)
     history = fit_model(model, x_train, x_val, epochs=epochs, batch_size=plan.batch_size,
                         seed=seed, decay_from=decay_from, decay=plan.decay, verbose=verbose,
-                        backup_dir=backup_dir, tensorboard_dir=tensorboard_dir)
+                        backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
+                        labels=labels, val_labels=val_labels)
     seconds = time.time() - start
     model.metadata.update({
         "recipe": name, "settings": dict(settings or {}),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import FAMILIES, SAMPLERS, ModelConfig, build_model, load_model, load_sampler
+from models import SAMPLERS, ModelConfig, build_model, load_model, load_sampler
 from models import save_model, zoo
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -89,7 +89,7 @@ def test_mono_rows(row, tmp_path):
                                           "neg_prior_mc"}
 
 
-@pytest.mark.parametrize("kind", sorted(FAMILIES))
+@pytest.mark.parametrize("kind", ["ae", "vae"])  # the families with grading rows
 def test_stack_rows(kind, tmp_path):
     out, metrics = run(f"{kind}_stack", tmp_path, "--samples", "300")
     for section in ("basic", "gen", "anom"):

@@ -25,33 +25,42 @@ def images(n=5, channels=1, binary=True, seed=0):
     return (x > 0.5).astype(np.float32) if binary else x
 
 
+def labels_for(model, n, seed=0):
+    """Class labels for n images if the model is conditional (its helpers need them), else
+    None: the generic tests run every family."""
+    if not model.conditional:
+        return None
+    return np.random.default_rng(seed).integers(0, 10 ** model.config.channels, n)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_shapes(kind, head, channels):
     model = tiny(kind, head, channels)
-    x = images(4, channels)
-    latent = model.encoder(x)
+    x, y = images(4, channels), labels_for(model, 4)
+    latent = model.encoder(model.model_inputs(x, y))
     if model.prior is not None:  # a distribution over codes
         assert latent.batch_shape == (4,) and latent.event_shape == (channels, 3)
     else:
         assert latent.shape == (4, channels, 3)
-    assert model.encode(x).shape == (4, channels, 3)
-    dist = model.decoder(model.encode(x))
+    code = model.encode(x, labels=y)
+    assert code.shape == (4, channels, 3)
+    dist = model.decoder(model.model_inputs(code, y))
     assert dist.batch_shape == (4,) and dist.event_shape == (28, 28, channels)
     assert dist.sample().shape == (4, 28, 28, channels)
     assert dist.log_prob(model.head.targets(x)).shape == (4,)
-    assert model.decoder_params(model.encode(x)).shape == (
+    assert model.decoder_params(model.model_inputs(code, y)).shape == (
         4, 28, 28, channels, model.head.params_per_pixel)
     for how in ("mean", "mode", "sample"):
-        picture = model.reconstruct_images(x, how=how)
+        picture = model.reconstruct_images(x, how=how, labels=y)
         assert picture.shape == (4, 28, 28, channels)
         assert picture.min() >= 0.0 and picture.max() <= 1.0
-    reconstruction, kl = model.loss_terms(x)
+    reconstruction, kl = model.loss_terms(x, labels=y)
     assert reconstruction.shape == (4,) and kl.shape == (4,)
     assert model.sample_latents(7, seed=1).shape == (7, channels, 3)
     with pytest.raises(ValueError, match="image kind"):
-        model.decode_images(model.sample_latents(2), how="median")
+        model.decode_images(model.sample_latents(2), how="median", labels=labels_for(model, 2))
 
 
 @pytest.mark.parametrize("head", ["bernoulli", "normal"])
@@ -59,12 +68,16 @@ def test_shapes(kind, head, channels):
 def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
     model = tiny(kind, head, channels=3)
     x = np.concatenate([images(3, 3, binary=False)] * 2)  # copies share one pass
-    pictures, nll = model.reconstruct(x, how="mode")
-    np.testing.assert_array_equal(pictures, model.reconstruct_images(x, how="mode"))
+    y = labels_for(model, 3)
+    y = None if y is None else np.concatenate([y, y])
+    pictures, nll = model.reconstruct(x, how="mode", labels=y)
+    np.testing.assert_array_equal(pictures, model.reconstruct_images(x, how="mode", labels=y))
     assert nll.shape == (6, 3)
     np.testing.assert_array_equal(nll[:3], nll[3:])
     # The channels' NLLs sum to -log p(x | z) of the decoder distribution at the code.
-    expected = -model.decoder(model.encode(x)).log_prob(model.head.targets(x)).numpy()
+    code = model.encode(x, labels=y)
+    expected = -model.decoder(model.model_inputs(code, y)).log_prob(
+        model.head.targets(x)).numpy()
     np.testing.assert_allclose(nll.sum(axis=1), expected, rtol=1e-4)
 
 
@@ -75,16 +88,23 @@ def test_colour_model_shares_the_mono_weights(kind, head):
     assert mono.count_params() == colour.count_params()
     colour.set_network_weights(mono.network_weights())
     x = images(3, channels=3, binary=False)
+    y3, y5 = labels_for(colour, 3), labels_for(colour, 5)
+
+    def digit(labels, c):  # a conditional channel's label: its own digit (R ones, G tens ...)
+        return None if labels is None else labels // 10 ** c % 10
+
     # Channel c of the colour reconstruction is the mono reconstruction of channel c.
-    colour_mean = colour.reconstruct_images(x)
+    colour_mean = colour.reconstruct_images(x, labels=y3)
     for c in range(3):
-        np.testing.assert_allclose(colour_mean[..., c:c + 1],
-                                   mono.reconstruct_images(x[..., c:c + 1]), atol=1e-5)
+        np.testing.assert_allclose(
+            colour_mean[..., c:c + 1],
+            mono.reconstruct_images(x[..., c:c + 1], labels=digit(y3, c)), atol=1e-5)
     # Likewise for decoding: channel c of a colour image is decoded from its own latent.
     z = colour.sample_latents(5, seed=0)
-    decoded = colour.decode_images(z, how="mean", batch_size=4)  # batches split the channels
+    decoded = colour.decode_images(z, how="mean", batch_size=4, labels=y5)  # split channels
     for c in range(3):
-        np.testing.assert_allclose(decoded[..., c:c + 1], mono.decode_images(z[:, c:c + 1]),
+        np.testing.assert_allclose(decoded[..., c:c + 1],
+                                   mono.decode_images(z[:, c:c + 1], labels=digit(y5, c)),
                                    atol=1e-5)
 
 
@@ -101,13 +121,14 @@ def test_generation_samples_each_channel_independently():
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_train_step_changes_weights_and_evaluation_does_not(kind):
     model = tiny(kind)
-    x = images(16)
+    x, y = images(16), labels_for(model, 16)
+    data = x if y is None else (x, y)
     before = model.network_weights()
-    model.evaluate(x, batch_size=8, verbose=0)
-    model.reconstruct_images(x)
+    model.evaluate(*((x,) if y is None else (x, y)), batch_size=8, verbose=0)
+    model.reconstruct_images(x, labels=y)
     for old, new in zip(before, model.network_weights()):
         np.testing.assert_array_equal(old, new)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, verbose=0)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(data).batch(8), epochs=1, verbose=0)
     assert set(history.history) == {"loss", "reconstruction", "kl"}
     changed = [not np.array_equal(old, new) for old, new in zip(before, model.network_weights())]
     assert all(changed)
@@ -123,11 +144,12 @@ def test_keras_file_round_trip(tmp_path, kind, head, channels):
     loaded = tf_keras.models.load_model(path, safe_mode=True)
     assert type(loaded) is type(model) and loaded.config == model.config
     assert loaded.metadata == {"trained_on": "test"}
-    x = images(4, channels)
-    np.testing.assert_array_equal(loaded.reconstruct_images(x), model.reconstruct_images(x))
-    z = model.sample_latents(3)
-    np.testing.assert_array_equal(loaded.decode_images(z, "sample", seed=1),
-                                  model.decode_images(z, "sample", seed=1))
+    x, y = images(4, channels), labels_for(model, 4)
+    np.testing.assert_array_equal(loaded.reconstruct_images(x, labels=y),
+                                  model.reconstruct_images(x, labels=y))
+    z, y = model.sample_latents(3), labels_for(model, 3)
+    np.testing.assert_array_equal(loaded.decode_images(z, "sample", seed=1, labels=y),
+                                  model.decode_images(z, "sample", seed=1, labels=y))
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left
 
 

@@ -139,12 +139,13 @@ def test_flow_initialisation_is_seeded():
 def test_model_code_distribution(kind):
     model = build_model(ModelConfig(kind=kind, latent_dim=3, filters=(4, 8)))
     x = (np.random.default_rng(0).random((6, 28, 28, 1)) > 0.5).astype(np.float32)
-    mean, scale = model.mono_code_distribution(x)
-    np.testing.assert_allclose(mean, model.encode(x)[:, 0], rtol=1e-5, atol=1e-6)
+    y = np.arange(6) if model.conditional else None
+    mean, scale = model.mono_code_distribution(x, digits=y)
+    np.testing.assert_allclose(mean, model.encode(x, labels=y)[:, 0], rtol=1e-5, atol=1e-6)
     if model.prior is None:
         assert scale is None
     else:
-        posterior = model.encoder(x)
+        posterior = model.encoder(model.model_inputs(x, y))
         np.testing.assert_allclose(scale, posterior.stddev().numpy()[:, 0], rtol=1e-5)
 
 
