@@ -95,10 +95,14 @@ def count(text: str) -> int:
     return value
 
 
+LEARNED_PRIOR_KIND = "flowprior_vae"
+
+
 def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
-               quick_caps=None) -> argparse.Namespace:
+               quick_caps=None, learned_prior: bool = False) -> argparse.Namespace:
     """The shared flags; ``extra(parser)`` adds a script's own, and ``quick_caps`` the caps
-    --quick puts on them (beside QUICK_CAPS)."""
+    --quick puts on them (beside QUICK_CAPS). ``learned_prior``: offer --learned-prior, the
+    VAE whose prior was learned with it (family LEARNED_PRIOR_KIND) instead of ``kind``."""
     parser = argparse.ArgumentParser(
         description=doc.strip().split("\n")[0],
         epilog=doc,
@@ -135,9 +139,16 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
     parser.add_argument("--mnist-dir", default=None,
                         help="directory with the MNIST IDX files (default: $MNIST_DIR, then the "
                              "keras download)")
+    if learned_prior:
+        parser.add_argument("--learned-prior", action="store_true",
+                            help="the VAE trained with a learned flow prior p(z) "
+                                 f"(saved_models/{LEARNED_PRIOR_KIND}_mono_*.keras), sampled "
+                                 "from that prior, instead of the N(0, I) VAE")
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    if getattr(args, "learned_prior", False):
+        kind = LEARNED_PRIOR_KIND
     for name in ("epochs", "samples", "iwae_samples", "prior_samples", "top"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -158,8 +169,11 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
                             + list(sys.argv[1:] if argv is None else argv))
     if args.quick:  # keep --quick at seconds whatever the defaults
         for name, cap in {**QUICK_CAPS, **(quick_caps or {})}.items():
-            if hasattr(args, name):
-                setattr(args, name, min(getattr(args, name), cap))
+            value = getattr(args, name, None)
+            if isinstance(value, list):  # a flag that takes several counts
+                setattr(args, name, sorted({min(v, cap) for v in value}))
+            elif value is not None:
+                setattr(args, name, min(value, cap))
     args.run_dir = None
     if (args.retrain or args.settings or args.run) and not args.quick and not args.ship:
         args.run_dir = zoo.run_folder(args.run or zoo.run_name(kind, args.settings, args.seed
@@ -253,9 +267,11 @@ def _load_data(mode: DataMode, args):
     return x_train, y_train, x_test, y_test
 
 
-def get_model(args, channels: int, missing: bool, x_train, x_val):
+def get_model(args, channels: int, missing: bool, x_train, x_val, labels=None,
+              val_labels=None):
     """The model a row uses, ``(model, info dict)``: the shipped one, or one trained into the
-    run folder (or, with --quick, into --out) and reused from there.
+    run folder (or, with --quick, into --out) and reused from there. A conditional family
+    trains on the images' ``labels`` (and ``val_labels``).
 
     Colour models are the mono subnet applied to each channel: the shipped colour model loads
     the mono weights (exact for stackedMNIST, whose channels are independent digits); a run
@@ -266,16 +282,18 @@ def get_model(args, channels: int, missing: bool, x_train, x_val):
     key = ("model", config, missing, args.retrain, args.epochs, args.seed,
            str(args.run_dir or ""), str(args.out) if args.quick else None)
     if key not in _CACHE:
-        _CACHE[key] = _get_model(args, channels, missing, x_train, x_val)
+        _CACHE[key] = _get_model(args, channels, missing, x_train, x_val,
+                                 {"labels": labels, "val_labels": val_labels})
     return _CACHE[key]
 
 
-def _get_model(args, channels, missing, x_train, x_val):
+def _get_model(args, channels, missing, x_train, x_val, labels):
     name = zoo.shipped_name(args.kind, missing)
     mode = mode_for(channels, missing)
     if args.quick:
         path = args.out / f"quick_model_{mode.name.lower()}.keras"
-        model, info = _train_into(args, name, channels, mode, x_train, x_val, path, epochs=1)
+        model, info = _train_into(args, name, channels, mode, x_train, x_val, path, labels,
+                                  epochs=1)
         return model, {**info, "quick": True}
     if args.run_dir is None and not args.retrain:
         try:
@@ -289,7 +307,7 @@ def _get_model(args, channels, missing, x_train, x_val):
         if channels != 1:
             raise SystemExit("--ship replaces the shipped mono models; run it on a mono row "
                              "or with experiments/train_all.py")
-        return _train_into(args, name, channels, mode, x_train, x_val, zoo.path(name))
+        return _train_into(args, name, channels, mode, x_train, x_val, zoo.path(name), labels)
     colour_file = args.run_dir / f"{name.replace('_mono_', '_color_')}.keras"
     mono_file = args.run_dir / f"{name}.keras"
     candidates = (colour_file, mono_file) if channels == 3 else (mono_file,)
@@ -300,10 +318,10 @@ def _get_model(args, channels, missing, x_train, x_val):
             model = load_model(candidate, channels=channels)
             print(f"loaded {zoo.shown_path(candidate)} from run {args.run_dir.name}")
             return model, {"model_file": zoo.shown_path(candidate), **model.metadata}
-    return _train_into(args, name, channels, mode, x_train, x_val, candidates[0])
+    return _train_into(args, name, channels, mode, x_train, x_val, candidates[0], labels)
 
 
-def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
+def _train_into(args, name, channels, mode, x_train, x_val, path, labels, epochs=None):
     """Train the recipe ``name`` with the run's settings on ``x_train``, save it to ``path``
     (with its config and metadata as JSON beside it, and the command line in the folder).
 
@@ -319,7 +337,7 @@ def _train_into(args, name, channels, mode, x_train, x_val, path, epochs=None):
     model = zoo.train(name, x_train, x_val, settings=args.settings, epochs=epochs,
                       seed=args.seed, channels=channels, verbose=progress_verbosity(args),
                       data=mode.name, backup_dir=backup, tensorboard_dir=tensorboard,
-                      strategy=strategy)
+                      strategy=strategy, **labels)
     suffix = worker_suffix(strategy)
     if suffix:  # another worker of a cluster: the chief writes the model files
         path = path.with_name(path.stem + suffix + ".keras")

@@ -10,6 +10,7 @@ Writes results/vae_gen/generated.png, generated_class_frequencies.png, samples.n
     python experiments/vae_gen.py              # shipped weights
     python experiments/vae_gen.py --retrain    # train again (30 epochs) into runs/, then generate
     python experiments/vae_gen.py --latent flow  # z from the ex-post flow prior fitted to q(z|x)
+    python experiments/vae_gen.py --learned-prior  # the VAE whose flow prior was learned with it
 """
 import common
 import rows
@@ -20,7 +21,8 @@ def main(argv=None):
         rows.add_gen_flags(parser, 10_000)
         rows.add_latent_flag(parser, "vae")
 
-    args = common.parse_args(__doc__, "vae_gen", "vae", argv, extra=flags)
+    args = common.parse_args(__doc__, "vae_gen", "vae", argv, extra=flags,
+                             learned_prior=True)
     return common.write_metrics(args, rows.gen(args, channels=1))
 
 

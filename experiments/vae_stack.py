@@ -14,6 +14,7 @@ metrics.json with the sections basic, gen and anom, and section_seconds (where t
     python experiments/vae_stack.py              # shipped weights
     python experiments/vae_stack.py --retrain    # train colour models into runs/ (30 epochs each)
     python experiments/vae_stack.py --latent flow  # generation from the ex-post flow prior
+    python experiments/vae_stack.py --learned-prior  # the VAE with a jointly learned flow prior
 """
 import common
 import rows
@@ -25,7 +26,8 @@ def main(argv=None):
         rows.add_latent_flag(parser, "vae")
         rows.add_anom_flags(parser, vae=True)
 
-    args = common.parse_args(__doc__, "vae_stack", "vae", argv, extra=flags)
+    args = common.parse_args(__doc__, "vae_stack", "vae", argv, extra=flags,
+                             learned_prior=True)
     return common.write_metrics(args, rows.stack(args))
 
 

@@ -6,6 +6,7 @@ module and one line here; the generic tests are parametrised over this registry.
 """
 from .ae import AE
 from .cvae import CVAE
+from .flowprior import FlowPriorVAE
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE)}
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE)}

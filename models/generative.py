@@ -109,9 +109,11 @@ class GenerativeModel(tf_keras.Model):
         ``seed``, a stateless seed of shape [2], fixes its noise)."""
         return latent
 
-    def kl_divergence(self, latent):
-        """(N,) nats: the divergence from the prior that the loss weighs by beta."""
-        return tf.zeros(tf.shape(latent)[:1])
+    def kl_divergence(self, latent, z):
+        """(N,) nats: the divergence from the prior that the loss weighs by beta, given the
+        encoder's output and the code drawn from it (samples (K, N, C, d) give the K-sample
+        Monte Carlo mean, for families whose KL has no closed form)."""
+        return tf.zeros(tf.shape(z)[-3:-2])
 
     @property
     def prior(self):
@@ -125,6 +127,13 @@ class GenerativeModel(tf_keras.Model):
     def code_distribution_from_params(self, params):
         """``(mean, scale or None)`` of the codes from latent parameters (..., k * d)."""
         return params[..., : self.config.latent_dim], None
+
+    def prior_codes(self, count: int, seed: int = 0) -> np.ndarray:
+        """(count, d) codes of one channel from the family's prior: N(0, I) (for an AE, which
+        has no prior, the generation default), unless a family learns its prior."""
+        from .samplers import StandardNormal  # samplers use this module's batching
+
+        return StandardNormal(self.config.latent_dim).sample(count, seed=seed)
 
     # ---------------------------------------------------------------------------------------
     # Labels: what a conditional model needs and an unconditional one must not get
@@ -179,6 +188,13 @@ class GenerativeModel(tf_keras.Model):
     def from_config(cls, config):
         return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
 
+    def with_channels(self, channels: int) -> "GenerativeModel":
+        """The same weights as a mono (1) or colour (3) model, compiled."""
+        other = type(self)(self.config.replace(channels=channels), metadata=self.metadata)
+        other.set_network_weights(self.network_weights())
+        other.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+        return other
+
     # The subnets hold every learned parameter; Model.get_weights() would also return the
     # metric trackers' state.
     def network_weights(self) -> list:
@@ -198,7 +214,7 @@ class GenerativeModel(tf_keras.Model):
         latent = self.encoder(self.model_inputs(x, labels), training=training)
         z = self.draw_code(latent, seed)
         decoded = self.decoder(self.model_inputs(z, labels), training=training)
-        return -decoded.log_prob(self.head.targets(x)), self.kl_divergence(latent)
+        return -decoded.log_prob(self.head.targets(x)), self.kl_divergence(latent, z)
 
     def call(self, inputs, training=False):
         """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE); inputs:
@@ -359,20 +375,19 @@ class GenerativeModel(tf_keras.Model):
 
     def sample_latents(self, count: int, sampler=None, seed: int = 0) -> np.ndarray:
         """(count, C, d) codes for generation, every channel's latent drawn independently
-        from ``sampler`` (a ``models.samplers`` object; default N(0, I))."""
-        from .samplers import StandardNormal  # samplers use this module's batching
-
-        sampler = sampler if sampler is not None else StandardNormal(self.config.latent_dim)
-        if sampler.latent_dim != self.config.latent_dim:
+        from ``sampler`` (a ``models.samplers`` object; default the family's prior,
+        ``prior_codes``)."""
+        if sampler is not None and sampler.latent_dim != self.config.latent_dim:
             raise ValueError(f"the sampler draws {sampler.latent_dim}-dimensional codes, the "
                              f"model's latent has {self.config.latent_dim} dimensions.")
         count, seed = check_count("count", count), check_seed(seed)
-        z = sampler.sample(count * self.config.channels, seed=seed)
+        draw = self.prior_codes if sampler is None else sampler.sample
+        z = draw(count * self.config.channels, seed=seed)
         return z.reshape(count, self.config.channels, self.config.latent_dim)
 
     def generate_images(self, count: int, how: str = "mean", seed: int = 0,
                         sampler=None, labels=None) -> np.ndarray:
-        """Decode ``count`` codes from ``sampler`` (default N(0, I), a VAE's prior; an AE wants
+        """Decode ``count`` codes from ``sampler`` (default the prior, ``prior_codes``; an AE wants
         one fitted to its codes: ``samplers.make_sampler("fitted", d).fit(codes)``). The
         encoder is never used. A conditional model draws the requested ``labels`` (count,)."""
         return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed,

@@ -145,9 +145,7 @@ def load_model(path, channels: Optional[int] = None, hint: str = ""):
 
     model = load(path, GenerativeModel, hint)
     if channels is not None and channels != model.config.channels:
-        other = type(model)(model.config.replace(channels=channels), metadata=model.metadata)
-        other.set_network_weights(model.network_weights())
-        model = other
+        return model.with_channels(channels)
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
     return model
 

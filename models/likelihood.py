@@ -7,14 +7,15 @@ terms instead of their sum. Each distinct channel image is scored once: stackedM
 30,000 test channels from the 10,000 MNIST test digits (about 9,500 distinct), so a colour
 estimate costs what a mono one does; copies of an image share its estimate. Results are in nats.
 
-prior_log_likelihood  log p(x) ~ logsumexp_k log p(x | z_k) - log K, z_k ~ N(0, I), the K
+prior_log_likelihood  log p(x) ~ logsumexp_k log p(x | z_k) - log K, z_k ~ p(z), the K
                       samples shared by all images. Each head's log p(x|z) is linear in fixed
                       features of x, so the N x K table is a matrix product per chunk of
                       samples (memory: one chunk of the table at a time).
 iwae_log_likelihood   importance sampling with q(z|x) as proposal: logsumexp_k [log p(x|z_k) +
                       log p(z_k) - log q(z_k|x)] - log K (the IWAE bound; K = 1 gives the ELBO
                       on average and it tightens as K grows).
-elbo                  E_q log p(x|z) - KL(q || p), the KL analytic.
+elbo                  E_q log p(x|z) - KL(q || p), the KL analytic (Monte Carlo for a learned
+                      prior).
 reconstruction_nll    -log p(x | z = encode(x)): the AE score (also defined for the VAE).
 """
 from __future__ import annotations
@@ -91,8 +92,7 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
                        sample_chunk=sample_chunk, image_chunk=image_chunk)
     mono_x, inverse, channels = distinct_channel_images(x)
     targets = model.head.targets(mono_x)
-    z = np.random.default_rng(seed).standard_normal(
-        (num_samples, model.config.latent_dim)).astype(np.float32)
+    z = model.prior_codes(num_samples, seed=seed)
     running = _LogSumExp(len(mono_x))
     for start in range(0, num_samples, sample_chunk):
         weights, constants = model.head.linear_form(
@@ -115,8 +115,7 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
     per channel image, ``log_prob`` of the decoder distribution at all K samples."""
     x = _checked_input(model, "naive_prior_log_likelihood", x, seed, num_samples=num_samples)
     mono_x, channels = fold_channels(x)
-    z = np.random.default_rng(seed).standard_normal(
-        (num_samples, model.config.latent_dim)).astype(np.float32)
+    z = model.prior_codes(num_samples, seed=seed)
     dist = model.head.distribution(model.mono_pixel_params(z))
     targets = model.head.targets(mono_x)
     values = []
@@ -129,7 +128,8 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
 @tf.function(reduce_retracing=True)
 def _posterior_block(model, batch, count: int, seed):
     """For mono images (B, 28, 28, 1) and ``count`` samples z_k ~ q(z|x) each:
-    ``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || N(0, I)) (B,))``, one graph."""
+    ``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || p) (B,))``, one graph (the KL is
+    analytic for the VAE; a learned prior's is the mean over the samples)."""
     posterior = _mono_posterior(model, batch)
     prior = model.latent_prior(channels=1)
     z = posterior.sample(count, seed=seed)  # (count, B, 1, d)
@@ -138,7 +138,7 @@ def _posterior_block(model, batch, count: int, seed):
     tiled = tf.tile(model.head.targets(batch), [count, 1, 1, 1])
     log_px = tf.reshape(dist.log_prob(tiled), [count, -1])
     log_w = log_px + prior.log_prob(z) - posterior.log_prob(z)
-    return log_w, tf.reduce_sum(log_px, axis=0), tfd.kl_divergence(posterior, prior)
+    return log_w, tf.reduce_sum(log_px, axis=0), model.kl_divergence(posterior, z)
 
 
 def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
@@ -146,8 +146,9 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
     """IWAE and ELBO from the same K samples of q(z|x) per (channel) image, (N,) nats each.
 
     ``iwae``: logsumexp_k log w_k - log K with w_k = p(x|z_k) p(z_k) / q(z_k|x);
-    ``elbo``: mean_k log p(x|z_k) - KL(q || N(0, I)), the KL analytic;
-    ``kl``: that KL(q(z|x) || N(0, I)).
+    ``elbo``: mean_k log p(x|z_k) - KL(q || p(z)), the KL analytic for the VAE (a learned
+    prior's: the mean of log q(z_k|x) - log p(z_k) over the same samples);
+    ``kl``: that KL(q(z|x) || p(z)).
     Decoding is done in blocks of at most ``max_decodes`` images.
     """
     x = _checked_input(model, "posterior_estimates", x, seed, num_samples=num_samples,
@@ -170,8 +171,8 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
             block_index += 1
             running.add(log_w.numpy().T)  # (images, samples)
             elbo_values[rows] += log_px_sum.numpy() / num_samples
+            kl_values[rows] += kl.numpy() * (count / num_samples)  # a mean over the blocks
         iwae[rows] = running.result()
-        kl_values[rows] = kl.numpy()
     return {"iwae": _per_image(iwae - np.log(num_samples), inverse, channels, per_channel),
             "elbo": _per_image(elbo_values - kl_values, inverse, channels, per_channel),
             "kl": _per_image(kl_values, inverse, channels, per_channel)}
@@ -185,7 +186,7 @@ def iwae_log_likelihood(model: GenerativeModel, x, num_samples: int = 5000, seed
 
 def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
          max_decodes: int = 20_000, per_channel: bool = False) -> np.ndarray:
-    """E_q log p(x|z) (averaged over ``num_samples`` draws) - KL(q || N(0, I)), (N,) nats."""
+    """E_q log p(x|z) (averaged over ``num_samples`` draws) - KL(q || p(z)), (N,) nats."""
     return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel)["elbo"]
 
 

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
+from stacked_mnist import channel_digits
+
 from .config import ModelConfig
 from .generative import build_model, fit_model
 from .io import load_model, load_sampler, read_metadata, save
@@ -74,6 +78,13 @@ SHIPPED = {
 _CVAE = ModelConfig(kind="cvae", latent_dim=8, head="bernoulli", hidden_units=64)
 SHIPPED["cvae_mono_complete"] = Recipe(_CVAE, "MONO_BINARY_COMPLETE", epochs=20, decay_from=10)
 SHIPPED["cvae_mono_missing"] = Recipe(_CVAE, "MONO_BINARY_MISSING", epochs=20, decay_from=10)
+
+# The VAE with a learned (flow) prior: the CVAE's network, so both fit the weights budget.
+_FLOWPRIOR = ModelConfig(kind="flowprior_vae", latent_dim=8, head="bernoulli", hidden_units=64)
+SHIPPED["flowprior_vae_mono_complete"] = Recipe(_FLOWPRIOR, "MONO_BINARY_COMPLETE", epochs=30,
+                                                decay_from=15)
+SHIPPED["flowprior_vae_mono_missing"] = Recipe(_FLOWPRIOR, "MONO_BINARY_MISSING", epochs=30,
+                                               decay_from=15)
 
 # The beta sweep (experiments/vae_beta.py): one small recipe for every KL weight, so that all
 # twelve models (complete data and without 8s) fit the weights budget and train in two hours.
@@ -186,6 +197,9 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
+    if labels is not None:  # a conditional model's p(y): how often each digit was seen
+        digits = channel_digits(model.check_labels(labels, len(x_train)), channels)
+        model.metadata["digit_counts"] = np.bincount(digits.ravel(), minlength=10).tolist()
     return model
 
 

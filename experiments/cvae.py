@@ -1,0 +1,271 @@
+"""CVAE: draw any requested digit or three-digit number, classify by likelihood, find the 8s.
+
+The conditional VAE (models/cvae.py) has the digit label at its encoder and decoder; a colour
+image is the mono model per channel, each channel conditioned on its own digit (R ones, G tens,
+B hundreds).
+
+Sections (each one's seconds in metrics.json):
+  generate    mono: --per-digit samples of each digit; colour: --per-number samples of every
+              number 000-999. Conditional accuracy = the judge is confident (tolerance 0.8
+              mono, 0.5 colour) and its class is the requested one. Figures: digits x styles,
+              style transfer (test images' z decoded with every label), requested numbers.
+              samples.npz / color_samples.npz hold ``images`` and ``requested_labels``.
+  classify    the generative classifier argmax_y log p(x|y) + log p(y), log p(x|y) importance-
+              sampled with q(z|x,y): test accuracy at K = --full-k on the whole test set and at
+              each --subset-k on --subset test images; the confusion matrix; how it treats
+              non-digits (uniform noise, constant images)
+  anomaly     the CVAE trained without 8s: score = -log sum_y p(x|y) p(y), p(y) the training
+              digit frequencies (p(8) = 0); ROC / PR AUC mono and colour (worst channel), beside
+              the VAE's from results/vae_anom and results/vae_stack when they exist
+
+    python experiments/cvae.py            # shipped weights, about 4 minutes here
+    python experiments/cvae.py --quick    # tiny models on a few hundred images
+"""
+import json
+import time
+
+import numpy as np
+
+import common
+from models.anomaly import contains_digit, evaluate_scores, save_curves
+from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
+                                marginal_log_likelihood)
+from rows import save_samples
+from stacked_mnist import channel_digits
+
+TOLERANCE = {1: 0.8, 3: 0.5}
+QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 2,
+         "non_digits": 20}
+
+
+def add_flags(parser) -> None:
+    parser.add_argument("--per-digit", type=common.count, default=1000,
+                        help="mono samples per requested digit (default 1000)")
+    parser.add_argument("--per-number", type=common.count, default=26,
+                        help="colour samples per requested number 000-999 (default 26)")
+    parser.add_argument("--full-k", type=common.count, default=1,
+                        help="importance samples per (image, label) on the whole test set "
+                             "(default 1)")
+    parser.add_argument("--subset", type=common.count, default=1000,
+                        help="test images for the larger K (default 1000)")
+    parser.add_argument("--subset-k", type=common.count, nargs="+", default=[10, 100],
+                        help="importance samples per (image, label) on the subset "
+                             "(default 10 100)")
+    parser.add_argument("--anomaly-samples", type=common.count, default=5,
+                        help="importance samples per (image, label) for the anomaly score "
+                             "(default 5)")
+    parser.add_argument("--non-digits", type=common.count, default=200,
+                        help="uniform-noise images for the classifier's non-digit test "
+                             "(default 200; plus 11 constant images)")
+
+
+def timed(seconds: dict, name: str, work):
+    start = time.perf_counter()
+    result = work()
+    seconds[name] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def requested(args, channels: int) -> np.ndarray:
+    """The labels asked for: every digit --per-digit times, or every number --per-number."""
+    if channels == 1:
+        return np.repeat(np.arange(10), args.per_digit)
+    return np.repeat(np.arange(1000), args.per_number)
+
+
+def section_generate(args, model, channels: int, x_test, y_test) -> dict:
+    labels = requested(args, channels)
+    # 8-bit grey levels, as the generation rows save them.
+    images = np.round(model.generate_images(len(labels), seed=args.seed, labels=labels)
+                      * 255) / 255
+    net = common.verifier()
+    predictions, beliefs = net.predict(images)
+    confident = beliefs >= TOLERANCE[channels]
+    correct = confident & (predictions == labels)
+    classes = 10 ** channels
+    hits = np.bincount(labels[correct], minlength=classes)
+    prefix = "" if channels == 1 else "color_"
+    save_samples(images, args.out / f"{prefix}samples.npz", requested_labels=labels)
+    if channels == 1:
+        per_digit = hits / np.bincount(labels, minlength=10)
+        # Rows: digits; columns: one z each, shared by the row's labels (a style).
+        z = model.sample_latents(10, seed=args.seed + 1)
+        grid = model.decode_images(np.tile(z, (10, 1, 1)), labels=np.repeat(np.arange(10), 10))
+        common.save_image_grid(grid, args.out / "cvae_digits.png", columns=10,
+                               title="CVAE: row = requested digit, column = one z (a style)")
+        style_transfer(args, model, x_test, y_test)
+    else:
+        per_digit = None
+        shown = np.random.default_rng(args.seed).choice(len(labels), 40, replace=False)
+        common.save_image_grid(images[shown], args.out / "color_cvae_numbers.png", columns=10,
+                               captions=[f"{labels[i]:03d}" for i in shown],
+                               title="CVAE colour: requested numbers (caption)")
+    return {
+        "samples": int(len(labels)),
+        "samples_per_label": int(len(labels) // classes),
+        "tolerance": TOLERANCE[channels],
+        "conditional_accuracy": float(correct.mean()),
+        "quality_predictability": float(confident.mean()),
+        "coverage": float(net.check_class_coverage(images, TOLERANCE[channels])),
+        "labels_with_a_correct_sample": int(np.sum(hits > 0)),
+        "labels": classes,
+        "fewest_correct_samples_of_a_label": int(hits.min()),
+        **({"conditional_accuracy_per_digit": np.round(per_digit, 4).tolist()}
+           if per_digit is not None else {}),
+        "samples_file": common.zoo.shown_path(args.out / f"{prefix}samples.npz"),
+    }
+
+
+def style_transfer(args, model, x_test, y_test, count: int = 8) -> None:
+    """Each row: a test image, then its z (posterior mean given its own label) decoded with
+    every label 0..9."""
+    pick = np.random.default_rng(args.seed).choice(len(x_test), count, replace=False)
+    z = model.encode(x_test[pick], labels=y_test[pick])
+    decoded = model.decode_images(np.repeat(z, 10, axis=0),
+                                  labels=np.tile(np.arange(10), count)).reshape(count, 10, 28,
+                                                                               28, 1)
+    rows = np.concatenate([x_test[pick][:, np.newaxis], decoded], axis=1)
+    common.save_image_grid(rows.reshape(-1, 28, 28, 1), args.out / "cvae_style_transfer.png",
+                           columns=11, captions=(["test"] + [str(d) for d in range(10)]) * count,
+                           title="CVAE style transfer: a test image's z decoded with every label")
+
+
+def section_classify(args, model, x_test, y_test) -> dict:
+    log_prior = log_class_prior(model.metadata.get("digit_counts"))
+    subset = np.random.default_rng(args.seed).permutation(len(x_test))[: args.subset]
+    runs, confusion = {}, None
+    for k, pick in [(args.full_k, np.arange(len(x_test)))] + [(k, subset)
+                                                              for k in args.subset_k]:
+        start = time.perf_counter()
+        log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=args.seed)[:, 0]
+        seconds = time.perf_counter() - start
+        posterior = class_posterior(log_lik, log_prior)
+        predictions = posterior.argmax(axis=1)
+        key = f"K={k}, {'all' if len(pick) == len(x_test) else len(pick)} test images"
+        runs[key] = {"num_samples": k, "images": int(len(pick)),
+                     "accuracy": float(np.mean(predictions == y_test[pick])),
+                     "seconds": round(seconds, 1),
+                     "decoder_passes_per_second": round(len(pick) * 10 * k / seconds)}
+        if confusion is None:  # the whole test set's
+            confusion = np.zeros((10, 10), np.int64)
+            np.add.at(confusion, (y_test[pick], predictions), 1)
+            digits_max = log_lik.max(axis=1)
+            save_confusion(confusion, args.out / "cvae_confusion.png",
+                           f"CVAE generative classifier, {key}: "
+                           f"{100 * runs[key]['accuracy']:.2f} % correct")
+    return {"log_prior": "digit frequencies of the training data", "runs": runs,
+            "confusion_matrix_rows_true_columns_predicted": confusion.tolist(),
+            "non_digits": non_digits(args, model, log_prior, digits_max)}
+
+
+def non_digits(args, model, log_prior, digits_max) -> dict:
+    """max_y log p(x|y) and the classifier's answer for noise and constant images, beside the
+    real test digits'."""
+    rng = np.random.default_rng(args.seed)
+    sets = {"uniform_noise": rng.random((args.non_digits, 28, 28, 1)).astype(np.float32),
+            "constant": np.linspace(0, 1, 11, dtype=np.float32)[:, None, None, None]
+            * np.ones((1, 28, 28, 1), np.float32)}
+    results = {"test_digits": _spread(digits_max)}
+    k = max(args.subset_k)
+    for name, images in sets.items():
+        log_lik = class_log_likelihoods(model, images, num_samples=k, seed=args.seed)[:, 0]
+        posterior = class_posterior(log_lik, log_prior)
+        results[name] = {**_spread(log_lik.max(axis=1)), "num_samples": k,
+                         "mean_top_posterior": float(posterior.max(axis=1).mean()),
+                         "predicted_digit_counts": np.bincount(posterior.argmax(axis=1),
+                                                               minlength=10).tolist()}
+    results["lowest_test_digit_above_every_non_digit"] = bool(
+        digits_max.min() > max(results[n]["max"] for n in sets))
+    return results
+
+
+def _spread(values) -> dict:
+    """max_y log p(x|y) in nats: mean, min, median, max."""
+    return {"max_log_px_given_y_mean": float(np.mean(values)), "min": float(np.min(values)),
+            "median": float(np.median(values)), "max": float(np.max(values))}
+
+
+def save_confusion(confusion, path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from atomic_io import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    shown = np.log10(1 + confusion)
+    ax.imshow(shown, cmap="Blues")
+    for (true, predicted), value in np.ndenumerate(confusion):
+        ax.text(predicted, true, str(value), ha="center", va="center", fontsize=7,
+                color="white" if shown[true, predicted] > shown.max() / 2 else "black")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def section_anomaly(args) -> dict:
+    """Scores of the CVAE trained without 8s, mono and colour; each distinct channel image of
+    both test sets is estimated once (the colour channels are MNIST test digits)."""
+    x_train, y_train, x_mono, y_mono = common.load_data(common.mode_for(1, missing=True), args)
+    model, info = common.get_model(args, 1, True, x_train, x_mono, labels=y_train,
+                                   val_labels=y_mono)
+    _, _, x_colour, y_colour = common.load_data(common.mode_for(3, missing=True), args)
+    log_prior = log_class_prior(model.metadata.get("digit_counts"))
+    both = np.concatenate([x_mono, x_colour.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)])
+    log_lik = class_log_likelihoods(model, both, num_samples=args.anomaly_samples,
+                                    seed=args.seed)[:, 0]
+    scores = {"neg_log_sum_y": -marginal_log_likelihood(log_lik, log_prior),
+              "neg_max_y": -log_lik.max(axis=1)}
+    mono = {name: s[: len(x_mono)] for name, s in scores.items()}
+    worst = {name: s[len(x_mono):].reshape(-1, 3).max(axis=1) for name, s in scores.items()}
+    mono_8s, colour_8s = contains_digit(y_mono, 8, 1), contains_digit(y_colour, 8, 3)
+    save_curves({"mono, -log sum_y p(x|y) p(y)": mono["neg_log_sum_y"],
+                 "mono, -max_y log p(x|y)": mono["neg_max_y"]}, mono_8s,
+                args.out / "cvae_anomaly_curves.png", "CVAE trained without 8s: finding the 8s")
+    save_curves({"colour worst channel, -log sum_y p(x|y) p(y)": worst["neg_log_sum_y"],
+                 "colour worst channel, -max_y log p(x|y)": worst["neg_max_y"]}, colour_8s,
+                args.out / "color_cvae_anomaly_curves.png",
+                "CVAE trained without 8s: an 8 in any channel")
+    return {"model": info, "num_samples": args.anomaly_samples,
+            "default_score": "neg_log_sum_y",
+            "mono": {name: evaluate_scores(s, mono_8s) for name, s in mono.items()},
+            "colour_worst_channel": {name: evaluate_scores(s, colour_8s)
+                                     for name, s in worst.items()},
+            "vae_for_comparison": vae_numbers()}
+
+
+def vae_numbers() -> dict:
+    """The VAE's default anomaly AUCs from its rows' last runs (results/), if there are any."""
+    found = {}
+    for row, key in (("vae_anom", None), ("vae_stack", "anom")):
+        path = common.REPO_ROOT / "results" / row / "metrics.json"
+        if path.is_file():
+            metrics = json.loads(path.read_text())
+            metrics = metrics[key] if key else metrics
+            found[row] = {"score": metrics["default_score"], "roc_auc": metrics["roc_auc"],
+                          "pr_auc": metrics["pr_auc"], "file": f"results/{row}/metrics.json"}
+    return found or {"missing": "run python experiments/vae_anom.py and vae_stack.py"}
+
+
+def main(argv=None):
+    args = common.parse_args(__doc__, "cvae", "cvae", argv, extra=add_flags, quick_caps=QUICK)
+    x_train, y_train, x_test, y_test = common.load_data(common.mode_for(1, False), args)
+    mono, info = common.get_model(args, 1, False, x_train, x_test, labels=y_train,
+                                  val_labels=y_test)
+    colour = mono.with_channels(3)  # the mono subnet on R, G and B, one set of weights
+    metrics, seconds = {"model": info}, {}
+    metrics["generate_mono"] = timed(seconds, "generate_mono", lambda: section_generate(
+        args, mono, 1, x_test, y_test))
+    metrics["generate_colour"] = timed(seconds, "generate_colour", lambda: section_generate(
+        args, colour, 3, x_test, y_test))
+    metrics["classify"] = timed(seconds, "classify", lambda: section_classify(
+        args, mono, x_test, y_test))
+    metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(args))
+    return common.write_metrics(args, {**metrics, "section_seconds": seconds})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The conditional VAE as a generative classifier and an anomaly detector.
+
+    log_lik = class_log_likelihoods(cvae, x, num_samples=10)   # (N, C, 10): log p(x_c | y)
+    posterior = class_posterior(log_lik, log_prior)            # p(y | x_c), sums to 1
+    score = -marginal_log_likelihood(log_lik, log_prior)       # -log sum_y p(x_c|y) p(y)
+
+log p(x | y) is importance-sampled with the encoder's q(z | x, y) as proposal:
+logsumexp_k [log p(x | z_k, y) + log p(z_k) - log q(z_k | x, y)] - log K (the IWAE bound, exact
+as K grows). Every image is paired with all ten labels and K samples in one graph: a block of B
+images costs one encoder pass of 10 B rows and one decoder pass of 10 B K rows. The estimates
+work per channel image (a colour model's channels are independent, each with its own digit);
+each distinct channel image is estimated once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from scipy.special import logsumexp
+
+from stacked_mnist import distinct_channel_images
+
+from .checks import check_count, check_images, check_seed
+from .networks import LABEL_CLASSES
+
+
+def _check_conditional(model) -> None:
+    if not model.conditional or model.prior is None:
+        raise ValueError(f"needs a conditional model with a latent prior (cvae); got a "
+                         f"{model.config.kind!r} model.")
+
+
+@tf.function(reduce_retracing=True)
+def _class_block(model, mono_x, num_samples: int, seed):
+    """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
+    count = tf.shape(mono_x)[0]
+    images = tf.repeat(mono_x, LABEL_CLASSES, axis=0)  # row b * 10 + y
+    digits = tf.tile(tf.range(LABEL_CLASSES), [count])
+    posterior = model.posterior(model.mono_latent_params(images, digits))  # event (1, d)
+    z = posterior.sample(num_samples, seed=seed)  # (K, 10 B, 1, d)
+    flat_z = tf.reshape(z, [-1, model.config.latent_dim])
+    flat_digits = tf.tile(digits, [num_samples])
+    decoded = model.head.distribution(model.mono_pixel_params(flat_z, flat_digits))
+    targets = tf.tile(model.head.targets(images), [num_samples, 1, 1, 1])
+    log_px = tf.reshape(decoded.log_prob(targets), [num_samples, -1])
+    log_w = log_px + model.latent_prior(1).log_prob(z) - posterior.log_prob(z)
+    log_lik = tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))
+    return tf.reshape(log_lik, [count, LABEL_CLASSES])
+
+
+def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
+                          max_decodes: int = 20_000, progress=None) -> np.ndarray:
+    """(N, C, 10) nats: log p(x_c | y) of every channel image of x (N, 28, 28, C) under every
+    digit y, by importance sampling with ``num_samples`` draws of q(z | x_c, y) each.
+
+    Blocks of max_decodes // (10 K) images (at least one) are decoded at once. ``progress``:
+    called with the number of images done after each block.
+    """
+    _check_conditional(model)
+    x = check_images(x, model.config.channels)
+    num_samples, seed = check_count("num_samples", num_samples), check_seed(seed)
+    check_count("max_decodes", max_decodes)
+    distinct, inverse, channels = distinct_channel_images(x)
+    block = max(1, max_decodes // (LABEL_CLASSES * num_samples))
+    results = []
+    for index, start in enumerate(range(0, len(distinct), block)):
+        results.append(_class_block(model, tf.constant(distinct[start:start + block]),
+                                    num_samples, tf.constant([seed, index], tf.int32)).numpy())
+        if progress is not None:
+            progress(min(start + block, len(distinct)))
+    values = np.concatenate(results).astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise FloatingPointError("log p(x | y) is not finite: the model's weights are damaged "
+                                 "or the training diverged.")
+    return values[inverse].reshape(len(x), channels, LABEL_CLASSES)
+
+
+def log_class_prior(digit_counts=None) -> np.ndarray:
+    """log p(y), (10,): the training frequencies of the digits (a model trained without 8s
+    gives log p(8) = -inf), or uniform when no counts are given."""
+    if digit_counts is None:
+        return np.full(LABEL_CLASSES, -np.log(LABEL_CLASSES))
+    counts = np.asarray(digit_counts, np.float64)
+    if counts.shape != (LABEL_CLASSES,) or np.any(counts < 0) or counts.sum() <= 0:
+        raise ValueError(f"digit_counts must be 10 counts >= 0, not all 0; got {counts}.")
+    with np.errstate(divide="ignore"):
+        return np.log(counts / counts.sum())
+
+
+def class_posterior(log_lik: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
+    """p(y | x) = p(x | y) p(y) / sum_y' p(x | y') p(y'), over the last axis."""
+    joint = log_lik + log_prior
+    return np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
+
+
+def marginal_log_likelihood(log_lik: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
+    """log p(x) = log sum_y p(x | y) p(y), over the last axis."""
+    return logsumexp(log_lik + log_prior, axis=-1)

@@ -1,0 +1,165 @@
+"""The conditional VAE: labels through every part, the channel order of colour labels, the
+generative classifier and anomaly score (models/conditional.py), and experiments/cvae.py."""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import ModelConfig, build_model, fit_model
+from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
+                                marginal_log_likelihood)
+from models.networks import FoldLabels
+from stacked_mnist import DataMode, channel_digits, fold_channels
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+
+def tiny_cvae(channels=1, seed=0):
+    return build_model(ModelConfig(kind="cvae", latent_dim=3, filters=(4, 8), hidden_units=16,
+                                   channels=channels), seed=seed)
+
+
+def binary_images(n, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 28, 28, channels)) > 0.7).astype(np.float32)
+
+
+def test_the_label_changes_what_the_decoder_draws():
+    model = tiny_cvae()
+    z = model.sample_latents(6, seed=0)
+    fours = model.decode_images(z, labels=np.full(6, 4))
+    sevens = model.decode_images(z, labels=np.full(6, 7))
+    assert np.abs(fours - sevens).max() > 1e-3
+    np.testing.assert_array_equal(fours, model.decode_images(z, labels=np.full(6, 4)))
+    # The encoder sees the label too.
+    x = binary_images(6)
+    assert np.abs(model.encode(x, labels=np.full(6, 4))
+                  - model.encode(x, labels=np.full(6, 7))).max() > 1e-4
+
+
+def test_colour_labels_split_into_channel_digits_in_the_folding_order(data_for):
+    # Each folded channel image of a stacked test image is an MNIST test digit whose own label
+    # must be the digit channel_digits gives that row (R ones, G tens, B hundreds).
+    mono_x, mono_y = data_for(DataMode.MONO_BINARY_COMPLETE).get_full_data_set(training=False)
+    colour_x, colour_y = data_for(DataMode.COLOR_BINARY_COMPLETE).get_full_data_set(
+        training=False)
+    label_of = {image.tobytes(): label for image, label in zip(mono_x, mono_y)}
+    folded, channels = fold_channels(colour_x[:300])
+    rows = channel_digits(colour_y[:300], channels).reshape(-1)
+    found = [label_of.get(image.tobytes()) for image in folded]
+    assert sum(f is not None for f in found) > 0.95 * len(found)
+    assert all(f is None or f == r for f, r in zip(found, rows))
+    # The model's layer folds labels the same way.
+    one_hot = FoldLabels(3)(tf.constant(colour_y[:300])).numpy()
+    np.testing.assert_array_equal(one_hot.argmax(axis=1), rows)
+    assert channel_digits(np.array([386]), 3).tolist() == [[6, 8, 3]]
+
+
+def test_a_colour_number_is_drawn_digit_by_digit():
+    mono = tiny_cvae(1)
+    colour = mono.with_channels(3)
+    z = colour.sample_latents(2, seed=3)
+    drawn = colour.decode_images(z, labels=[386, 910])
+    for c, digits in enumerate(([6, 0], [8, 1], [3, 9])):
+        np.testing.assert_allclose(drawn[..., c:c + 1],
+                                   mono.decode_images(z[:, c], labels=digits), atol=1e-5)
+
+
+def test_labels_are_required_checked_and_used_in_training():
+    model = tiny_cvae()
+    x = binary_images(16)
+    with pytest.raises(ValueError, match="needs labels"):
+        model.encode(x)
+    with pytest.raises(ValueError, match="needs labels"):
+        fit_model(model, x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="0..9"):
+        model.encode(x, labels=np.full(16, 10))
+    with pytest.raises(ValueError, match="15 labels for 16 images"):
+        model.encode(x, labels=np.zeros(15, int))
+    before = model.network_weights()
+    history = fit_model(model, x, x[:4], epochs=1, batch_size=8, verbose=0,
+                        labels=np.arange(16) % 10, val_labels=np.arange(4))
+    assert {"loss", "val_loss"} <= set(history)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.network_weights()))
+    vae = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8)))
+    with pytest.raises(ValueError, match="unconditional"):
+        vae.encode(x, labels=np.zeros(16, int))
+
+
+def test_the_classifier_posterior_sums_to_one_and_respects_the_prior():
+    model = tiny_cvae()
+    x = binary_images(7)
+    log_lik = class_log_likelihoods(model, x, num_samples=4, seed=0)
+    assert log_lik.shape == (7, 1, 10) and np.all(np.isfinite(log_lik))
+    counts = [5, 5, 5, 5, 5, 5, 5, 5, 0, 5]  # trained without 8s: p(8) = 0
+    posterior = class_posterior(log_lik, log_class_prior(counts))
+    np.testing.assert_allclose(posterior.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all(posterior[..., 8] == 0.0)
+    uniform = class_posterior(log_lik, log_class_prior())
+    np.testing.assert_allclose(uniform.sum(axis=-1), 1.0, rtol=1e-12)
+    # log p(x) = log sum_y p(x|y) p(y), and a seed fixes the estimate.
+    np.testing.assert_allclose(
+        marginal_log_likelihood(log_lik, log_class_prior()),
+        np.log(np.exp(log_lik.astype(np.float64)).mean(axis=-1)), rtol=1e-9)
+    np.testing.assert_array_equal(log_lik, class_log_likelihoods(model, x, num_samples=4))
+    with pytest.raises(ValueError, match="conditional"):
+        class_log_likelihoods(build_model(ModelConfig(kind="vae", latent_dim=3,
+                                                      filters=(4, 8))), x)
+    with pytest.raises(ValueError, match="10 counts"):
+        log_class_prior([1, 2, 3])
+
+
+def test_class_estimates_of_colour_images_are_those_of_their_channels():
+    mono = tiny_cvae(1)
+    colour = mono.with_channels(3)
+    x = binary_images(4, channels=3, seed=1)
+    per_channel = class_log_likelihoods(colour, x, num_samples=3, seed=2)
+    folded = class_log_likelihoods(mono, fold_channels(x)[0], num_samples=3, seed=2)
+    np.testing.assert_allclose(per_channel.reshape(-1, 10), folded[:, 0], rtol=1e-5)
+
+
+def test_importance_sampling_tightens_towards_log_p_x_given_y():
+    # The IWAE bound grows with K on average: K = 200 >= K = 1 (the ELBO) per label.
+    model = tiny_cvae()
+    x = binary_images(5)
+    one = np.mean([class_log_likelihoods(model, x, num_samples=1, seed=s) for s in range(20)],
+                  axis=0)
+    many = class_log_likelihoods(model, x, num_samples=200, seed=0)
+    assert np.all(many >= one - 0.05)
+
+
+def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
+    common = importlib.import_module("common")
+    common._CACHE.clear()
+    out = tmp_path / "cvae"
+    path = importlib.import_module("cvae").main(["--quick", "--out", str(out)])
+    common._CACHE.clear()
+    metrics = json.loads(path.read_text())
+    assert metrics["row"] == "cvae" and metrics["quick"] is True
+    assert set(metrics["section_seconds"]) == {"generate_mono", "generate_colour", "classify",
+                                               "anomaly"}
+    for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
+        section = metrics[key]
+        assert 0 <= section["conditional_accuracy"] <= section["quality_predictability"] <= 1
+        assert section["labels"] == labels
+        prefix = "" if labels == 10 else "color_"
+        with np.load(out / f"{prefix}samples.npz") as samples:
+            assert samples["images"].shape[0] == samples["requested_labels"].shape[0]
+            assert samples["images"].shape[0] == section["samples"]
+            assert set(samples["requested_labels"]) == set(range(labels))
+    classify = metrics["classify"]
+    assert [run["num_samples"] for run in classify["runs"].values()] == [1, 3]
+    assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == 512
+    assert set(classify["non_digits"]) >= {"test_digits", "uniform_noise", "constant"}
+    anomaly = metrics["anomaly"]
+    for part in ("mono", "colour_worst_channel"):
+        assert set(anomaly[part]) == {"neg_log_sum_y", "neg_max_y"}
+        assert 0 <= anomaly[part]["neg_log_sum_y"]["roc_auc"] <= 1
+    for name in ("cvae_digits.png", "cvae_style_transfer.png", "cvae_confusion.png",
+                 "cvae_anomaly_curves.png", "color_cvae_anomaly_curves.png",
+                 "color_cvae_numbers.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
