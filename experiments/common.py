@@ -143,7 +143,8 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
         parser.add_argument("--learned-prior", action="store_true",
                             help="the VAE trained with a learned flow prior p(z) "
                                  f"(saved_models/{LEARNED_PRIOR_KIND}_mono_*.keras), sampled "
-                                 "from that prior, instead of the N(0, I) VAE")
+                                 "from that prior, instead of the N(0, I) VAE; results go "
+                                 f"to results/{row}-learned_prior/")
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
@@ -178,8 +179,9 @@ def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,
     if (args.retrain or args.settings or args.run) and not args.quick and not args.ship:
         args.run_dir = zoo.run_folder(args.run or zoo.run_name(kind, args.settings, args.seed
                                                                if args.retrain else 0))
-    if args.out is None:
-        args.out = (args.run_dir or REPO_ROOT / "results") / row
+    if args.out is None:  # the learned-prior VAE's results sit beside the row's own
+        args.out = (args.run_dir or REPO_ROOT / "results") / (
+            f"{row}-learned_prior" if getattr(args, "learned_prior", False) else row)
     if args.seed < 0:
         parser.error("--seed must be an integer >= 0")
     check_training_flags(parser, args)

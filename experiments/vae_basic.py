@@ -9,13 +9,15 @@ results/vae_basic/metrics.json.
 
     python experiments/vae_basic.py              # shipped weights, seconds
     python experiments/vae_basic.py --retrain    # train again (30 epochs) into runs/, then evaluate
+    python experiments/vae_basic.py --learned-prior  # the VAE trained with a learned flow prior
 """
 import common
 import rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_basic", "vae", argv, extra=rows.add_judge_flag)
+    args = common.parse_args(__doc__, "vae_basic", "vae", argv, extra=rows.add_judge_flag,
+                             learned_prior=True)
     return common.write_metrics(args, rows.basic(args, channels=1))
 
 

@@ -134,3 +134,12 @@ def test_beta_sweep_quick_run(fresh_cache, tmp_path):
         assert 0 <= row["anomaly_roc_auc"] <= 1
     for name in ("beta_curves.png", "beta_traversals.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loglik_comparison_quick_run(fresh_cache, tmp_path):
+    out = tmp_path / "vae_loglik"
+    path = importlib.import_module("vae_loglik").main(["--quick", "--out", str(out)])
+    metrics = json.loads(path.read_text())
+    assert set(metrics["models"]) == {"vae_mono_complete", "flowprior_vae_mono_complete"}
+    for row in metrics["models"].values():
+        assert row["log_px_iwae_nats"] >= row["elbo_nats"] - 1.0
