@@ -81,10 +81,10 @@ SHIPPED["cvae_mono_missing"] = Recipe(_CVAE, "MONO_BINARY_MISSING", epochs=20, d
 
 # The VAE with a learned (flow) prior: the CVAE's network, so both fit the weights budget.
 _FLOWPRIOR = ModelConfig(kind="flowprior_vae", latent_dim=8, head="bernoulli", hidden_units=64)
-SHIPPED["flowprior_vae_mono_complete"] = Recipe(_FLOWPRIOR, "MONO_BINARY_COMPLETE", epochs=30,
-                                                decay_from=15)
-SHIPPED["flowprior_vae_mono_missing"] = Recipe(_FLOWPRIOR, "MONO_BINARY_MISSING", epochs=30,
-                                               decay_from=15)
+SHIPPED["flowprior_vae_mono_complete"] = Recipe(_FLOWPRIOR, "MONO_BINARY_COMPLETE", epochs=20,
+                                                decay_from=10)
+SHIPPED["flowprior_vae_mono_missing"] = Recipe(_FLOWPRIOR, "MONO_BINARY_MISSING", epochs=20,
+                                               decay_from=10)
 
 # The beta sweep (experiments/vae_beta.py): one small recipe for every KL weight, so that all
 # twelve models (complete data and without 8s) fit the weights budget and train in two hours.
