@@ -2,18 +2,20 @@
 
 The conditional VAE (models/cvae.py) has the digit label at its encoder and decoder; a colour
 image is the mono model per channel, each channel conditioned on its own digit (R ones, G tens,
-B hundreds).
+B hundreds). Codes come from its class prior p(z | y), a Gaussian per digit fitted to the
+training codes (models/cvae.py; N(0, I), the prior it was trained with, leaves holes in which a
+"1" decodes as a 7); the N(0, I) numbers are reported beside.
 
 Sections (each one's seconds in metrics.json):
   generate    mono: --per-digit samples of each digit; colour: --per-number samples of every
-              number 000-999. Conditional accuracy = the judge is confident (tolerance 0.8
+              number 000-999; z from the class prior, and from N(0, I) for comparison. Conditional accuracy = the judge is confident (tolerance 0.8
               mono, 0.5 colour) and its class is the requested one. Figures: digits x styles,
               style transfer (test images' z decoded with every label), requested numbers.
               samples.npz / color_samples.npz hold ``images`` and ``requested_labels``.
   classify    the generative classifier argmax_y log p(x|y) + log p(y), log p(x|y) importance-
               sampled with q(z|x,y): test accuracy at K = --full-k on the whole test set and at
-              each --subset-k on --subset test images; the confusion matrix; how it treats
-              non-digits (uniform noise, constant images)
+              each --subset-k on --subset test images (and at K = --full-k with N(0, I) as
+              p(z|y)); the confusion matrix; how it treats non-digits (noise, constants)
   anomaly     the CVAE trained without 8s: score = -log sum_y p(x|y) p(y), p(y) the training
               digit frequencies (p(8) = 0); ROC / PR AUC mono and colour (worst channel), beside
               the VAE's from results/vae_anom and results/vae_stack when they exist
@@ -73,45 +75,56 @@ def requested(args, channels: int) -> np.ndarray:
     return np.repeat(np.arange(1000), args.per_number)
 
 
-def section_generate(args, model, channels: int, x_test, y_test) -> dict:
-    labels = requested(args, channels)
-    # 8-bit grey levels, as the generation rows save them.
-    images = np.round(model.generate_images(len(labels), seed=args.seed, labels=labels)
-                      * 255) / 255
-    net = common.verifier()
-    predictions, beliefs = net.predict(images)
+def judged(images, labels, channels: int) -> dict:
+    """Conditional accuracy (confident and the requested class), quality, coverage."""
+    predictions, beliefs = common.verifier().predict(images)
     confident = beliefs >= TOLERANCE[channels]
     correct = confident & (predictions == labels)
     classes = 10 ** channels
     hits = np.bincount(labels[correct], minlength=classes)
+    return {
+        "conditional_accuracy": float(correct.mean()),
+        "quality_predictability": float(confident.mean()),
+        "coverage": float(len(np.unique(predictions[confident])) / classes),
+        "labels_with_a_correct_sample": int(np.sum(hits > 0)),
+        "fewest_correct_samples_of_a_label": int(hits.min()),
+        **({"conditional_accuracy_per_digit": np.round(
+            hits / np.bincount(labels, minlength=10), 4).tolist()} if channels == 1 else {}),
+    }
+
+
+def section_generate(args, model, channels: int, x_test, y_test) -> dict:
+    labels = requested(args, channels)
+    # 8-bit grey levels, as the generation rows save them.
+    images = np.round(model.decode_images(model.class_codes(labels, seed=args.seed),
+                                          labels=labels) * 255) / 255
+    from_standard = np.round(model.generate_images(len(labels), seed=args.seed, labels=labels)
+                             * 255) / 255
     prefix = "" if channels == 1 else "color_"
     save_samples(images, args.out / f"{prefix}samples.npz", requested_labels=labels)
     if channels == 1:
-        per_digit = hits / np.bincount(labels, minlength=10)
-        # Rows: digits; columns: one z each, shared by the row's labels (a style).
-        z = model.sample_latents(10, seed=args.seed + 1)
-        grid = model.decode_images(np.tile(z, (10, 1, 1)), labels=np.repeat(np.arange(10), 10))
+        # Rows: digits; columns: one u ~ N(0, I) each, through every digit's class prior.
+        u = np.random.default_rng(args.seed + 1).standard_normal((10, model.config.latent_dim))
+        means, trils = model.class_prior_weights()
+        z = means[:, None] + np.einsum("yij,sj->ysi", trils, u)  # (digit, style, d)
+        grid = model.decode_images(z.reshape(-1, 1, z.shape[-1]).astype(np.float32),
+                                   labels=np.repeat(np.arange(10), 10))
         common.save_image_grid(grid, args.out / "cvae_digits.png", columns=10,
-                               title="CVAE: row = requested digit, column = one z (a style)")
+                               title="CVAE: row = requested digit, column = one u (a style)")
         style_transfer(args, model, x_test, y_test)
     else:
-        per_digit = None
         shown = np.random.default_rng(args.seed).choice(len(labels), 40, replace=False)
         common.save_image_grid(images[shown], args.out / "color_cvae_numbers.png", columns=10,
                                captions=[f"{labels[i]:03d}" for i in shown],
                                title="CVAE colour: requested numbers (caption)")
     return {
         "samples": int(len(labels)),
-        "samples_per_label": int(len(labels) // classes),
+        "samples_per_label": int(len(labels) // 10 ** channels),
+        "labels": 10 ** channels,
         "tolerance": TOLERANCE[channels],
-        "conditional_accuracy": float(correct.mean()),
-        "quality_predictability": float(confident.mean()),
-        "coverage": float(net.check_class_coverage(images, TOLERANCE[channels])),
-        "labels_with_a_correct_sample": int(np.sum(hits > 0)),
-        "labels": classes,
-        "fewest_correct_samples_of_a_label": int(hits.min()),
-        **({"conditional_accuracy_per_digit": np.round(per_digit, 4).tolist()}
-           if per_digit is not None else {}),
+        "latent": "class prior p(z|y)",
+        **judged(images, labels, channels),
+        "with_standard_normal_z": judged(from_standard, labels, channels),
         "samples_file": common.zoo.shown_path(args.out / f"{prefix}samples.npz"),
     }
 
@@ -131,18 +144,22 @@ def style_transfer(args, model, x_test, y_test, count: int = 8) -> None:
 
 
 def section_classify(args, model, x_test, y_test) -> dict:
-    log_prior = log_class_prior(model.metadata.get("digit_counts"))
+    log_p_y = log_class_prior(model.metadata.get("digit_counts"))
     subset = np.random.default_rng(args.seed).permutation(len(x_test))[: args.subset]
     runs, confusion = {}, None
-    for k, pick in [(args.full_k, np.arange(len(x_test)))] + [(k, subset)
-                                                              for k in args.subset_k]:
+    everything = np.arange(len(x_test))
+    for k, pick, prior in ([(args.full_k, everything, "class")]
+                           + [(k, subset, "class") for k in args.subset_k]
+                           + [(args.full_k, everything, "standard")]):
         start = time.perf_counter()
-        log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=args.seed)[:, 0]
+        log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=args.seed,
+                                        prior=prior)[:, 0]
         seconds = time.perf_counter() - start
-        posterior = class_posterior(log_lik, log_prior)
+        posterior = class_posterior(log_lik, log_p_y)
         predictions = posterior.argmax(axis=1)
-        key = f"K={k}, {'all' if len(pick) == len(x_test) else len(pick)} test images"
-        runs[key] = {"num_samples": k, "images": int(len(pick)),
+        key = (f"K={k}, {'all' if len(pick) == len(x_test) else len(pick)} test images"
+               + (", N(0, I) as p(z|y)" if prior == "standard" else ""))
+        runs[key] = {"num_samples": k, "images": int(len(pick)), "prior": prior,
                      "accuracy": float(np.mean(predictions == y_test[pick])),
                      "seconds": round(seconds, 1),
                      "decoder_passes_per_second": round(len(pick) * 10 * k / seconds)}
@@ -153,12 +170,12 @@ def section_classify(args, model, x_test, y_test) -> dict:
             save_confusion(confusion, args.out / "cvae_confusion.png",
                            f"CVAE generative classifier, {key}: "
                            f"{100 * runs[key]['accuracy']:.2f} % correct")
-    return {"log_prior": "digit frequencies of the training data", "runs": runs,
+    return {"p_y": "digit frequencies of the training data", "runs": runs,
             "confusion_matrix_rows_true_columns_predicted": confusion.tolist(),
-            "non_digits": non_digits(args, model, log_prior, digits_max)}
+            "non_digits": non_digits(args, model, log_p_y, digits_max)}
 
 
-def non_digits(args, model, log_prior, digits_max) -> dict:
+def non_digits(args, model, log_p_y, digits_max) -> dict:
     """max_y log p(x|y) and the classifier's answer for noise and constant images, beside the
     real test digits'."""
     rng = np.random.default_rng(args.seed)
@@ -166,10 +183,10 @@ def non_digits(args, model, log_prior, digits_max) -> dict:
             "constant": np.linspace(0, 1, 11, dtype=np.float32)[:, None, None, None]
             * np.ones((1, 28, 28, 1), np.float32)}
     results = {"test_digits": _spread(digits_max)}
-    k = max(args.subset_k)
+    k = args.full_k  # as for the test digits
     for name, images in sets.items():
         log_lik = class_log_likelihoods(model, images, num_samples=k, seed=args.seed)[:, 0]
-        posterior = class_posterior(log_lik, log_prior)
+        posterior = class_posterior(log_lik, log_p_y)
         results[name] = {**_spread(log_lik.max(axis=1)), "num_samples": k,
                          "mean_top_posterior": float(posterior.max(axis=1).mean()),
                          "predicted_digit_counts": np.bincount(posterior.argmax(axis=1),
@@ -213,11 +230,11 @@ def section_anomaly(args) -> dict:
     model, info = common.get_model(args, 1, True, x_train, x_mono, labels=y_train,
                                    val_labels=y_mono)
     _, _, x_colour, y_colour = common.load_data(common.mode_for(3, missing=True), args)
-    log_prior = log_class_prior(model.metadata.get("digit_counts"))
+    log_p_y = log_class_prior(model.metadata.get("digit_counts"))
     both = np.concatenate([x_mono, x_colour.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)])
     log_lik = class_log_likelihoods(model, both, num_samples=args.anomaly_samples,
                                     seed=args.seed)[:, 0]
-    scores = {"neg_log_sum_y": -marginal_log_likelihood(log_lik, log_prior),
+    scores = {"neg_log_sum_y": -marginal_log_likelihood(log_lik, log_p_y),
               "neg_max_y": -log_lik.max(axis=1)}
     mono = {name: s[: len(x_mono)] for name, s in scores.items()}
     worst = {name: s[len(x_mono):].reshape(-1, 3).max(axis=1) for name, s in scores.items()}

@@ -29,8 +29,11 @@ def _check_conditional(model) -> None:
                          f"{model.config.kind!r} model.")
 
 
+PRIORS = ("standard", "class")
+
+
 @tf.function(reduce_retracing=True)
-def _class_block(model, mono_x, num_samples: int, seed):
+def _class_block(model, mono_x, num_samples: int, seed, prior: str):
     """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
     count = tf.shape(mono_x)[0]
     images = tf.repeat(mono_x, LABEL_CLASSES, axis=0)  # row b * 10 + y
@@ -42,20 +45,29 @@ def _class_block(model, mono_x, num_samples: int, seed):
     decoded = model.head.distribution(model.mono_pixel_params(flat_z, flat_digits))
     targets = tf.tile(model.head.targets(images), [num_samples, 1, 1, 1])
     log_px = tf.reshape(decoded.log_prob(targets), [num_samples, -1])
-    log_w = log_px + model.latent_prior(1).log_prob(z) - posterior.log_prob(z)
+    if prior == "class":
+        log_pz = model.class_prior(digits).log_prob(z[:, :, 0, :])
+    else:
+        log_pz = model.latent_prior(1).log_prob(z)
+    log_w = log_px + log_pz - posterior.log_prob(z)
     log_lik = tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))
     return tf.reshape(log_lik, [count, LABEL_CLASSES])
 
 
 def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
-                          max_decodes: int = 20_000, progress=None) -> np.ndarray:
+                          max_decodes: int = 20_000, progress=None,
+                          prior: str = "class") -> np.ndarray:
     """(N, C, 10) nats: log p(x_c | y) of every channel image of x (N, 28, 28, C) under every
     digit y, by importance sampling with ``num_samples`` draws of q(z | x_c, y) each.
+    ``prior``: p(z | y) is the model's class prior ("class", see models/cvae.py) or the
+    N(0, I) it was trained with ("standard").
 
     Blocks of max_decodes // (10 K) images (at least one) are decoded at once. ``progress``:
     called with the number of images done after each block.
     """
     _check_conditional(model)
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}.")
     x = check_images(x, model.config.channels)
     num_samples, seed = check_count("num_samples", num_samples), check_seed(seed)
     check_count("max_decodes", max_decodes)
@@ -64,7 +76,8 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     results = []
     for index, start in enumerate(range(0, len(distinct), block)):
         results.append(_class_block(model, tf.constant(distinct[start:start + block]),
-                                    num_samples, tf.constant([seed, index], tf.int32)).numpy())
+                                    num_samples, tf.constant([seed, index], tf.int32),
+                                    prior).numpy())
         if progress is not None:
             progress(min(start + block, len(distinct)))
     values = np.concatenate(results).astype(np.float64)

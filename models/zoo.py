@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from stacked_mnist import channel_digits
+from stacked_mnist import channel_digits, fold_channels
 
 from .config import ModelConfig
 from .generative import build_model, fit_model
@@ -197,9 +197,10 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
-    if labels is not None:  # a conditional model's p(y): how often each digit was seen
-        digits = channel_digits(model.check_labels(labels, len(x_train)), channels)
-        model.metadata["digit_counts"] = np.bincount(digits.ravel(), minlength=10).tolist()
+    if model.conditional:  # p(y), how often each digit was seen, and the class prior p(z|y)
+        digits = channel_digits(model.check_labels(labels, len(x_train)), channels).ravel()
+        model.metadata["digit_counts"] = np.bincount(digits, minlength=10).tolist()
+        model.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
     return model
 
 

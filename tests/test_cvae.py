@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import ModelConfig, build_model, fit_model
+from models import ModelConfig, build_model, fit_model, load_model, save_model
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
                                 marginal_log_likelihood)
 from models.networks import FoldLabels
@@ -80,11 +80,12 @@ def test_labels_are_required_checked_and_used_in_training():
         model.encode(x, labels=np.full(16, 10))
     with pytest.raises(ValueError, match="15 labels for 16 images"):
         model.encode(x, labels=np.zeros(15, int))
-    before = model.network_weights()
+    before = [w.numpy() for w in model.trainable_weights]
     history = fit_model(model, x, x[:4], epochs=1, batch_size=8, verbose=0,
                         labels=np.arange(16) % 10, val_labels=np.arange(4))
     assert {"loss", "val_loss"} <= set(history)
-    assert all(not np.array_equal(a, b) for a, b in zip(before, model.network_weights()))
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(before,
+                                                                model.trainable_weights))
     vae = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8)))
     with pytest.raises(ValueError, match="unconditional"):
         vae.encode(x, labels=np.zeros(16, int))
@@ -132,6 +133,39 @@ def test_importance_sampling_tightens_towards_log_p_x_given_y():
     assert np.all(many >= one - 0.05)
 
 
+def test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved(tmp_path):
+    model = tiny_cvae()
+    x, digits = binary_images(60, seed=2), np.arange(60) % 10
+    digits[digits == 8] = 3  # no 8 among the training images
+    standard = model.class_prior_weights()
+    np.testing.assert_array_equal(standard[1][0], np.eye(3))  # N(0, I) until fitted
+    model.fit_class_prior(x, digits, seed=0)
+    means, trils = model.class_prior_weights()
+    assert model.metadata["class_prior"]["digits_fitted"] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+    np.testing.assert_array_equal(means[8], 0.0)  # no images: N(0, I) kept
+    np.testing.assert_array_equal(trils[8], np.eye(3))
+    mean, scale = model.mono_code_distribution(x, digits=digits)
+    draw = mean + scale * np.random.default_rng(0).standard_normal(mean.shape)
+    np.testing.assert_allclose(means[3], draw[digits == 3].mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(trils[3] @ trils[3].T, np.cov(draw[digits == 3], rowvar=False),
+                               rtol=1e-3, atol=1e-5)
+    codes = model.class_codes(np.full(4000, 3), seed=1)
+    assert codes.shape == (4000, 1, 3)
+    np.testing.assert_allclose(codes[:, 0].mean(axis=0), means[3], atol=0.15)
+    colour = model.with_channels(3)  # the class prior travels with the weights
+    z = colour.class_codes(np.array([386]), seed=0)
+    assert z.shape == (1, 3, 3)
+    path = save_model(model, tmp_path / "cvae.keras")
+    for a, b in zip(load_model(path).class_prior_weights(), (means, trils)):
+        np.testing.assert_array_equal(a, b)
+    # Both priors give log p(x | y) estimates; the class prior's differ.
+    by_class = class_log_likelihoods(model, x[:3], num_samples=2, seed=0)
+    standard = class_log_likelihoods(model, x[:3], num_samples=2, seed=0, prior="standard")
+    assert not np.allclose(by_class, standard)
+    with pytest.raises(ValueError, match="prior must be"):
+        class_log_likelihoods(model, x[:3], prior="flat")
+
+
 def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
     common = importlib.import_module("common")
     common._CACHE.clear()
@@ -144,7 +178,8 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
                                                "anomaly"}
     for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
         section = metrics[key]
-        assert 0 <= section["conditional_accuracy"] <= section["quality_predictability"] <= 1
+        for judged in (section, section["with_standard_normal_z"]):
+            assert 0 <= judged["conditional_accuracy"] <= judged["quality_predictability"] <= 1
         assert section["labels"] == labels
         prefix = "" if labels == 10 else "color_"
         with np.load(out / f"{prefix}samples.npz") as samples:
@@ -152,7 +187,8 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
             assert samples["images"].shape[0] == section["samples"]
             assert set(samples["requested_labels"]) == set(range(labels))
     classify = metrics["classify"]
-    assert [run["num_samples"] for run in classify["runs"].values()] == [1, 3]
+    assert [(run["num_samples"], run["prior"]) for run in classify["runs"].values()] == [
+        (1, "class"), (3, "class"), (1, "standard")]
     assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == 512
     assert set(classify["non_digits"]) >= {"test_digits", "uniform_noise", "constant"}
     anomaly = metrics["anomaly"]
