@@ -33,7 +33,7 @@ from models.anomaly import contains_digit, evaluate_scores, save_curves
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
                                 marginal_log_likelihood)
 from rows import save_samples
-from stacked_mnist import channel_digits
+from stacked_mnist import fold_channels
 
 TOLERANCE = {1: 0.8, 3: 0.5}
 QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 2,
@@ -153,6 +153,8 @@ def section_classify(args, model, x_test, y_test) -> dict:
     for k, pick, prior in ([(args.full_k, everything, "class")]
                            + [(k, subset, "class") for k in args.subset_k]
                            + [(args.full_k, everything, "standard")]):
+        print(f"classifying {len(pick)} test images, K = {k}, {prior} prior: "
+              f"{len(pick) * 10 * k:,} decoder passes", flush=True)
         start = time.perf_counter()
         log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=args.seed,
                                         prior=prior)[:, 0]
@@ -233,7 +235,9 @@ def section_anomaly(args) -> dict:
                                    val_labels=y_mono)
     _, _, x_colour, y_colour = common.load_data(common.mode_for(3, missing=True), args)
     log_p_y = log_class_prior(model.metadata.get("digit_counts"))
-    both = np.concatenate([x_mono, x_colour.transpose(0, 3, 1, 2).reshape(-1, 28, 28, 1)])
+    both = np.concatenate([x_mono, fold_channels(x_colour)[0]])
+    print(f"anomaly scores of {len(x_mono)} mono and {len(x_colour)} colour test images, "
+          f"K = {args.anomaly_samples}", flush=True)
     log_lik = class_log_likelihoods(model, both, num_samples=args.anomaly_samples,
                                     seed=args.seed)[:, 0]
     scores = {"neg_log_sum_y": -marginal_log_likelihood(log_lik, log_p_y),

@@ -18,6 +18,7 @@ Weights must be finite when saved and when loaded.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Optional, Tuple
@@ -69,13 +70,19 @@ def save(obj, path, metadata: Optional[dict] = None) -> Path:
         copy = type(obj).from_config(obj.get_config())
         copy.set_network_weights(weights)
         obj = copy
-    with atomic_path(path, suffix=".keras") as tmp, warnings.catch_warnings():
-        # Keras reads every layer's config while it walks the model for weights; the MADE
-        # networks' initializer settings make it warn about serialising them, which the file
-        # never does (it holds our plain configs only).
-        warnings.filterwarnings("ignore", message=r"The `keras\.\w+\.serialize\(\)` API")
+    with atomic_path(path, suffix=".keras") as tmp, _quiet_made_configs():
         obj.save(str(tmp))
     return path
+
+
+@contextlib.contextmanager
+def _quiet_made_configs():
+    """Keras reads every layer's config while it walks a model for its weights; the MADE
+    networks' initializer settings (flows, the learned prior) make it warn about serialising
+    them, which the file never does (it holds our plain configs only)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `keras\.\w+\.serialize\(\)` API")
+        yield
 
 
 def check_archive(path) -> dict:
@@ -118,7 +125,8 @@ def load(path, expected: type = object, hint: str = ""):
         raise ModelFileError(f"Model file {path} does not exist.{hint}")
     try:
         check_archive(path)
-        obj = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
+        with _quiet_made_configs():
+            obj = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
     except Exception as err:  # zipfile, h5py, JSON and Keras errors alike
         raise ModelFileError(f"Model file {path} cannot be loaded: {err}.{hint}") from err
     if not isinstance(obj, expected):
