@@ -55,15 +55,13 @@ def _class_block(model, mono_x, num_samples: int, seed, prior: str):
 
 
 def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
-                          max_decodes: int = 20_000, progress=None,
-                          prior: str = "class") -> np.ndarray:
+                          max_decodes: int = 20_000, prior: str = "class") -> np.ndarray:
     """(N, C, 10) nats: log p(x_c | y) of every channel image of x (N, 28, 28, C) under every
     digit y, by importance sampling with ``num_samples`` draws of q(z | x_c, y) each.
     ``prior``: p(z | y) is the model's class prior ("class", see models/cvae.py) or the
     N(0, I) it was trained with ("standard").
 
-    Blocks of max_decodes // (10 K) images (at least one) are decoded at once. ``progress``:
-    called with the number of images done after each block.
+    Blocks of max_decodes // (10 K) images (at least one) are decoded at once.
     """
     _check_conditional(model)
     if prior not in PRIORS:
@@ -78,8 +76,6 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
         results.append(_class_block(model, tf.constant(distinct[start:start + block]),
                                     num_samples, tf.constant([seed, index], tf.int32),
                                     prior).numpy())
-        if progress is not None:
-            progress(min(start + block, len(distinct)))
     values = np.concatenate(results).astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise FloatingPointError("log p(x | y) is not finite: the model's weights are damaged "
