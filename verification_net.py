@@ -143,6 +143,12 @@ def _check_tolerance(tolerance) -> None:
         )
 
 
+def combine_channels(digits: np.ndarray, beliefs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The judge's colour rule: per-channel digits and beliefs (N, C) -> ``(predictions (N,)
+    = sum_c digit_c 10^c, beliefs (N,) = prod_c belief_c)``."""
+    return digits @ (10 ** np.arange(digits.shape[-1])), np.prod(beliefs, axis=-1)
+
+
 def _mix_in_non_digits(x, y, share: float = 0.1):
     """Replace ``share`` of a batch by non-digits (noise or constant images) whose target is
     the uniform distribution over the 10 classes."""
@@ -376,12 +382,8 @@ class VerificationNet:
                 f"for {broken} of {len(probs)} channel images; its weights are broken, so it "
                 f"cannot judge: {_restore_hint(self.file_name)}."
             )
-        probs = probs[inverse]
-        probs = probs.reshape(len(data), channels, 10)
-        digits = np.argmax(probs, axis=-1)
-        predictions = digits @ (10 ** np.arange(channels))
-        beliefs = np.prod(np.max(probs, axis=-1), axis=-1)
-        return predictions, beliefs
+        probs = probs[inverse].reshape(len(data), channels, 10)
+        return combine_channels(np.argmax(probs, axis=-1), np.max(probs, axis=-1))
 
     def _class_probabilities(self, mono_images: np.ndarray, batch_size: int = 2048):
         """(M, 10) softmax outputs for (M, 28, 28, 1) images. A compiled inference call per

@@ -76,6 +76,7 @@ import numpy as np  # noqa: E402
 from atomic_io import atomic_path, process_alive, save_figure  # noqa: E402
 from models import HEADS, ModelFileError, load_model, save  # noqa: E402
 from models import zoo  # noqa: E402
+from models.flowprior import FlowPriorVAE  # noqa: E402
 from models.generative import DISTRIBUTE, distribution_strategy, worker_suffix  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
@@ -95,7 +96,7 @@ def count(text: str) -> int:
     return value
 
 
-LEARNED_PRIOR_KIND = "flowprior_vae"
+LEARNED_PRIOR_KIND = FlowPriorVAE.kind  # what --learned-prior switches the VAE rows to
 
 
 def parse_args(doc: str, row: str, kind: str, argv=None, extra=None,

@@ -103,10 +103,9 @@ def section_generate(args, model, channels: int, x_test, y_test) -> dict:
     if channels == 1:
         # Rows: digits; columns: one u ~ N(0, I) each, through every digit's class prior.
         u = np.random.default_rng(args.seed + 1).standard_normal((10, model.config.latent_dim))
-        means, trils = model.class_prior_weights()
-        z = means[:, None] + np.einsum("yij,sj->ysi", trils, u)  # (digit, style, d)
-        grid = model.decode_images(z.reshape(-1, 1, z.shape[-1]).astype(np.float32),
-                                   labels=np.repeat(np.arange(10), 10))
+        digits = np.repeat(np.arange(10), 10)
+        grid = model.decode_images(model.class_codes(digits, noise=np.tile(u, (10, 1))),
+                                   labels=digits)
         common.save_image_grid(grid, args.out / "cvae_digits.png", columns=10,
                                title="CVAE: row = requested digit, column = one u (a style)")
         style_transfer(args, model, x_test, y_test)

@@ -41,6 +41,7 @@ from models.latent import activity, kl_per_dimension, traverse
 from models.likelihood import posterior_estimates
 from rows import kl_to_uniform
 from stacked_mnist import fold_channels
+from verification_net import combine_channels
 
 TOLERANCE = {1: 0.8, 3: 0.5}
 QUICK = {"samples": 200}
@@ -68,16 +69,16 @@ def beta_model(args, beta: float, missing: bool):
 
 def judge_samples(model, count: int, seed: int) -> dict:
     """Mono and colour quality and coverage, and the colour KL to uniform, of ``count`` colour
-    samples from N(0, I), each channel image judged once: a colour image's class is
-    sum_c digit_c 10^c and its belief the product of its channels' (VerificationNet's rule)."""
+    samples from N(0, I), each channel image judged once and the colour verdicts formed by
+    the judge's own rule (``verification_net.combine_channels``)."""
     colour = model.with_channels(3)
     mono_images = fold_channels(np.round(colour.generate_images(count, seed=seed) * 255)
                                 / 255)[0]
     digits, beliefs = common.verifier().predict(mono_images)
     results = {}
-    for channels, classes, belief in (
-            (1, digits, beliefs),
-            (3, digits.reshape(-1, 3) @ 10 ** np.arange(3), beliefs.reshape(-1, 3).prod(1))):
+    for channels, (classes, belief) in (
+            (1, (digits, beliefs)),
+            (3, combine_channels(digits.reshape(-1, 3), beliefs.reshape(-1, 3)))):
         confident = belief >= TOLERANCE[channels]
         counts = np.bincount(classes[confident], minlength=10 ** channels)
         results["mono" if channels == 1 else "colour"] = {

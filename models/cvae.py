@@ -81,13 +81,17 @@ class CVAE(VAE):
             "digits_fitted": fitted, "seed": int(seed)}
         return self
 
-    def class_codes(self, labels, seed: int = 0) -> np.ndarray:
+    def class_codes(self, labels, seed: int = 0, noise=None) -> np.ndarray:
         """(N, C, d) codes for class labels (N,): each channel's z drawn from p(z | its
-        digit), the class prior."""
+        digit), the class prior. ``noise`` (N * C, d), given, is the standard-normal draw
+        pushed through each digit's Gaussian (one style for several digits)."""
         labels = self.check_labels(labels, len(np.asarray(labels)))
         channels, d = self.config.channels, self.config.latent_dim
         digits = channel_digits(labels, channels).reshape(-1)
-        noise = np.random.default_rng(check_seed(seed)).standard_normal((len(digits), d))
+        if noise is None:
+            noise = np.random.default_rng(check_seed(seed)).standard_normal((len(digits), d))
+        elif np.shape(noise) != (len(digits), d):
+            raise ValueError(f"noise must have shape {(len(digits), d)}, got {np.shape(noise)}.")
         means, trils = self.class_prior_weights()
         z = means[digits] + np.einsum("nij,nj->ni", trils[digits], noise)
         return z.astype(np.float32).reshape(-1, channels, d)

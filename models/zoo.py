@@ -100,12 +100,11 @@ def beta_name(beta: float, missing: bool) -> str:
     return f"vae_beta{beta:g}_mono_{'missing' if missing else 'complete'}"
 
 
-for _beta in BETAS:
-    for _missing in (False, True):
-        SHIPPED[beta_name(_beta, _missing)] = Recipe(
-            _BETA_VAE.replace(beta=_beta),
-            "MONO_BINARY_MISSING" if _missing else "MONO_BINARY_COMPLETE",
-            epochs=12, decay_from=8)
+SHIPPED.update({
+    beta_name(beta, missing): Recipe(
+        _BETA_VAE.replace(beta=beta),
+        "MONO_BINARY_MISSING" if missing else "MONO_BINARY_COMPLETE", epochs=12, decay_from=8)
+    for beta in BETAS for missing in (False, True)})
 
 
 def shipped_name(kind: str, missing: bool) -> str:
