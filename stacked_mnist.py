@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import os
 import zlib
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
@@ -44,16 +45,41 @@ _IDX_EXPECTED = {
     "test_images": (2051, 10000),
     "test_labels": (2049, 10000),
 }
-_FIX_HINT = (
-    "Point the loader at a directory holding the four MNIST IDX files "
-    "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-    "t10k-labels-idx1-ubyte[.gz]): pass mnist_dir=... or set the environment variable "
-    "MNIST_DIR=/path/to/mnist. Without a local copy the loader downloads MNIST through "
-    "tf_keras.datasets.mnist.load_data(), which needs internet access once."
-)
+@dataclass(frozen=True)
+class IdxSource:
+    """Where a 28 x 28 IDX data set comes from: its title in messages, the environment
+    variable naming its directory, and the ``tf_keras.datasets`` loader that downloads it.
+    MNIST and Fashion-MNIST share the four file names."""
+
+    title: str = "MNIST"
+    env_var: str = "MNIST_DIR"
+    keras_name: str = "mnist"
+
+    def not_found(self, message: str) -> DataNotFoundError:
+        """The error to raise: ``MNISTNotFoundError`` for MNIST (the course API's)."""
+        return (MNISTNotFoundError if self.keras_name == "mnist" else DataNotFoundError)(message)
+
+    @property
+    def fix_hint(self) -> str:
+        return (
+            f"Point the loader at a directory holding the four {self.title} IDX files "
+            "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+            f"t10k-labels-idx1-ubyte[.gz]): pass mnist_dir=... or set the environment variable "
+            f"{self.env_var}=/path/to/{self.keras_name.replace('_', '-')}. Without a local copy the "
+            f"loader downloads {self.title} through tf_keras.datasets.{self.keras_name}.load_data(), "
+            "which needs internet access once."
+        )
 
 
-class MNISTNotFoundError(RuntimeError):
+MNIST_SOURCE = IdxSource()
+_FIX_HINT = MNIST_SOURCE.fix_hint
+
+
+class DataNotFoundError(RuntimeError):
+    """A data set could be found neither locally nor through the keras download."""
+
+
+class MNISTNotFoundError(DataNotFoundError):
     """MNIST could be found neither locally nor through the keras download."""
 
 
@@ -128,12 +154,12 @@ class DataMode(Enum):
 # --------------------------------------------------------------------------------------------
 # Loading raw MNIST
 # --------------------------------------------------------------------------------------------
-def _find_idx_file(directory: Path, base_name: str) -> Path:
+def _find_idx_file(directory: Path, base_name: str, source: IdxSource) -> Path:
     for candidate in (directory / base_name, directory / (base_name + ".gz")):
         if candidate.is_file():
             return candidate
-    raise MNISTNotFoundError(
-        f"MNIST file {base_name}[.gz] is missing from {directory}. {_FIX_HINT}"
+    raise source.not_found(
+        f"{source.title} file {base_name}[.gz] is missing from {directory}. {source.fix_hint}"
     )
 
 
@@ -160,7 +186,7 @@ def _read_checksums(directory: Path) -> Optional[dict]:
     return sums
 
 
-def _parse_idx(path: Path, key: str, checksums: Optional[dict]) -> np.ndarray:
+def _parse_idx(path: Path, key: str, checksums: Optional[dict], source: IdxSource) -> np.ndarray:
     raw = path.read_bytes()
     if checksums is not None:
         # With a SHA256SUMS every file read is verified: an unlisted plain file next to a
@@ -169,59 +195,59 @@ def _parse_idx(path: Path, key: str, checksums: Optional[dict]) -> np.ndarray:
         if expected_sum is None:
             gz_beside = path.with_name(path.name + ".gz")
             then = f" (then {gz_beside.name} is read)" if gz_beside.is_file() else ""
-            raise MNISTNotFoundError(
-                f"MNIST file {path} is not listed in the SHA256SUMS beside it, so it cannot be "
+            raise source.not_found(
+                f"{source.title} file {path} is not listed in the SHA256SUMS beside it, so it cannot be "
                 f"verified. Add its line if it is a good copy (`sha256sum {path.name} >> "
                 f"SHA256SUMS` in {path.parent}), or remove it{then}."
             )
         if hashlib.sha256(raw).hexdigest() != expected_sum:
-            raise MNISTNotFoundError(
-                f"MNIST file {path} does not match its SHA256SUMS entry (corrupt or truncated "
-                f"copy). Replace it with a fresh copy. {_FIX_HINT}"
+            raise source.not_found(
+                f"{source.title} file {path} does not match its SHA256SUMS entry (corrupt or truncated "
+                f"copy). Replace it with a fresh copy. {source.fix_hint}"
             )
     try:
         data = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as err:
-        raise MNISTNotFoundError(
-            f"MNIST file {path} is not a valid gzip file ({err}). Replace it. {_FIX_HINT}"
+        raise source.not_found(
+            f"{source.title} file {path} is not a valid gzip file ({err}). Replace it. {source.fix_hint}"
         ) from err
     magic, count = _IDX_EXPECTED[key]
     header_len = 16 if magic == 2051 else 8
     if len(data) < header_len:
-        raise MNISTNotFoundError(f"MNIST file {path} is truncated (no IDX header). {_FIX_HINT}")
+        raise source.not_found(f"{source.title} file {path} is truncated (no IDX header). {source.fix_hint}")
     header = np.frombuffer(data[:header_len], dtype=">u4")
     if header[0] != magic or header[1] != count:
-        raise MNISTNotFoundError(
-            f"MNIST file {path} has IDX header (magic {header[0]}, {header[1]} items); "
-            f"expected magic {magic} with {count} items. Is it the right file? {_FIX_HINT}"
+        raise source.not_found(
+            f"{source.title} file {path} has IDX header (magic {header[0]}, {header[1]} items); "
+            f"expected magic {magic} with {count} items. Is it the right file? {source.fix_hint}"
         )
     item_shape = (28, 28) if magic == 2051 else ()
     expected_bytes = header_len + count * int(np.prod(item_shape, dtype=int))
     wrong_image_size = magic == 2051 and tuple(header[2:4]) != (28, 28)
     if wrong_image_size or len(data) != expected_bytes:
-        raise MNISTNotFoundError(
-            f"MNIST file {path} holds {len(data)} bytes after decompression; expected "
-            f"{expected_bytes} for {count} items. It is corrupt or truncated. {_FIX_HINT}"
+        raise source.not_found(
+            f"{source.title} file {path} holds {len(data)} bytes after decompression; expected "
+            f"{expected_bytes} for {count} items. It is corrupt or truncated. {source.fix_hint}"
         )
     items = np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape((count,) + item_shape)
     if magic == 2049 and items.max() > 9:
         # A label byte > 9 is no digit; stacked, it would give colour labels above 999.
         bad = np.flatnonzero(items > 9)
-        raise MNISTNotFoundError(
-            f"MNIST file {path} holds label {items[bad[0]]} at item {bad[0]} ({len(bad)} "
-            f"labels outside 0..9); MNIST labels are the digits 0..9. The file is corrupt or "
-            f"no MNIST label file: replace it with a fresh copy (`sha256sum -c SHA256SUMS` "
-            f"finds changed files). {_FIX_HINT}"
+        raise source.not_found(
+            f"{source.title} file {path} holds label {items[bad[0]]} at item {bad[0]} ({len(bad)} "
+            f"labels outside 0..9); {source.title} labels are the classes 0..9. The file is "
+            f"corrupt or no {source.title} label file: replace it with a fresh copy (`sha256sum -c SHA256SUMS` "
+            f"finds changed files). {source.fix_hint}"
         )
     return items
 
 
-def _load_from_directory(directory: Path):
+def _load_from_directory(directory: Path, source: IdxSource = MNIST_SOURCE):
     if not directory.is_dir():
-        raise MNISTNotFoundError(f"MNIST directory {directory} does not exist. {_FIX_HINT}")
+        raise source.not_found(f"{source.title} directory {directory} does not exist. {source.fix_hint}")
     checksums = _read_checksums(directory)
     arrays = {
-        key: _parse_idx(_find_idx_file(directory, name), key, checksums)
+        key: _parse_idx(_find_idx_file(directory, name, source), key, checksums, source)
         for key, name in MNIST_FILES.items()
     }
     return (arrays["train_images"], arrays["train_labels"]), (
@@ -230,23 +256,32 @@ def _load_from_directory(directory: Path):
     )
 
 
+def load_idx_dataset(directory: Optional[str] = None, source: IdxSource = MNIST_SOURCE):
+    """Raw ``((x_train, y_train), (x_test, y_test))`` uint8 arrays of an IDX data set.
+
+    Looks in ``directory``, then the source's environment variable, then falls back to the
+    keras download.
+    """
+    directory = directory or os.environ.get(source.env_var)
+    if directory:
+        return _load_from_directory(Path(directory).expanduser(), source)
+    try:
+        import tf_keras
+
+        return getattr(tf_keras.datasets, source.keras_name).load_data()
+    except Exception as err:  # no network, SSL, proxy, ... all mean the same to the user
+        raise source.not_found(
+            f"No local {source.title} directory was given and the keras download failed "
+            f"({err}). {source.fix_hint}"
+        ) from err
+
+
 def load_mnist(mnist_dir: Optional[str] = None):
     """Raw MNIST as ``((x_train, y_train), (x_test, y_test))``, uint8 arrays.
 
     Looks in ``mnist_dir``, then ``$MNIST_DIR``, then falls back to the keras download.
     """
-    directory = mnist_dir or os.environ.get("MNIST_DIR")
-    if directory:
-        return _load_from_directory(Path(directory).expanduser())
-    try:
-        import tf_keras
-
-        return tf_keras.datasets.mnist.load_data()
-    except Exception as err:  # no network, SSL, proxy, ... all mean the same to the user
-        raise MNISTNotFoundError(
-            f"No local MNIST directory was given and the keras download failed ({err}). "
-            f"{_FIX_HINT}"
-        ) from err
+    return load_idx_dataset(mnist_dir, MNIST_SOURCE)
 
 
 def validate_labels(labels, channels: int, name: str = "labels") -> np.ndarray:
@@ -326,6 +361,9 @@ class StackedMNISTData:
     Colour images stack three independently drawn MNIST digits in R, G and B; the label is
     R + 10 G + 100 B, so there are 1000 classes. The stacked sets have as many images as the
     underlying mono set and are drawn from ``seed`` (the same seed gives the same sets).
+
+    Beyond the course API: ``source`` reads another 28 x 28 IDX data set (Fashion-MNIST), and
+    ``missing_class`` is the class the MISSING modes drop (8).
     """
 
     def __init__(
@@ -334,6 +372,8 @@ class StackedMNISTData:
         default_batch_size: int = 256,
         seed: Optional[int] = 0,
         mnist_dir: Optional[str] = None,
+        source: IdxSource = MNIST_SOURCE,
+        missing_class: int = 8,
     ) -> None:
         if not isinstance(mode, DataMode):
             raise ValueError(
@@ -344,7 +384,8 @@ class StackedMNISTData:
         self.default_batch_size = self._check_batch_size(default_batch_size)
         self.channels = mode.channels
         self.seed = self._check_seed(seed)
-        (x_train, y_train), (x_test, y_test) = load_mnist(mnist_dir)
+        self.missing_class = missing_class
+        (x_train, y_train), (x_test, y_test) = load_idx_dataset(mnist_dir, source)
         # Separate streams: the stacked test set depends on the seed only, not on how many
         # training images the mode keeps, so COMPLETE and MISSING share one test set.
         train_rng, test_rng = np.random.default_rng(seed).spawn(2)
@@ -376,7 +417,7 @@ class StackedMNISTData:
             images = (images >= 0.5).astype(np.float32)
         labels = labels.astype(np.int64)
         if training and self.mode.missing:
-            keep = labels != 8
+            keep = labels != self.missing_class
             images, labels = images[keep], labels[keep]
         images = images[..., np.newaxis]
         if self.channels == 1:

@@ -9,17 +9,13 @@ Writes results/ae_anom/anomaly_curves.png (ROC and PR), top_anomalies.png and me
     python experiments/ae_anom.py              # shipped weights
     python experiments/ae_anom.py --retrain    # train again (15 epochs) into runs/, then score
 """
-import functools
 
-import common
-import rows
+from experiments import cli, rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "ae_anom", "ae", argv,
-                             extra=functools.partial(rows.add_anom_flags, vae=False))
-    return common.write_metrics(args, rows.anom(args, channels=1))
+    return rows.main(__doc__, "ae_anom", "ae", "anom", argv, other_families=False, likelihood=False)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -10,14 +10,13 @@ results/ae_basic/metrics.json.
     python experiments/ae_basic.py              # shipped weights, seconds
     python experiments/ae_basic.py --retrain    # train again (15 epochs) into runs/, then evaluate
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "ae_basic", "ae", argv, extra=rows.add_judge_flag)
-    return common.write_metrics(args, rows.basic(args, channels=1))
+    return rows.main(__doc__, "ae_basic", "ae", "basic", argv, other_families=False)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

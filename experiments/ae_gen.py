@@ -11,18 +11,13 @@ Writes results/ae_gen/generated.png, generated_class_frequencies.png, samples.np
     python experiments/ae_gen.py --retrain    # train again (15 epochs) into runs/, then generate
     python experiments/ae_gen.py --latent flow   # codes from a flow fitted to the training codes
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    def flags(parser):
-        rows.add_gen_flags(parser, 10_000)
-        rows.add_latent_flag(parser, "ae")
-
-    args = common.parse_args(__doc__, "ae_gen", "ae", argv, extra=flags)
-    return common.write_metrics(args, rows.gen(args, channels=1))
+    return rows.main(__doc__, "ae_gen", "ae", "gen", argv, samples=10_000, other_families=False)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

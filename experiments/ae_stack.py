@@ -15,19 +15,13 @@ metrics.json with the sections basic, gen and anom, and section_seconds (where t
     python experiments/ae_stack.py --retrain    # train colour models into runs/ (15 epochs each)
     python experiments/ae_stack.py --latent flow   # generation from the fitted flow
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    def flags(parser):
-        rows.add_gen_flags(parser, 26_000)
-        rows.add_latent_flag(parser, "ae")
-        rows.add_anom_flags(parser, vae=False)
-
-    args = common.parse_args(__doc__, "ae_stack", "ae", argv, extra=flags)
-    return common.write_metrics(args, rows.stack(args))
+    return rows.main(__doc__, "ae_stack", "ae", "stack", argv, samples=26_000, other_families=False, likelihood=False)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -28,35 +28,38 @@ import time
 
 import numpy as np
 
-import common
-from models.anomaly import contains_digit, evaluate_scores, save_curves
+import evaluation
+from atomic_io import save_figure
+from experiments import REPO_ROOT, cli
+from experiments.cli import count
+from experiments.outputs import save_image_grid, save_samples, write_metrics
+from experiments.runs import get_model, load_data
+from models import make_sampler, zoo
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
                                 marginal_log_likelihood)
-from rows import save_samples
 from stacked_mnist import fold_channels
 
-TOLERANCE = {1: 0.8, 3: 0.5}
 QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 2,
          "non_digits": 20}
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--per-digit", type=common.count, default=1000,
+    parser.add_argument("--per-digit", type=count, default=1000,
                         help="mono samples per requested digit (default 1000)")
-    parser.add_argument("--per-number", type=common.count, default=26,
+    parser.add_argument("--per-number", type=count, default=26,
                         help="colour samples per requested number 000-999 (default 26)")
-    parser.add_argument("--full-k", type=common.count, default=1,
+    parser.add_argument("--full-k", type=count, default=1,
                         help="importance samples per (image, label) on the whole test set "
                              "(default 1)")
-    parser.add_argument("--subset", type=common.count, default=1000,
+    parser.add_argument("--subset", type=count, default=1000,
                         help="test images for the larger K (default 1000)")
-    parser.add_argument("--subset-k", type=common.count, nargs="+", default=[10, 100],
+    parser.add_argument("--subset-k", type=count, nargs="+", default=[10, 100],
                         help="importance samples per (image, label) on the subset "
                              "(default 10 100)")
-    parser.add_argument("--anomaly-samples", type=common.count, default=2,
+    parser.add_argument("--anomaly-samples", type=count, default=2,
                         help="importance samples per (image, label) for the anomaly score "
                              "(default 2)")
-    parser.add_argument("--non-digits", type=common.count, default=200,
+    parser.add_argument("--non-digits", type=count, default=200,
                         help="uniform-noise images for the classifier's non-digit test "
                              "(default 200; plus 11 constant images)")
 
@@ -68,94 +71,79 @@ def timed(seconds: dict, name: str, work):
     return result
 
 
-def requested(args, channels: int) -> np.ndarray:
+def requested(run, opts, channels: int) -> np.ndarray:
     """The labels asked for: every digit --per-digit times, or every number --per-number."""
     if channels == 1:
-        return np.repeat(np.arange(10), args.per_digit)
-    return np.repeat(np.arange(1000), args.per_number)
+        return np.repeat(np.arange(10), opts.per_digit)
+    return np.repeat(np.arange(1000), opts.per_number)
 
 
-def judged(images, labels, channels: int) -> dict:
-    """Conditional accuracy (confident and the requested class), quality, coverage."""
-    predictions, beliefs = common.verifier().predict(images)
-    confident = beliefs >= TOLERANCE[channels]
-    correct = confident & (predictions == labels)
-    classes = 10 ** channels
-    hits = np.bincount(labels[correct], minlength=classes)
-    return {
-        "conditional_accuracy": float(correct.mean()),
-        "quality_predictability": float(confident.mean()),
-        "coverage": float(len(np.unique(predictions[confident])) / classes),
-        "labels_with_a_correct_sample": int(np.sum(hits > 0)),
-        "fewest_correct_samples_of_a_label": int(hits.min()),
-        **({"conditional_accuracy_per_digit": np.round(
-            hits / np.bincount(labels, minlength=10), 4).tolist()} if channels == 1 else {}),
-    }
-
-
-def section_generate(args, model, channels: int, x_test, y_test) -> dict:
-    labels = requested(args, channels)
-    # 8-bit grey levels, as the generation rows save them.
-    images = np.round(model.decode_images(model.class_codes(labels, seed=args.seed),
-                                          labels=labels) * 255) / 255
+def section_generate(run, opts, model, dataset, x_test, y_test) -> dict:
+    channels = dataset.channels
+    labels = requested(run, opts, channels)
+    images = evaluation.judged_images(model.decode_images(
+        model.class_codes(labels, seed=run.seed), labels=labels))
     prefix = "" if channels == 1 else "color_"
-    save_samples(images, args.out / f"{prefix}samples.npz", requested_labels=labels)
+    save_samples(images, run.out / f"{prefix}samples.npz", requested_labels=labels)
     if channels == 1:
         # Rows: digits; columns: one u ~ N(0, I) each, through every digit's class prior.
-        u = np.random.default_rng(args.seed + 1).standard_normal((10, model.config.latent_dim))
+        u = np.random.default_rng(cli.derive_seed(run.seed, "style_grid")).standard_normal(
+            (10, model.config.latent_dim))
         digits = np.repeat(np.arange(10), 10)
         grid = model.decode_images(model.class_codes(digits, noise=np.tile(u, (10, 1))),
                                    labels=digits)
-        common.save_image_grid(grid, args.out / "cvae_digits.png", columns=10,
+        save_image_grid(grid, run.out / "cvae_digits.png", columns=10,
                                title="CVAE: row = requested digit, column = one u (a style)")
-        style_transfer(args, model, x_test, y_test)
-        from_standard = np.round(model.generate_images(len(labels), seed=args.seed,
-                                                       labels=labels) * 255) / 255
-        beside = {"with_standard_normal_z": judged(from_standard, labels, channels)}
+        style_transfer(run, opts, model, x_test, y_test)
+        from_standard = evaluation.judged_images(model.decode_images(
+            model.sample_latents(len(labels), make_sampler("standard", model.config.latent_dim),
+                                 seed=run.seed), labels=labels))
+        beside = {"with_standard_normal_z": evaluation.conditional_metrics(
+            from_standard, labels, dataset)}
     else:
         beside = {}  # colour from N(0, I): see docs/experiments.md, "The CVAE's class prior"
-        shown = np.random.default_rng(args.seed).choice(len(labels), 40, replace=False)
-        common.save_image_grid(images[shown], args.out / "color_cvae_numbers.png", columns=10,
+        shown = np.random.default_rng(run.seed).choice(len(labels), 40, replace=False)
+        save_image_grid(images[shown], run.out / "color_cvae_numbers.png", columns=10,
                                captions=[f"{labels[i]:03d}" for i in shown],
                                title="CVAE colour: requested numbers (caption)")
     return {
         "samples": int(len(labels)),
         "samples_per_label": int(len(labels) // 10 ** channels),
         "labels": 10 ** channels,
-        "tolerance": TOLERANCE[channels],
+        "tolerance": dataset.tolerance,
         "latent": "class prior p(z|y)",
-        **judged(images, labels, channels),
+        **evaluation.conditional_metrics(images, labels, dataset),
         **beside,
-        "samples_file": common.zoo.shown_path(args.out / f"{prefix}samples.npz"),
+        "samples_file": zoo.shown_path(run.out / f"{prefix}samples.npz"),
     }
 
 
-def style_transfer(args, model, x_test, y_test, count: int = 8) -> None:
+def style_transfer(run, opts, model, x_test, y_test, count: int = 8) -> None:
     """Each row: a test image, then its z (posterior mean given its own label) decoded with
     every label 0..9."""
-    pick = np.random.default_rng(args.seed).choice(len(x_test), count, replace=False)
+    pick = np.random.default_rng(run.seed).choice(len(x_test), count, replace=False)
     z = model.encode(x_test[pick], labels=y_test[pick])
     decoded = model.decode_images(np.repeat(z, 10, axis=0),
                                   labels=np.tile(np.arange(10), count)).reshape(count, 10, 28,
                                                                                28, 1)
     rows = np.concatenate([x_test[pick][:, np.newaxis], decoded], axis=1)
-    common.save_image_grid(rows.reshape(-1, 28, 28, 1), args.out / "cvae_style_transfer.png",
+    save_image_grid(rows.reshape(-1, 28, 28, 1), run.out / "cvae_style_transfer.png",
                            columns=11, captions=(["test"] + [str(d) for d in range(10)]) * count,
                            title="CVAE style transfer: a test image's z decoded with every label")
 
 
-def section_classify(args, model, x_test, y_test) -> dict:
+def section_classify(run, opts, model, x_test, y_test) -> dict:
     log_p_y = log_class_prior(model.metadata.get("digit_counts"))
-    subset = np.random.default_rng(args.seed).permutation(len(x_test))[: args.subset]
+    subset = np.random.default_rng(run.seed).permutation(len(x_test))[: opts.subset]
     runs, confusion = {}, None
     everything = np.arange(len(x_test))
-    for k, pick, prior in ([(args.full_k, everything, "class")]
-                           + [(k, subset, "class") for k in args.subset_k]
-                           + [(args.full_k, everything, "standard")]):
+    for k, pick, prior in ([(opts.full_k, everything, "class")]
+                           + [(k, subset, "class") for k in opts.subset_k]
+                           + [(opts.full_k, everything, "standard")]):
         print(f"classifying {len(pick)} test images, K = {k}, {prior} prior: "
               f"{len(pick) * 10 * k:,} decoder passes", flush=True)
         start = time.perf_counter()
-        log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=args.seed,
+        log_lik = class_log_likelihoods(model, x_test[pick], num_samples=k, seed=run.seed,
                                         prior=prior)[:, 0]
         seconds = time.perf_counter() - start
         posterior = class_posterior(log_lik, log_p_y)
@@ -170,25 +158,25 @@ def section_classify(args, model, x_test, y_test) -> dict:
             confusion = np.zeros((10, 10), np.int64)
             np.add.at(confusion, (y_test[pick], predictions), 1)
             digits_max = log_lik.max(axis=1)
-            save_confusion(confusion, args.out / "cvae_confusion.png",
+            save_confusion(confusion, run.out / "cvae_confusion.png",
                            f"CVAE generative classifier, {key}: "
                            f"{100 * runs[key]['accuracy']:.2f} % correct")
     return {"p_y": "digit frequencies of the training data", "runs": runs,
             "confusion_matrix_rows_true_columns_predicted": confusion.tolist(),
-            "non_digits": non_digits(args, model, log_p_y, digits_max)}
+            "non_digits": non_digits(run, opts, model, log_p_y, digits_max)}
 
 
-def non_digits(args, model, log_p_y, digits_max) -> dict:
+def non_digits(run, opts, model, log_p_y, digits_max) -> dict:
     """max_y log p(x|y) and the classifier's answer for noise and constant images, beside the
     real test digits'."""
-    rng = np.random.default_rng(args.seed)
-    sets = {"uniform_noise": rng.random((args.non_digits, 28, 28, 1)).astype(np.float32),
+    rng = np.random.default_rng(run.seed)
+    sets = {"uniform_noise": rng.random((opts.non_digits, 28, 28, 1)).astype(np.float32),
             "constant": np.linspace(0, 1, 11, dtype=np.float32)[:, None, None, None]
             * np.ones((1, 28, 28, 1), np.float32)}
     results = {"test_digits": _spread(digits_max)}
-    k = args.full_k  # as for the test digits
+    k = opts.full_k  # as for the test digits
     for name, images in sets.items():
-        log_lik = class_log_likelihoods(model, images, num_samples=k, seed=args.seed)[:, 0]
+        log_lik = class_log_likelihoods(model, images, num_samples=k, seed=run.seed)[:, 0]
         posterior = class_posterior(log_lik, log_p_y)
         results[name] = {**_spread(log_lik.max(axis=1)), "num_samples": k,
                          "mean_top_posterior": float(posterior.max(axis=1).mean()),
@@ -208,8 +196,6 @@ def _spread(values) -> dict:
 def save_confusion(confusion, path, title: str) -> None:
     import matplotlib.pyplot as plt
 
-    from atomic_io import save_figure
-
     fig, ax = plt.subplots(figsize=(6, 5.5))
     shown = np.log10(1 + confusion)
     ax.imshow(shown, cmap="Blues")
@@ -226,35 +212,37 @@ def save_confusion(confusion, path, title: str) -> None:
     plt.close(fig)
 
 
-def section_anomaly(args) -> dict:
+def section_anomaly(run, opts) -> dict:
     """Scores of the CVAE trained without 8s, mono and colour; each distinct channel image of
     both test sets is estimated once (the colour channels are MNIST test digits)."""
-    x_train, y_train, x_mono, y_mono = common.load_data(common.mode_for(1, missing=True), args)
-    model, info = common.get_model(args, 1, True, x_train, x_mono, labels=y_train,
-                                   val_labels=y_mono)
-    _, _, x_colour, y_colour = common.load_data(common.mode_for(3, missing=True), args)
+    mono_data, colour_data = run.dataset, run.dataset.stacked()
+    x_train, y_train, x_mono, y_mono = load_data(run, mono_data, missing=True)
+    model, info = get_model(run, mono_data, True, x_train, x_mono, labels=y_train,
+                            val_labels=y_mono)
+    _, _, x_colour, y_colour = load_data(run, colour_data, missing=True)
     log_p_y = log_class_prior(model.metadata.get("digit_counts"))
     both = np.concatenate([x_mono, fold_channels(x_colour)[0]])
     print(f"anomaly scores of {len(x_mono)} mono and {len(x_colour)} colour test images, "
-          f"K = {args.anomaly_samples}", flush=True)
-    log_lik = class_log_likelihoods(model, both, num_samples=args.anomaly_samples,
-                                    seed=args.seed)[:, 0]
+          f"K = {opts.anomaly_samples}", flush=True)
+    log_lik = class_log_likelihoods(model, both, num_samples=opts.anomaly_samples,
+                                    seed=run.seed)[:, 0]
     scores = {"neg_log_sum_y": -marginal_log_likelihood(log_lik, log_p_y),
               "neg_max_y": -log_lik.max(axis=1)}
     mono = {name: s[: len(x_mono)] for name, s in scores.items()}
     worst = {name: s[len(x_mono):].reshape(-1, 3).max(axis=1) for name, s in scores.items()}
-    mono_8s, colour_8s = contains_digit(y_mono, 8, 1), contains_digit(y_colour, 8, 3)
-    save_curves({"mono, -log sum_y p(x|y) p(y)": mono["neg_log_sum_y"],
+    mono_8s = evaluation.anomaly_labels(y_mono, mono_data)
+    colour_8s = evaluation.anomaly_labels(y_colour, colour_data)
+    evaluation.save_curves({"mono, -log sum_y p(x|y) p(y)": mono["neg_log_sum_y"],
                  "mono, -max_y log p(x|y)": mono["neg_max_y"]}, mono_8s,
-                args.out / "cvae_anomaly_curves.png", "CVAE trained without 8s: finding the 8s")
-    save_curves({"colour worst channel, -log sum_y p(x|y) p(y)": worst["neg_log_sum_y"],
+                run.out / "cvae_anomaly_curves.png", "CVAE trained without 8s: finding the 8s")
+    evaluation.save_curves({"colour worst channel, -log sum_y p(x|y) p(y)": worst["neg_log_sum_y"],
                  "colour worst channel, -max_y log p(x|y)": worst["neg_max_y"]}, colour_8s,
-                args.out / "color_cvae_anomaly_curves.png",
+                run.out / "color_cvae_anomaly_curves.png",
                 "CVAE trained without 8s: an 8 in any channel")
-    return {"model": info, "num_samples": args.anomaly_samples,
+    return {"model": info, "num_samples": opts.anomaly_samples,
             "default_score": "neg_log_sum_y",
-            "mono": {name: evaluate_scores(s, mono_8s) for name, s in mono.items()},
-            "colour_worst_channel": {name: evaluate_scores(s, colour_8s)
+            "mono": {name: evaluation.evaluate_scores(s, mono_8s) for name, s in mono.items()},
+            "colour_worst_channel": {name: evaluation.evaluate_scores(s, colour_8s)
                                      for name, s in worst.items()},
             "vae_for_comparison": vae_numbers()}
 
@@ -263,7 +251,7 @@ def vae_numbers() -> dict:
     """The VAE's default anomaly AUCs from its rows' last runs (results/), if there are any."""
     found = {}
     for row, key in (("vae_anom", None), ("vae_stack", "anom")):
-        path = common.REPO_ROOT / "results" / row / "metrics.json"
+        path = REPO_ROOT / "results" / row / "metrics.json"
         if path.is_file():
             metrics = json.loads(path.read_text())
             metrics = metrics[key] if key else metrics
@@ -273,21 +261,22 @@ def vae_numbers() -> dict:
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "cvae", "cvae", argv, extra=add_flags, quick_caps=QUICK)
-    x_train, y_train, x_test, y_test = common.load_data(common.mode_for(1, False), args)
-    mono, info = common.get_model(args, 1, False, x_train, x_test, labels=y_train,
-                                  val_labels=y_test)
+    run, opts = cli.parse_args(__doc__, "cvae", "cvae", argv, extra=add_flags,
+                               quick_caps=QUICK)
+    x_train, y_train, x_test, y_test = load_data(run, run.dataset)
+    mono, info = get_model(run, run.dataset, False, x_train, x_test, labels=y_train,
+                           val_labels=y_test)
     colour = mono.with_channels(3)  # the mono subnet on R, G and B, one set of weights
     metrics, seconds = {"model": info}, {}
     metrics["generate_mono"] = timed(seconds, "generate_mono", lambda: section_generate(
-        args, mono, 1, x_test, y_test))
+        run, opts, mono, run.dataset, x_test, y_test))
     metrics["generate_colour"] = timed(seconds, "generate_colour", lambda: section_generate(
-        args, colour, 3, x_test, y_test))
+        run, opts, colour, run.dataset.stacked(), x_test, y_test))
     metrics["classify"] = timed(seconds, "classify", lambda: section_classify(
-        args, mono, x_test, y_test))
-    metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(args))
-    return common.write_metrics(args, {**metrics, "section_seconds": seconds})
+        run, opts, mono, x_test, y_test))
+    metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(run, opts))
+    return write_metrics(run, {**metrics, "section_seconds": seconds})
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

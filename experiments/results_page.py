@@ -14,8 +14,8 @@ from pathlib import Path
 
 from atomic_io import atomic_path
 
-ROW_ORDER = ["ae_basic", "ae_gen", "ae_anom", "ae_stack",
-             "vae_basic", "vae_gen", "vae_anom", "vae_stack"]
+from . import REPO_ROOT
+from .grading import ROWS, results_table
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;
 text-align:left;font-size:14px}th{background:#eee}img{max-width:100%;margin:6px 0;
@@ -34,9 +34,7 @@ def _summary_table(results: Path) -> str:
     summary = results / "summary.json"
     if not summary.is_file():
         return "<p>No results table yet: run <code>python experiments/run_all.py</code>.</p>"
-    import run_all  # the table's layout lives with the main job
-
-    lines = run_all.results_table(json.loads(summary.read_text())).strip().splitlines()
+    lines = results_table(json.loads(summary.read_text())).strip().splitlines()
     cells = [[c.strip().replace("&#124;", "|").strip("`") for c in line.strip("|").split("|")]
              for line in lines if not line.startswith("| ---")]
     return _table(cells[0], cells[1:])
@@ -58,8 +56,14 @@ def _score_tables(metrics: dict) -> str:
 
 def _folders(results: Path) -> list:
     found = [p.parent for p in results.glob("*/metrics.json")]
-    order = {name: i for i, name in enumerate(ROW_ORDER)}
+    order = {name: i for i, name in enumerate(ROWS)}
     return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
+
+
+def is_results_folder(folder: Path) -> bool:
+    """Whether ``folder`` gets a results page: results/ itself, or a run folder runs/<run>/."""
+    folder = Path(folder).resolve()
+    return folder.name == "results" or folder.parent == (REPO_ROOT / "runs").resolve()
 
 
 def write_index(results) -> Path:

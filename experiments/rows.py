@@ -1,34 +1,49 @@
 """The three kinds of grading row, shared by the AE and VAE scripts and their colour versions.
 
-basic()   reconstructions of the test set, judged by the verification net
-gen()     images decoded from random latents: quality (predictability) and class coverage
-anom()    a model trained without 8s scores the test set; how well do the scores find the 8s
-stack()   the three on stackedMNIST, timed (the STACK rows)
+basic()   reconstructions of the test set, judged by the data set's judge
+gen()     images from a generator (a model with a latent sampler): quality and class coverage
+anom()    a model trained without the anomaly class scores the test set; how well the scores
+          find that class
+stack()   the three on the stacked data set, timed (the STACK rows)
 
-Each returns a dict of metrics and writes its figures into ``args.out`` with a prefix.
+Each takes the ``Run``, the data set entry it runs on and the script's ``Options``, returns a
+dict of metrics and writes its figures into ``run.out`` (colour ones prefixed ``color_``).
+The numbers come from ``evaluation``; this module picks models, data and figures.
 """
 from __future__ import annotations
 
 import time
-import zipfile
-from typing import Optional
 
 import numpy as np
 
-from atomic_io import atomic_path, save_figure
-from common import (get_latent_flow, get_model, load_data, mode_for, save_image_grid,
-                    save_reconstruction_figure, verifier)
-from models import FAMILIES, SAMPLERS, make_sampler
-from models.anomaly import contains_digit, evaluate_scores, save_curves
+import evaluation
+from models import FAMILIES, SAMPLERS, Generator, make_sampler
 from models.likelihood import posterior_estimates, prior_log_likelihood, reconstruction_nll
+from named_data import Dataset
 
-TOLERANCE = {1: 0.8, 3: 0.5}  # the course's tolerances: mono 0.8, stacked 0.5
+from . import cli
+from .cli import Run
+from .outputs import (save_class_histogram, save_image_grid, save_reconstruction_figure,
+                      save_samples, write_metrics)
+from .runs import get_latent_flow, get_model, load_data
+
 IWAE_SAMPLES = 5  # per distinct channel image: 10,000 test images decode 50,000 latents
 # The decoder's mean image, p(pixel = 1) for Bernoulli pixels, is what public implementations
 # of the course assignment judge (their sigmoid output), so it is the default.
-JUDGED_IMAGE_HELP = ("image the verification net judges: the mean (default; for Bernoulli "
-                     "pixels p(pixel = 1)), the mode (pixels with p >= 0.5, binary like the "
-                     "data) or a random sample")
+JUDGED_IMAGE_HELP = ("image the judge sees: the mean (default; for Bernoulli pixels "
+                     "p(pixel = 1)), the mode (pixels with p >= 0.5, binary like the data) or a "
+                     "random sample")
+
+
+def families_for(*sections: str):
+    """The registered families that can run every one of ``sections`` (basic, gen, anom):
+    anom needs a likelihood without labels (an unconditional family with a prior)."""
+    def can(cls) -> bool:
+        if "anom" in sections and (cls.conditional or cls.kind == "ae"):
+            return False
+        return True
+
+    return tuple(kind for kind, cls in FAMILIES.items() if can(cls))
 
 
 def add_judge_flag(parser) -> None:
@@ -36,46 +51,50 @@ def add_judge_flag(parser) -> None:
                         help=JUDGED_IMAGE_HELP)
 
 
-def stack(args) -> dict:
-    """A STACK row: the basic, gen and anom sections on stackedMNIST, and each one's seconds."""
+def _prefix(dataset: Dataset) -> str:
+    return "color_" if dataset.channels == 3 else ""
+
+
+def _labels_if_conditional(run: Run, labels):
+    return labels if FAMILIES[run.family].conditional else None
+
+
+def stack(run: Run, dataset: Dataset, options) -> dict:
+    """A STACK row: the basic, gen and anom sections on the stacked data set, each timed."""
+    stacked = dataset.stacked()
     metrics, seconds = {}, {}
-    for section, run in (("basic", basic), ("gen", gen), ("anom", anom)):
+    for section, row in (("basic", basic), ("gen", gen), ("anom", anom)):
         start = time.perf_counter()
-        metrics[section] = run(args, channels=3)
+        metrics[section] = row(run, stacked, options)
         seconds[section] = round(time.perf_counter() - start, 1)
     return {**metrics, "section_seconds": seconds}
 
 
-def _prefix(channels: int) -> str:
-    return "color_" if channels == 3 else ""
-
-
 # ---------------------------------------------------------------------------------------------
-def basic(args, channels: int) -> dict:
+def basic(run: Run, dataset: Dataset, options) -> dict:
     """Reconstruct the whole test set through the model trained on complete data."""
-    x_train, _, x_test, y_test = load_data(mode_for(channels, missing=False), args)
-    model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
-    tolerance = TOLERANCE[channels]
-    reconstructions, nll = model.reconstruct(x_test, how=args.judge, seed=args.seed)
-    net = verifier()
-    predictability, accuracy = net.check_predictability(reconstructions, y_test, tolerance)
-    _, original_accuracy = net.check_predictability(x_test, y_test, tolerance)
+    x_train, y_train, x_test, y_test = load_data(run, dataset, missing=False)
+    labels = _labels_if_conditional(run, y_test)
+    model, info = get_model(run, dataset, False, x_train, x_test,
+                            labels=_labels_if_conditional(run, y_train), val_labels=labels)
+    reconstructions, nll = model.reconstruct(x_test, how=options.judge, seed=run.seed,
+                                             labels=labels)
     save_reconstruction_figure(
-        x_test[:20], reconstructions[:20], args.out / f"{_prefix(channels)}reconstructions.png",
-        title=f"{args.kind.upper()} test images (odd rows) and reconstructions "
-              f"({args.judge}; even rows)")
+        x_test[:20], reconstructions[:20], run.out / f"{_prefix(dataset)}reconstructions.png",
+        title=f"{run.family.upper()} test images (odd rows) and reconstructions "
+              f"({options.judge}; even rows)")
+    judged = evaluation.reconstruction_metrics(reconstructions, x_test, y_test, dataset)
     return {
         "model": info,
-        "data": mode_for(channels, False).name,
-        "judged_image": args.judge,
-        "tolerance": tolerance,
+        "data": dataset.data_name(False),
+        "judged_image": options.judge,
+        "tolerance": judged.pop("tolerance"),
         "test_images": int(len(x_test)),
-        "reconstruction_predictability": predictability,
-        "reconstruction_accuracy": accuracy,
-        "original_test_images_accuracy": original_accuracy,
+        **judged,
         # -log p(x | z) at the code (AE) or the posterior mean (VAE): the ANOM rows' AE score.
         "test_reconstruction_nll_nats": float(np.mean(nll.sum(axis=1))),
-        **(_elbo_terms(model, x_test, args.seed) if model.prior is not None else {}),
+        **(_elbo_terms(model, x_test, run.seed)
+           if model.prior is not None and labels is None else {}),
     }
 
 
@@ -87,147 +106,70 @@ def _elbo_terms(model, x, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-def add_gen_flags(parser, default_samples: int) -> None:
-    add_judge_flag(parser)
+def add_gen_flags(parser, default_samples: int, family: str) -> None:
     parser.add_argument("--samples", type=int, default=default_samples,
                         help=f"number of generated images (default {default_samples})")
-
-
-LATENT_DESCRIPTIONS = {
-    "standard": "standard normal N(0, I)",
-    "fitted": "Gaussian fitted to the training codes (mean, full covariance)",
-    "gmm": "Gaussian mixture (10 components) fitted to the training codes",
-    "flow": "masked autoregressive flow fitted to {codes}",
-}
-
-
-def add_latent_flag(parser, kind: str) -> None:
-    default = FAMILIES[kind].default_sampler
+    default = FAMILIES[family].default_sampler
     parser.add_argument(
         "--latent", choices=tuple(SAMPLERS), default=default,
-        help=f"latent distribution of the generated codes (default {default}): standard = "
-             "N(0, I) (the VAE's prior; with --learned-prior the model's learned prior); fitted = a Gaussian fitted to the training codes; "
-             "gmm = a Gaussian mixture fitted to them; flow = a masked autoregressive flow "
-             "fitted to the codes (for a VAE to q(z|x)), fitted once, about 2 minutes, and "
-             "kept beside the model file")
+        help=f"latent sampler of the generated codes (default {default}): "
+             + "; ".join(f"{name} = {cls.description}" for name, cls in SAMPLERS.items())
+             + ". standard is the family's own prior (N(0, I); a learned prior, a class "
+               "prior); flow is fitted once, about 2 minutes, and kept beside the model file")
 
 
-def _latent_sampler(model, args, info, x_train):
-    """``(sampler, description, flow info or None)`` for ``args.latent``.
-
-    The fitted Gaussian and mixture see every channel's code of (up to) 10,000 training images:
-    plenty for a d x d covariance, and seconds to fit.
-    """
+def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
+    """``(generator, description, flow info or None)``: the model's decoder fed by the
+    --latent sampler. The fitted Gaussian and mixture see every channel's code of (up to)
+    10,000 training images: plenty for a d x d covariance, and seconds to fit."""
     d = model.config.latent_dim
-    if getattr(args, "learned_prior", False) and args.latent == "standard":
-        return None, "the flow prior learned with the model (u ~ N(0, I) pushed through it)", \
-            None
-    if args.latent == "flow":
-        flow, flow_info = get_latent_flow(args, model, info)
-        codes = "q(z|x) of the training images" if model.prior is not None else \
-            "the training codes"
-        return flow, LATENT_DESCRIPTIONS["flow"].format(codes=codes), flow_info
-    description = LATENT_DESCRIPTIONS[args.latent]
-    if args.latent == "standard":
-        return make_sampler("standard", d), description + (
-            " (the prior)" if model.prior is not None else ""), None
-    codes = model.encode(x_train[:10_000]).reshape(-1, d)
-    return make_sampler(args.latent, d).fit(codes, seed=args.seed), description, None
+    if options.latent == "standard":
+        sampler, flow_info = None, None  # the family's own prior
+        description = model.prior_description
+    elif options.latent == "flow":
+        sampler, flow_info = get_latent_flow(run, model, info, dataset)
+        description = SAMPLERS["flow"].description + (
+            " fitted to q(z|x) of the training images" if model.prior is not None
+            else " fitted to the training codes")
+    else:
+        codes = model.encode(x_train[:10_000]).reshape(-1, d)
+        sampler = make_sampler(options.latent, d).fit(codes, seed=run.seed)
+        description, flow_info = SAMPLERS[options.latent].description, None
+    return Generator(model, sampler, how=options.judge), description, flow_info
 
 
-def gen(args, channels: int) -> dict:
-    """Generate ``args.samples`` images, judge them, save samples.npz and figures."""
-    x_train, _, x_test, _ = load_data(mode_for(channels, missing=False), args)
-    model, info = get_model(args, channels, missing=False, x_train=x_train, x_val=x_test)
-    tolerance = TOLERANCE[channels]
-    sampler, latent_description, flow_info = _latent_sampler(model, args, info, x_train)
-    z = model.sample_latents(args.samples, sampler, seed=args.seed)
-    # 8-bit grey levels, like MNIST's own float images: the judge cannot tell (quality moved by
-    # 0.004 points on 26,000 colour means) and samples.npz deflates to a fifth (background
-    # pixels become exactly 0). Binary modes and samples are unchanged.
-    images = np.round(model.decode_images(z, how=args.judge, seed=args.seed) * 255) / 255
-    net = verifier()
-    predictions, beliefs = net.predict(images)
-    predictions = predictions.astype(int)
-    confident = beliefs >= tolerance
-    classes = 10 ** channels
-    confident_counts = np.bincount(predictions[confident], minlength=classes)
-    shares = _digit_shares(predictions[confident], channels)
-
-    prefix = _prefix(channels)
-    save_samples(images, args.out / f"{prefix}samples.npz")
-    save_image_grid(images[:100], args.out / f"{prefix}generated.png",
-                    title=f"{args.kind.upper()} samples ({args.judge}), z ~ {latent_description}")
-    _save_class_histogram(shares, args.out / f"{prefix}generated_class_frequencies.png",
-                          title=f"{args.kind.upper()}: digits of confidently classified samples")
+def gen(run: Run, dataset: Dataset, options) -> dict:
+    """Generate ``options.samples`` images, judge them, save samples.npz and figures."""
+    x_train, y_train, x_test, y_test = load_data(run, dataset, missing=False)
+    model, info = get_model(run, dataset, False, x_train, x_test,
+                            labels=_labels_if_conditional(run, y_train),
+                            val_labels=_labels_if_conditional(run, y_test))
+    generator, latent_description, flow_info = generator_for(run, dataset, options, model,
+                                                             info, x_train)
+    images, metrics = evaluation.generate_and_judge(generator, options.samples, dataset,
+                                                    seed=run.seed)
+    prefix = _prefix(dataset)
+    save_samples(images, run.out / f"{prefix}samples.npz")
+    save_image_grid(images[:100], run.out / f"{prefix}generated.png",
+                    title=f"{run.family.upper()} samples ({options.judge}), z ~ "
+                          f"{latent_description}")
+    shares = np.array(list(metrics["digit_frequencies_per_channel"].values()))
+    save_class_histogram(shares, run.out / f"{prefix}generated_class_frequencies.png",
+                         title=f"{run.family.upper()}: classes of confidently judged samples")
     return {
         "model": info,
         "latent_distribution": latent_description,
         **({"latent_flow": flow_info} if flow_info else {}),
-        "judged_image": args.judge,
-        "judged_image_precision": "8-bit grey levels (k / 255)",
-        "tolerance": tolerance,
-        "samples": int(args.samples),
-        "quality_predictability": float(np.mean(confident)),
-        "coverage": float(np.count_nonzero(confident_counts)) / classes,
-        "classes_covered": int(np.count_nonzero(confident_counts)),
-        # As in the GAN literature, every sample counts with its most likely class.
-        "kl_class_frequencies_to_uniform_nats": kl_to_uniform(
-            np.bincount(predictions, minlength=classes)),
-        "kl_confident_samples_to_uniform_nats": kl_to_uniform(confident_counts),
-        # What a perfectly uniform generator scores with this many samples (finite-sample bias).
-        "kl_of_a_uniform_generator_expected_nats": (classes - 1) / (2 * len(images)),
-        "digit_frequencies_per_channel": {f"channel_{c}": np.round(shares[c], 4).tolist()
-                                          for c in range(channels)},
-        "samples_file": str(args.out / f"{prefix}samples.npz"),
+        "judged_image": options.judge,
+        **metrics,
+        "samples_file": str(run.out / f"{prefix}samples.npz"),
     }
 
 
-def kl_to_uniform(counts) -> Optional[float]:
-    """KL(class frequencies || uniform) in nats; None when there is nothing to count."""
-    if counts.sum() == 0:
-        return None
-    frequencies = counts[counts > 0] / counts.sum()
-    return float(np.sum(frequencies * np.log(frequencies * len(counts))))
-
-
-def _digit_shares(predictions, channels: int) -> np.ndarray:
-    """(channels, 10): how often each digit is predicted in each channel."""
-    digits = [(predictions // 10 ** c) % 10 for c in range(channels)]
-    return np.array([np.bincount(d, minlength=10) / max(1, len(d)) for d in digits])
-
-
-def save_samples(images, path, **arrays) -> None:
-    """samples.npz with the array ``images`` (float32) and any other named ``arrays``, deflated
-    at level 1: np.savez_compressed's level 6 takes 2.7x as long on 26,000 colour images for a
-    file half the size."""
-    with atomic_path(path) as tmp, zipfile.ZipFile(
-            tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, array in {"images": images.astype(np.float32), **arrays}.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array))
-
-
-def _save_class_histogram(shares, path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    channels = len(shares)
-    fig, axes = plt.subplots(1, channels, figsize=(4 * channels, 3), squeeze=False)
-    for c, ax in enumerate(axes[0]):
-        ax.bar(range(10), shares[c])
-        ax.axhline(0.1, color="k", ls=":", lw=1)
-        ax.set(xticks=range(10), xlabel="digit", ylabel="share",
-               title="RGB"[c] + " channel" if channels == 3 else "digit frequencies")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------
-def add_anom_flags(parser, vae: bool) -> None:
+def add_anom_flags(parser, likelihood: bool) -> None:
     parser.add_argument("--top", type=int, default=16, help="anomalies shown (default 16)")
-    if vae:
+    if likelihood:
         parser.add_argument("--prior-samples", type=int, default=10_000,
                             help="K of the prior Monte Carlo estimate (default 10000)")
         parser.add_argument("--iwae-samples", type=int, default=IWAE_SAMPLES,
@@ -238,22 +180,22 @@ def add_anom_flags(parser, vae: bool) -> None:
 WORST_CHANNEL = "max_channel_"  # prefix of the colour scores that take the worst channel
 
 
-def _anomaly_scores(model, x, args, channels: int) -> dict:
+def anomaly_scores(model, x, seed: int, iwae_samples: int, prior_samples: int) -> dict:
     """Scores per test image, higher = more anomalous: the negated log-likelihood estimates
-    (VAE; IWAE and ELBO share the same K samples of q(z|x)) and the reconstruction NLL.
+    (a model with a prior; IWAE and ELBO share the same K samples of q(z|x)) and the
+    reconstruction NLL.
 
     Colour: the model factorises over channels, so each score is the sum of three channel
     terms. "An 8 in any channel" is a question about the worst channel, and one odd digit is
     diluted by two ordinary ones in the sum, so the colour rows also score each image by its
     most anomalous channel (prefix max_channel_).
     """
-    per_channel = channels > 1
+    per_channel = model.config.channels > 1
     scores = {"reconstruction_nll": reconstruction_nll(model, x, per_channel=per_channel)}
     if model.prior is not None:
-        estimates = posterior_estimates(model, x, args.iwae_samples, args.seed,
-                                        per_channel=per_channel)
+        estimates = posterior_estimates(model, x, iwae_samples, seed, per_channel=per_channel)
         scores["neg_elbo"], scores["neg_iwae"] = -estimates["elbo"], -estimates["iwae"]
-        scores["neg_prior_mc"] = -prior_log_likelihood(model, x, args.prior_samples, args.seed,
+        scores["neg_prior_mc"] = -prior_log_likelihood(model, x, prior_samples, seed,
                                                        per_channel=per_channel)
     if not per_channel:
         return scores
@@ -261,50 +203,55 @@ def _anomaly_scores(model, x, args, channels: int) -> dict:
             **{WORST_CHANNEL + name: s.max(axis=1) for name, s in scores.items()}}
 
 
-def _score_label(name: str, args, channels: int) -> str:
+def _score_label(name: str, options, channels: int) -> str:
     worst = name.startswith(WORST_CHANNEL)
     base = name[len(WORST_CHANNEL):] if worst else name
     label = {"reconstruction_nll": "reconstruction NLL", "neg_elbo": "-ELBO",
-             "neg_iwae": f"-IWAE (K={getattr(args, 'iwae_samples', '')})",
-             "neg_prior_mc": f"-prior MC (K={getattr(args, 'prior_samples', '')})"}[base]
+             "neg_iwae": f"-IWAE (K={getattr(options, 'iwae_samples', '')})",
+             "neg_prior_mc": f"-prior MC (K={getattr(options, 'prior_samples', '')})"}[base]
     if channels == 1:
         return label
     return label + (", worst channel" if worst else ", joint (sum of channels)")
 
 
-def anom(args, channels: int) -> dict:
-    """Train without 8s, score every test image, evaluate how well each score finds the 8s."""
-    x_train, _, x_test, y_test = load_data(mode_for(channels, missing=True), args)
-    model, info = get_model(args, channels, missing=True, x_train=x_train, x_val=x_test)
-    is_anomaly = contains_digit(y_test, 8, channels)
-    scores = _anomaly_scores(model, x_test, args, channels)
-    # IWAE beats the prior Monte Carlo estimate of log p(x) by far (see README).
+def anom(run: Run, dataset: Dataset, options) -> dict:
+    """Train without the anomaly class, score every test image, evaluate how well each score
+    finds that class."""
+    x_train, _, x_test, y_test = load_data(run, dataset, missing=True)
+    model, info = get_model(run, dataset, True, x_train, x_test)
+    is_anomaly = evaluation.anomaly_labels(y_test, dataset)
+    scores = anomaly_scores(model, x_test, run.seed, getattr(options, "iwae_samples", 1),
+                            getattr(options, "prior_samples", 1))
+    # IWAE beats the prior Monte Carlo estimate of log p(x) by far (docs/experiments.md).
     default = "neg_iwae" if model.prior is not None else "reconstruction_nll"
+    channels = dataset.channels
     if channels > 1:
         default = WORST_CHANNEL + default
-    results = {name: evaluate_scores(s, is_anomaly) for name, s in scores.items()}
+    results = {name: evaluation.evaluate_scores(s, is_anomaly) for name, s in scores.items()}
 
-    prefix = _prefix(channels)
+    prefix = _prefix(dataset)
+    anomaly_class = dataset.class_names[dataset.anomaly_class]
     # Colour: the worst-channel scores and the default's joint (summed) version.
     plotted = [n for n in scores if channels == 1 or n.startswith(WORST_CHANNEL)
                or WORST_CHANNEL + n == default]
-    save_curves({_score_label(n, args, channels): scores[n] for n in plotted}, is_anomaly,
-                args.out / f"{prefix}anomaly_curves.png",
-                title=f"{args.kind.upper()} trained without 8s: finding the 8s")
-    order = np.argsort(-scores[default])[: args.top]
-    save_image_grid(x_test[order], args.out / f"{prefix}top_anomalies.png",
-                    title=f"{args.top} most anomalous test images by "
-                          f"{_score_label(default, args, channels)}",
+    evaluation.save_curves({_score_label(n, options, channels): scores[n] for n in plotted},
+                           is_anomaly, run.out / f"{prefix}anomaly_curves.png",
+                           title=f"{run.family.upper()} trained without {anomaly_class}s: "
+                                 f"finding the {anomaly_class}s")
+    order = np.argsort(-scores[default])[: options.top]
+    save_image_grid(x_test[order], run.out / f"{prefix}top_anomalies.png",
+                    title=f"{options.top} most anomalous test images by "
+                          f"{_score_label(default, options, channels)}",
                     columns=8, captions=[f"{y_test[i]}" for i in order])
     summary = {
         "model": info,
-        "data": mode_for(channels, True).name,
-        "anomaly": "test image contains an 8" + (" in any channel" if channels == 3 else ""),
+        "data": dataset.data_name(True),
+        "anomaly": dataset.anomaly_text,
         "default_score": default,
         "roc_auc": results[default]["roc_auc"],
         "pr_auc": results[default]["pr_auc"],
-        "top_k": int(args.top),
-        "top_k_share_of_8s": float(np.mean(is_anomaly[order])),
+        "top_k": int(options.top),
+        f"top_k_share_of_{anomaly_class}s": float(np.mean(is_anomaly[order])),
         "scores": results,
     }
     if model.prior is not None:
@@ -312,3 +259,25 @@ def anom(args, channels: int) -> dict:
             name: float(-np.mean(s)) for name, s in scores.items()
             if name != "reconstruction_nll" and not name.startswith(WORST_CHANNEL)}
     return summary
+
+
+# ---------------------------------------------------------------------------------------------
+ROWS = {"basic": basic, "gen": gen, "anom": anom, "stack": stack}
+
+
+def main(doc: str, row: str, family: str, section: str, argv=None, samples: int = 10_000,
+         other_families: bool = True, likelihood: bool = True):
+    """A grading row's whole script: its flags, the row, metrics.json. ``other_families``:
+    offer --family (every registered family that can run the section) and --learned-prior."""
+    def flags(parser) -> None:
+        if section in ("basic", "gen", "stack"):
+            add_judge_flag(parser)
+        if section in ("gen", "stack"):
+            add_gen_flags(parser, samples, family)
+        if section in ("anom", "stack"):
+            add_anom_flags(parser, likelihood)
+
+    needs = ("basic", "gen", "anom") if section == "stack" else (section,)
+    run, options = cli.parse_args(doc, row, family, argv, extra=flags,
+                                  families=families_for(*needs) if other_families else ())
+    return write_metrics(run, ROWS[section](run, run.dataset, options))

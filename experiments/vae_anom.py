@@ -11,18 +11,13 @@ Writes results/vae_anom/anomaly_curves.png (ROC and PR), top_anomalies.png and m
     python experiments/vae_anom.py --retrain    # train again (30 epochs) into runs/, then score
     python experiments/vae_anom.py --learned-prior  # the VAE trained with a learned flow prior
 """
-import functools
 
-import common
-import rows
+from experiments import cli, rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_anom", "vae", argv,
-                             extra=functools.partial(rows.add_anom_flags, vae=True),
-                             learned_prior=True)
-    return common.write_metrics(args, rows.anom(args, channels=1))
+    return rows.main(__doc__, "vae_anom", "vae", "anom", argv)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -11,15 +11,13 @@ results/vae_basic/metrics.json.
     python experiments/vae_basic.py --retrain    # train again (30 epochs) into runs/, then evaluate
     python experiments/vae_basic.py --learned-prior  # the VAE trained with a learned flow prior
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_basic", "vae", argv, extra=rows.add_judge_flag,
-                             learned_prior=True)
-    return common.write_metrics(args, rows.basic(args, channels=1))
+    return rows.main(__doc__, "vae_basic", "vae", "basic", argv)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -34,16 +34,17 @@ import time
 
 import numpy as np
 
-import common
+import evaluation
+from experiments import cli
+from experiments.cli import count
+from experiments.outputs import write_metrics
+from experiments.runs import load_data, shipped_or_quick
 from models import zoo
-from models.anomaly import contains_digit, evaluate_scores
 from models.latent import activity, kl_per_dimension, traverse
 from models.likelihood import posterior_estimates
-from rows import kl_to_uniform
 from stacked_mnist import fold_channels
 from verification_net import combine_channels
 
-TOLERANCE = {1: 0.8, 3: 0.5}
 QUICK = {"samples": 200}
 
 
@@ -51,60 +52,53 @@ def add_flags(parser) -> None:
     parser.add_argument("--betas", type=float, nargs="+", default=list(zoo.BETAS),
                         choices=zoo.BETAS, metavar="BETA",
                         help=f"the betas to evaluate (default all: {list(zoo.BETAS)})")
-    parser.add_argument("--samples", type=common.count, default=10_000,
+    parser.add_argument("--samples", type=count, default=10_000,
                         help="colour samples per beta, three mono samples each (default "
                              "10000)")
-    parser.add_argument("--iwae-samples", type=common.count, default=5,
+    parser.add_argument("--iwae-samples", type=count, default=5,
                         help="importance samples of the anomaly score (default 5)")
 
 
-def beta_model(args, beta: float, missing: bool):
-    """The shipped model of ``beta``, or with --quick a throw-away one trained on tiny data."""
-    name = zoo.beta_name(beta, missing)
-    if not args.quick:
-        return zoo.load(name)
-    x_train, _, x_test, _ = common.load_data(common.mode_for(1, missing), args)
-    return zoo.train(name, x_train, x_test, epochs=1, seed=args.seed, verbose=0)
-
-
-def judge_samples(model, count: int, seed: int) -> dict:
+def judge_samples(model, count: int, seed: int, dataset) -> dict:
     """Mono and colour quality and coverage, and the colour KL to uniform, of ``count`` colour
     samples from N(0, I), each channel image judged once and the colour verdicts formed by
     the judge's own rule (``verification_net.combine_channels``)."""
     colour = model.with_channels(3)
-    mono_images = fold_channels(np.round(colour.generate_images(count, seed=seed) * 255)
-                                / 255)[0]
-    digits, beliefs = common.verifier().predict(mono_images)
+    mono_images = fold_channels(evaluation.judged_images(colour.generate_images(count,
+                                                                                seed=seed)))[0]
+    digits, beliefs = evaluation.verdicts(mono_images, dataset)
     results = {}
-    for channels, (classes, belief) in (
-            (1, (digits, beliefs)),
-            (3, combine_channels(digits.reshape(-1, 3), beliefs.reshape(-1, 3)))):
-        confident = belief >= TOLERANCE[channels]
-        counts = np.bincount(classes[confident], minlength=10 ** channels)
-        results["mono" if channels == 1 else "colour"] = {
-            "samples": int(len(classes)), "quality": float(confident.mean()),
-            "coverage": float(np.mean(counts > 0))}
-    results["colour"]["kl_to_uniform_nats"] = kl_to_uniform(counts)
-    results["colour"]["kl_of_a_uniform_generator_expected_nats"] = 999 / (2 * len(classes))
+    for entry, (classes, belief) in (
+            (dataset, (digits, beliefs)),
+            (dataset.stacked(), combine_channels(digits.reshape(-1, 3), beliefs.reshape(-1, 3)))):
+        judged = evaluation.generation_metrics(None, entry, classes, belief)
+        results["mono" if entry.channels == 1 else "colour"] = {
+            "samples": judged["samples"], "quality": judged["quality_predictability"],
+            "coverage": judged["coverage"]}
+    results["colour"]["kl_to_uniform_nats"] = judged["kl_confident_samples_to_uniform_nats"]
+    results["colour"]["kl_of_a_uniform_generator_expected_nats"] = judged[
+        "kl_of_a_uniform_generator_expected_nats"]
     return results
 
 
-def evaluate(args, beta: float, x_test, y_test, x_test_missing, y_test_missing) -> dict:
-    model = beta_model(args, beta, missing=False)
-    estimates = posterior_estimates(model, x_test, num_samples=1, seed=args.seed)
+def evaluate(run, opts, beta: float, x_test, y_test, x_test_missing, y_test_missing) -> dict:
+    dataset = run.dataset
+    model = shipped_or_quick(run, zoo.beta_name(beta, False), dataset)
+    estimates = posterior_estimates(model, x_test, num_samples=1, seed=run.seed)
     rate = float(np.mean(estimates["kl"]))
     neg_elbo = float(-np.mean(estimates["elbo"]))
     means, scales = model.mono_code_distribution(x_test)
     _, active = activity(means)
     kl = kl_per_dimension(means, scales)
-    _, accuracy = common.verifier().check_predictability(model.reconstruct_images(x_test),
-                                                         y_test, TOLERANCE[1])
-    without_8s = beta_model(args, beta, missing=True)
-    scores = -posterior_estimates(without_8s, x_test_missing, args.iwae_samples,
-                                  args.seed)["iwae"]
-    anomaly = evaluate_scores(scores, contains_digit(y_test_missing, 8, 1))
+    accuracy = evaluation.reconstruction_metrics(model.reconstruct_images(x_test), x_test,
+                                                 y_test, dataset)["reconstruction_accuracy"]
+    without_8s = shipped_or_quick(run, zoo.beta_name(beta, True), dataset, missing=True)
+    scores = -posterior_estimates(without_8s, x_test_missing, opts.iwae_samples,
+                                  run.seed)["iwae"]
+    anomaly = evaluation.evaluate_scores(scores, evaluation.anomaly_labels(y_test_missing,
+                                                                           dataset))
     return {
-        "model_file": ("trained by --quick" if args.quick
+        "model_file": ("trained by --quick" if run.quick
                        else zoo.shown_path(zoo.path(zoo.beta_name(beta, False)))),
         "test_neg_elbo_nats": neg_elbo,
         "rate_nats": rate,
@@ -113,7 +107,7 @@ def evaluate(args, beta: float, x_test, y_test, x_test_missing, y_test_missing) 
         "units_above_0.1_nats": int(np.sum(kl > 0.1)),
         "kl_per_dimension_nats": np.round(kl, 3).tolist(),
         "reconstruction_accuracy": float(accuracy),
-        **judge_samples(model, args.samples, args.seed),
+        **judge_samples(model, opts.samples, run.seed, dataset),
         "anomaly_roc_auc": anomaly["roc_auc"],
         "anomaly_pr_auc": anomaly["pr_auc"],
     }, model, (means, scales)
@@ -178,14 +172,15 @@ def save_traversals(panels: dict, path) -> None:
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_beta", "vae", argv, extra=add_flags,
-                             quick_caps=QUICK)
-    _, _, x_test, y_test = common.load_data(common.mode_for(1, False), args)
-    _, _, x_missing, y_missing = common.load_data(common.mode_for(1, True), args)
+    run, opts = cli.parse_args(__doc__, "vae_beta", "vae", argv, extra=add_flags,
+                               quick_caps=QUICK, trains=False, datasets=("mnist",))
+    _, _, x_test, y_test = load_data(run, run.dataset)
+    _, _, x_missing, y_missing = load_data(run, run.dataset, missing=True)
     results, panels, seconds = {}, {}, {}
-    for beta in sorted(set(args.betas)):
+    for beta in sorted(set(opts.betas)):
         start = time.perf_counter()
-        results[beta], model, codes = evaluate(args, beta, x_test, y_test, x_missing, y_missing)
+        results[beta], model, codes = evaluate(run, opts, beta, x_test, y_test, x_missing,
+                                               y_missing)
         if beta in (1.0, 4.0):
             panels[beta] = (model, codes)
         seconds[f"beta={beta:g}"] = round(time.perf_counter() - start, 1)
@@ -196,12 +191,12 @@ def main(argv=None):
               f"quality {100 * row['mono']['quality']:.1f} % / "
               f"{100 * row['colour']['quality']:.1f} %; AUC {row['anomaly_roc_auc']:.3f}",
               flush=True)
-    save_curves(results, args.out / "beta_curves.png")
+    save_curves(results, run.out / "beta_curves.png")
     if panels:
-        save_traversals(panels, args.out / "beta_traversals.png")
-    return common.write_metrics(args, {"betas": {f"{b:g}": r for b, r in results.items()},
-                                       "section_seconds": seconds})
+        save_traversals(panels, run.out / "beta_traversals.png")
+    return write_metrics(run, {"betas": {f"{b:g}": r for b, r in results.items()},
+                               "section_seconds": seconds})
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -12,19 +12,13 @@ Writes results/vae_gen/generated.png, generated_class_frequencies.png, samples.n
     python experiments/vae_gen.py --latent flow  # z from the ex-post flow prior fitted to q(z|x)
     python experiments/vae_gen.py --learned-prior  # the VAE whose flow prior was learned with it
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    def flags(parser):
-        rows.add_gen_flags(parser, 10_000)
-        rows.add_latent_flag(parser, "vae")
-
-    args = common.parse_args(__doc__, "vae_gen", "vae", argv, extra=flags,
-                             learned_prior=True)
-    return common.write_metrics(args, rows.gen(args, channels=1))
+    return rows.main(__doc__, "vae_gen", "vae", "gen", argv, samples=10_000)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -32,9 +32,10 @@ import time
 
 import numpy as np
 
-import common
-import rows
 from atomic_io import atomic_path, save_figure
+from experiments import cli
+from experiments.outputs import write_metrics
+from experiments.runs import get_model, load_data
 from models import inference
 from stacked_mnist import fold_channels
 
@@ -51,7 +52,7 @@ RECHECK_BELOW = 0.25  # nats  # log p(x) by IWAE under each of these q
 
 
 def add_flags(parser) -> None:
-    count = common.count
+    count = cli.count
     parser.add_argument("--images", type=count, default=500,
                         help="mono test images of the inference section (default 500)")
     parser.add_argument("--steps", type=count, default=100,
@@ -81,39 +82,39 @@ def add_flags(parser) -> None:
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_inference", "vae", argv, extra=add_flags,
-                             quick_caps=QUICK)  # seconds, whatever the flags say
+    run, opts = cli.parse_args(__doc__, "vae_inference", "vae", argv, extra=add_flags,
+                               quick_caps=QUICK)  # seconds, whatever the flags say
     seconds, metrics = {}, {}
     start = time.perf_counter()
-    if "inference" in args.sections:
-        metrics["inference"] = inference_section(args, seconds)
-    if "completion" in args.sections:
-        metrics["completion"] = completion_section(args, seconds)
+    if "inference" in opts.sections:
+        metrics["inference"] = inference_section(run, opts, seconds)
+    if "completion" in opts.sections:
+        metrics["completion"] = completion_section(run, opts, seconds)
     seconds["total"] = round(time.perf_counter() - start, 1)
     metrics["section_seconds"] = seconds
-    return common.write_metrics(args, metrics)
+    return write_metrics(run, metrics)
 
 
 # ---------------------------------------------------------------------------------------------
-def inference_section(args, seconds: dict) -> dict:
+def inference_section(run, opts, seconds: dict) -> dict:
     tick = time.perf_counter()
-    x_train, _, x_test, y_test = common.load_data(common.mode_for(1, False), args)
-    model, info = common.get_model(args, 1, missing=False, x_train=x_train, x_val=x_test)
-    x, y = x_test[:args.images], y_test[:args.images]
+    x_train, _, x_test, y_test = load_data(run, run.dataset)
+    model, info = get_model(run, run.dataset, False, x_train, x_test)
+    x, y = x_test[:opts.images], y_test[:opts.images]
     seconds["load_mono"] = round(time.perf_counter() - tick, 1)
 
     tick = time.perf_counter()
     q = {"encoder": inference.encoder_q(model, x)}
     fits = {}
-    for name, steps in (("random", args.steps), ("search", args.search_steps),
-                        ("refined", args.refine_steps)):
+    for name, steps in (("random", opts.steps), ("search", opts.search_steps),
+                        ("refined", opts.refine_steps)):
         # The refinement keeps the encoder's q where its own ELBO estimate (noise independent
         # of the evaluation below) finds the fitted q no better.
         refine = name == "refined"
         fits[name] = inference.fit_posteriors(
-            model, x, steps=steps, init=FIT_INIT[name], seed=args.seed,
-            eval_samples=args.eval_samples if refine else 0, keep_better=refine,
-            search_samples=args.search_samples)
+            model, x, steps=steps, init=FIT_INIT[name], seed=run.seed,
+            eval_samples=opts.eval_samples if refine else 0, keep_better=refine,
+            search_samples=opts.search_samples)
         q[name] = (fits[name].mean, fits[name].scale)
         print(f"  fit from {FIT_INIT[name]}: {len(x)} images x {steps} steps in "
               f"{fits[name].seconds:.1f} s", flush=True)
@@ -123,23 +124,23 @@ def inference_section(args, seconds: dict) -> dict:
     # per-image differences are nearly free of sampling noise.
     tick = time.perf_counter()
     elbo = {name: inference.proposal_estimates(model, x, mean, scale,
-                                               num_samples=args.eval_samples,
-                                               seed=args.seed)["elbo"]
+                                               num_samples=opts.eval_samples,
+                                               seed=run.seed)["elbo"]
             for name, (mean, scale) in q.items()}
     seconds["inference_elbo"] = round(time.perf_counter() - tick, 1)
 
     tick = time.perf_counter()
-    sub = slice(0, min(args.iwae_images, len(x)))
+    sub = slice(0, min(opts.iwae_images, len(x)))
     iwae = {name: inference.proposal_estimates(model, x[sub], q[name][0][sub], q[name][1][sub],
-                                               num_samples=args.iwae_samples, seed=args.seed)
+                                               num_samples=opts.iwae_samples, seed=run.seed)
             for name in IWAE_Q}
     seconds["inference_iwae"] = round(time.perf_counter() - tick, 1)
 
     tick = time.perf_counter()
-    net = common.verifier()
-    accuracy = {name: net.check_predictability(model.decode_images(mean), y, 0.8)[1]
+    net, tolerance = run.dataset.judge(), run.dataset.tolerance
+    accuracy = {name: net.check_predictability(model.decode_images(mean), y, tolerance)[1]
                 for name, (mean, _) in q.items()}
-    original_accuracy = net.check_predictability(x, y, 0.8)[1]
+    original_accuracy = net.check_predictability(x, y, tolerance)[1]
     seconds["inference_judge"] = round(time.perf_counter() - tick, 1)
 
     gap = elbo["refined"] - elbo["encoder"]
@@ -151,7 +152,7 @@ def inference_section(args, seconds: dict) -> dict:
     if len(close):
         again = {name: inference.proposal_estimates(
             model, x[close], q[name][0][close], q[name][1][close],
-            num_samples=args.iwae_samples, seed=args.seed + 1)["elbo"]
+            num_samples=opts.iwae_samples, seed=cli.derive_seed(run.seed, "recheck"))["elbo"]
             for name in ("encoder", "refined")}
         rechecked[close] = again["refined"] - again["encoder"]
     seconds["inference_recheck"] = round(time.perf_counter() - tick, 1)
@@ -172,14 +173,14 @@ def inference_section(args, seconds: dict) -> dict:
             entry["steps_to_reach_encoder_elbo"] = int(reached[0]) if len(reached) else None
             entry["at_least_encoder_elbo_share"] = float(np.mean(elbo[name] >= elbo["encoder"]))
         per_q[name] = entry
-    _save_elbo_figure(fits, elbo, rechecked, args.out / "elbo_vs_step.png", len(x),
-                      args.eval_samples, args.iwae_samples)
+    _save_elbo_figure(fits, elbo, rechecked, run.out / "elbo_vs_step.png", len(x),
+                      opts.eval_samples, opts.iwae_samples)
     return {
         "model": info,
-        "data": common.mode_for(1, False).name,
+        "data": run.dataset.data_name(False),
         "images": int(len(x)),
-        "eval_samples": args.eval_samples,
-        "iwae_samples": args.iwae_samples,
+        "eval_samples": opts.eval_samples,
+        "iwae_samples": opts.iwae_samples,
         "iwae_images": int(sub.stop),
         "q": per_q,
         "amortisation_gap_nats": float(np.mean(gap)),
@@ -187,9 +188,9 @@ def inference_section(args, seconds: dict) -> dict:
         "refined_at_least_encoder_share": float(np.mean(gap >= 0)),
         "refined_minus_encoder_min_nats": float(np.min(gap)),
         "recheck": {
-            "images": int(len(close)), "samples": args.iwae_samples,
-            "rule": f"images whose {args.eval_samples}-sample difference is below "
-                    f"{RECHECK_BELOW} nats, estimated again with {args.iwae_samples} samples",
+            "images": int(len(close)), "samples": opts.iwae_samples,
+            "rule": f"images whose {opts.eval_samples}-sample difference is below "
+                    f"{RECHECK_BELOW} nats, estimated again with {opts.iwae_samples} samples",
             "refined_at_least_encoder_share": float(np.mean(rechecked >= 0)),
             "refined_minus_encoder_min_nats": float(np.min(rechecked)),
         },
@@ -203,7 +204,7 @@ def inference_section(args, seconds: dict) -> dict:
         "encoder_free_reconstruction_accuracy": accuracy["random"],
         "original_images_accuracy": original_accuracy,
         "tolerance": 0.8,
-        "figure": str(args.out / "elbo_vs_step.png"),
+        "figure": str(run.out / "elbo_vs_step.png"),
     }
 
 
@@ -244,14 +245,14 @@ def _save_elbo_figure(fits, elbo, gap, path, images: int, eval_samples: int,
 
 
 # ---------------------------------------------------------------------------------------------
-def completion_section(args, seconds: dict) -> dict:
+def completion_section(run, opts, seconds: dict) -> dict:
     tick = time.perf_counter()
-    x_train, _, _, _ = common.load_data(common.mode_for(1, False), args)
-    mono_model, _ = common.get_model(args, 1, missing=False, x_train=x_train, x_val=None)
-    c_train, _, c_test, c_labels = common.load_data(common.mode_for(3, False), args)
-    colour_model, colour_info = common.get_model(args, 3, missing=False, x_train=c_train,
-                                                 x_val=c_test)
-    xc, yc = c_test[:args.completion_images], c_labels[:args.completion_images]
+    mono_data, colour_data = run.dataset, run.dataset.stacked()
+    x_train, _, _, _ = load_data(run, mono_data)
+    mono_model, _ = get_model(run, mono_data, False, x_train, None)
+    c_train, _, c_test, c_labels = load_data(run, colour_data)
+    colour_model, colour_info = get_model(run, colour_data, False, c_train, c_test)
+    xc, yc = c_test[:opts.completion_images], c_labels[:opts.completion_images]
     xm = fold_channels(xc)[0]  # the channel digits, image n's channel c at row 3 n + c
     ym = ((yc[:, None] // 10 ** np.arange(3)) % 10).reshape(-1)
     # The shipped colour model is the mono weights on each channel: its completion of a
@@ -262,29 +263,30 @@ def completion_section(args, seconds: dict) -> dict:
     means = {1: x_train.mean(axis=0), 3: c_train.mean(axis=0)}
     seconds["load_colour"] = round(time.perf_counter() - tick, 1)
 
-    net = common.verifier()
+    net = mono_data.judge()  # a stack is judged channel by channel by the mono judge
+    data = {1: mono_data, 3: colour_data}
     sets = {1: (xm, ym, mono_model), 3: (xc, yc, colour_model)}
     results = {c: {"accuracy": {}, "predictability": {}} for c in sets}
     stored = {c: {"images": [], "labels": [], "masks": [], "observed": []} for c in sets}
     fit_summaries, examples = {}, {c: {} for c in sets}
     completion_seconds = 0.0
-    for name in args.masks:
+    for name in opts.masks:
         tick = time.perf_counter()
-        mask = inference.make_mask(name, len(xc), channels=3, seed=args.seed)
+        mask = inference.make_mask(name, len(xc), channels=3, seed=run.seed)
         masks = {1: fold_channels(mask)[0], 3: mask}
         filled = {}
-        filled[3], fit = inference.complete(colour_model, xc, mask, steps=args.completion_steps,
-                                            seed=args.seed, search_samples=args.search_samples)
+        filled[3], fit = inference.complete(colour_model, xc, mask, steps=opts.completion_steps,
+                                            seed=run.seed, search_samples=opts.search_samples)
         if shared:
             filled[1] = fold_channels(filled[3])[0]
         else:
             filled[1], _ = inference.complete(mono_model, xm, masks[1],
-                                              steps=args.completion_steps, seed=args.seed,
-                                              search_samples=args.search_samples)
+                                              steps=opts.completion_steps, seed=run.seed,
+                                              search_samples=opts.search_samples)
         completion_seconds += time.perf_counter() - tick
         fit_summaries[name] = fit.summary()
         for channels, (x, y, model) in sets.items():
-            tolerance = rows.TOLERANCE[channels]
+            tolerance = data[channels].tolerance
             methods = {
                 "fitted": filled[channels],
                 "zeros": inference.fill(x, masks[channels], 0.0),
@@ -311,31 +313,31 @@ def completion_section(args, seconds: dict) -> dict:
 
     tick = time.perf_counter()
     summary = {"model": colour_info, "masks": {m: inference.MASK_DESCRIPTIONS[m]
-                                               for m in args.masks},
-               "steps": args.completion_steps, "init": "search",
-               "search_samples": args.search_samples, "fits": fit_summaries,
+                                               for m in opts.masks},
+               "steps": opts.completion_steps, "init": "search",
+               "search_samples": opts.search_samples, "fits": fit_summaries,
                "mono_results_read_from_the_colour_fits": shared,
                "channel_images_per_second": round(
-                   len(xm) * len(args.masks) / max(completion_seconds, 1e-9), 1)}
+                   len(xm) * len(opts.masks) / max(completion_seconds, 1e-9), 1)}
     for channels, (x, y, _) in sets.items():
-        prefix = rows._prefix(channels)
+        prefix = "color_" if channels == 3 else ""
         kind = "colour" if channels == 3 else "mono"
-        _save_completions(stored[channels], args.out / f"{prefix}completions.npz")
-        _save_completion_figure(examples[channels], args.out / f"{prefix}completions.png",
+        _save_completions(stored[channels], run.out / f"{prefix}completions.npz")
+        _save_completion_figure(examples[channels], run.out / f"{prefix}completions.png",
                                 kind)
         summary[kind] = {
             "images_per_mask": int(len(x)),
             "source": ("stacked test images (COLOR_BINARY_COMPLETE, seed "
-                       f"{args.seed}), the first {len(x)}" if channels == 3 else
+                       f"{run.seed}), the first {len(x)}" if channels == 3 else
                        "the channel digits of those stacked test images"),
-            "tolerance": rows.TOLERANCE[channels],
+            "tolerance": data[channels].tolerance,
             "original_images_accuracy": net.check_predictability(
-                x, y, rows.TOLERANCE[channels])[1],
+                x, y, data[channels].tolerance)[1],
             "accuracy": results[channels]["accuracy"],
             "predictability": results[channels]["predictability"],
-            "file": str(args.out / f"{prefix}completions.npz"),
+            "file": str(run.out / f"{prefix}completions.npz"),
         }
-    _save_accuracy_figure(summary, args.masks, args.out / "completion_accuracy.png")
+    _save_accuracy_figure(summary, opts.masks, run.out / "completion_accuracy.png")
     seconds["completion_outputs"] = round(time.perf_counter() - tick, 1)
     return summary
 
@@ -406,4 +408,4 @@ def _save_accuracy_figure(summary, masks, path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

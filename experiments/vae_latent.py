@@ -22,38 +22,32 @@ import time
 
 import numpy as np
 
-import common
+import evaluation
+from experiments import cli
+from experiments.cli import count
+from experiments.outputs import save_image_grid, write_metrics
+from experiments.runs import load_data, shipped_or_quick
 from models import zoo
 from models.latent import (activity, interpolate, kl_per_dimension, normal_grid, pca_2d,
                            probe_accuracies, traverse, tsne_2d)
-from stacked_mnist import DataMode
-
-TOLERANCE = 0.8
 QUICK = {"samples": 200, "pairs": 20, "probe_train": 300, "tsne_points": 100}
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--samples", type=common.count, default=10_000,
+    parser.add_argument("--samples", type=count, default=10_000,
                         help="generated images per model for quality / coverage (default 10000)")
-    parser.add_argument("--pairs", type=common.count, default=1000,
+    parser.add_argument("--pairs", type=count, default=1000,
                         help="random test pairs for the interpolation statistics (default 1000)")
-    parser.add_argument("--probe-train", type=common.count, default=10_000,
+    parser.add_argument("--probe-train", type=count, default=10_000,
                         help="training images the probes are fitted on (default 10000)")
-    parser.add_argument("--tsne-points", type=common.count, default=2000,
+    parser.add_argument("--tsne-points", type=count, default=2000,
                         help="test codes in each t-SNE map (default 2000)")
 
 
-def named_model(args, name, x_train, x_val):
-    """A shipped model by name, or with --quick a throw-away one trained on tiny data."""
-    if args.quick:
-        return zoo.train(name, x_train, x_val, epochs=1, seed=args.seed, verbose=0)
-    return zoo.load(name)
-
-
-def judged(net, images):
-    """``(classes, beliefs, confident)`` of the judge at the mono tolerance."""
-    predictions, beliefs = net.predict(images)
-    return predictions, beliefs, beliefs >= TOLERANCE
+def judged(dataset, images):
+    """``(classes, beliefs, confident)`` of the data set's judge at its tolerance."""
+    predictions, beliefs = evaluation.verdicts(images, dataset)
+    return predictions, beliefs, beliefs >= dataset.tolerance
 
 
 def scatter(points, labels, path, title):
@@ -70,33 +64,34 @@ def scatter(points, labels, path, title):
     plt.close(fig)
 
 
-def section_2d(args, model8, x_train, x_test, y_test, net):
-    model2 = named_model(args, "vae2d_mono_complete", x_train, x_test)
+def section_2d(run, opts, model8, x_test, y_test):
+    dataset = run.dataset
+    model2 = shipped_or_quick(run, "vae2d_mono_complete", dataset)
     means, _ = model2.mono_code_distribution(x_test)
-    scatter(means, y_test, args.out / "latent_2d_scatter.png",
+    scatter(means, y_test, run.out / "latent_2d_scatter.png",
             "2-d VAE: posterior means of the test images")
     grid = normal_grid(20)
     manifold = model2.decode_images(grid.reshape(-1, 2))
-    common.save_image_grid(manifold, args.out / "latent_2d_manifold.png", columns=20,
+    save_image_grid(manifold, run.out / "latent_2d_manifold.png", columns=20,
                            title="2-d VAE: decoded grid, inverse normal CDF of the unit square")
     results = {}
     for name, model in (("vae_2d", model2), ("vae_8d", model8)):
         reconstructions = model.reconstruct_images(x_test)
-        samples = np.round(model.generate_images(args.samples, seed=args.seed) * 255) / 255
-        predictability, accuracy = net.check_predictability(reconstructions, y_test, TOLERANCE)
-        quality = net.check_predictability(samples, tolerance=TOLERANCE)[0]
-        results[name] = {"reconstruction_accuracy": accuracy,
-                         "reconstruction_predictability": predictability,
-                         "quality_predictability": quality,
-                         "coverage": net.check_class_coverage(samples, TOLERANCE)}
+        _, generated = evaluation.generate_and_judge(model, opts.samples, dataset, seed=run.seed)
+        judged_reconstructions = evaluation.reconstruction_metrics(reconstructions, x_test,
+                                                                   y_test, dataset)
+        results[name] = {key: judged_reconstructions[key] for key in (
+            "reconstruction_accuracy", "reconstruction_predictability")}
+        results[name].update({key: generated[key]
+                              for key in ("quality_predictability", "coverage")})
     return results, model2
 
 
-def section_maps(args, model8, model2, ae, x_train, y_train, x_test, y_test):
-    rng = np.random.default_rng(args.seed)
-    pick = rng.permutation(len(x_train))[: args.probe_train]
+def section_maps(run, opts, model8, model2, ae, x_train, y_train, x_test, y_test):
+    rng = np.random.default_rng(run.seed)
+    pick = rng.permutation(len(x_train))[: opts.probe_train]
     xs, ys = x_train[pick], y_train[pick]
-    subset = rng.permutation(len(x_test))[: args.tsne_points]
+    subset = rng.permutation(len(x_test))[: opts.tsne_points]
     spaces = {"vae_8d": (model8.encode(xs), model8.encode(x_test)),
               "ae": (ae.encode(xs), ae.encode(x_test)),
               "vae_2d": (model2.encode(xs), model2.encode(x_test)),
@@ -104,25 +99,25 @@ def section_maps(args, model8, model2, ae, x_train, y_train, x_test, y_test):
     spaces["pixels_pca_2d"] = tuple(pca_2d(xs, x_test)[0])
     results = {}
     for name, (train_codes, test_codes) in spaces.items():
-        results[name] = probe_accuracies(train_codes, ys, test_codes, y_test, seed=args.seed)
+        results[name] = probe_accuracies(train_codes, ys, test_codes, y_test, seed=run.seed)
         if name in ("vae_8d", "ae"):
             (_, test_2d), explained = pca_2d(train_codes, test_codes)
             results[name]["pca_explained_variance_2"] = float(np.sum(explained))
-            scatter(test_2d, y_test, args.out / f"{name}_pca.png",
+            scatter(test_2d, y_test, run.out / f"{name}_pca.png",
                     f"{name}: PCA of the test codes ({100 * np.sum(explained):.0f} % of the "
                     "variance)")
-            scatter(tsne_2d(test_codes[subset], seed=args.seed), y_test[subset],
-                    args.out / f"{name}_tsne.png",
+            scatter(tsne_2d(test_codes[subset], seed=run.seed), y_test[subset],
+                    run.out / f"{name}_tsne.png",
                     f"{name}: t-SNE of {len(subset)} test codes")
     return results
 
 
-def section_interpolate(args, model8, x_test, y_test, net):
-    rng = np.random.default_rng(args.seed)
-    first = rng.integers(0, len(x_test), 4 * args.pairs)
-    second = rng.integers(0, len(x_test), 4 * args.pairs)
+def section_interpolate(run, opts, model8, x_test, y_test):
+    rng = np.random.default_rng(run.seed)
+    first = rng.integers(0, len(x_test), 4 * opts.pairs)
+    second = rng.integers(0, len(x_test), 4 * opts.pairs)
     keep = y_test[first] != y_test[second]
-    first, second = first[keep][: args.pairs], second[keep][: args.pairs]
+    first, second = first[keep][: opts.pairs], second[keep][: opts.pairs]
     codes = model8.encode(x_test)[:, 0]
     results, shown, captions = {}, [], []
     for path in ("linear", "spherical"):
@@ -130,27 +125,27 @@ def section_interpolate(args, model8, x_test, y_test, net):
                       for a, b in zip(first, second)])  # (pairs, 10, d)
         images = model8.decode_images(z.reshape(-1, z.shape[-1])).reshape(
             len(first), 10, 28, 28, 1)
-        _, beliefs, confident = judged(net, images[:, 1:-1].reshape(-1, 28, 28, 1))
+        _, beliefs, confident = judged(run.dataset, images[:, 1:-1].reshape(-1, 28, 28, 1))
         results[path] = {"confident_share_of_intermediate_images": float(confident.mean()),
                          "mean_belief_of_intermediate_images": float(beliefs.mean())}
         shown.extend(images[:3].reshape(-1, 28, 28, 1))
-        predictions, beliefs, _ = judged(net, images[:3].reshape(-1, 28, 28, 1))
+        predictions, beliefs, _ = judged(run.dataset, images[:3].reshape(-1, 28, 28, 1))
         captions.extend(f"{p} {b:.2f}" for p, b in zip(predictions, beliefs))
-    common.save_image_grid(np.array(shown), args.out / "interpolation.png", columns=10,
+    save_image_grid(np.array(shown), run.out / "interpolation.png", columns=10,
                            captions=captions,
                            title="8-d VAE: linear (rows 1-3) and spherical (rows 4-6) paths; "
                                  "judge's class and belief")
     return {"pairs": int(len(first)), "steps": 10, **results}
 
 
-def section_traverse(args, model8, x_test):
+def section_traverse(run, opts, model8, x_test):
     means, scales = model8.mono_code_distribution(x_test)
     variance, active = activity(means)
     kl = kl_per_dimension(means, scales)
     values = np.linspace(-3, 3, 9)
     codes = traverse(means[0], values)  # (d, 9, d)
     images = model8.decode_images(codes.reshape(-1, codes.shape[-1]))
-    common.save_image_grid(images, args.out / "traversal.png", columns=len(values),
+    save_image_grid(images, run.out / "traversal.png", columns=len(values),
                            title="8-d VAE: each row sweeps one dimension over [-3, 3] from a "
                                  "test image's posterior mean")
     return {"values": values.tolist(),
@@ -160,31 +155,32 @@ def section_traverse(args, model8, x_test):
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_latent", "vae", argv, extra=add_flags,
-                             quick_caps=QUICK)
-    mode = DataMode.MONO_BINARY_COMPLETE
-    x_train, y_train, x_test, y_test = common.load_data(mode, args)
-    model8, info = common.get_model(args, 1, False, x_train, x_test)
-    net = common.verifier()
-    metrics, seconds = {"model": info}, {}
+    run, opts = cli.parse_args(__doc__, "vae_latent", "vae", argv, extra=add_flags,
+                               quick_caps=QUICK, trains=False, datasets=("mnist",))
+    x_train, y_train, x_test, y_test = load_data(run, run.dataset)
+    model8 = shipped_or_quick(run, "vae_mono_complete", run.dataset)
+    metrics = {"model": {"model_file": "trained by --quick" if run.quick else
+                         zoo.shown_path(zoo.path("vae_mono_complete")), **model8.metadata}}
+    seconds = {}
 
     start = time.perf_counter()
-    metrics["latent_2d"], model2 = section_2d(args, model8, x_train, x_test, y_test, net)
+    metrics["latent_2d"], model2 = section_2d(run, opts, model8, x_test, y_test)
     seconds["2d"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
-    ae = named_model(args, "ae_mono_complete", x_train, x_test)
-    metrics["maps"] = section_maps(args, model8, model2, ae, x_train, y_train, x_test, y_test)
+    ae = shipped_or_quick(run, "ae_mono_complete", run.dataset)
+    metrics["maps"] = section_maps(run, opts, model8, model2, ae, x_train, y_train, x_test,
+                                   y_test)
     seconds["maps"] = round(time.perf_counter() - start, 1)
 
-    for name, run in (("interpolate", lambda: section_interpolate(args, model8, x_test, y_test,
-                                                                  net)),
-                      ("traverse", lambda: section_traverse(args, model8, x_test))):
+    for name, section in (("interpolate", lambda: section_interpolate(run, opts, model8, x_test,
+                                                                      y_test)),
+                          ("traverse", lambda: section_traverse(run, opts, model8, x_test))):
         start = time.perf_counter()
-        metrics[name] = run()
+        metrics[name] = section()
         seconds[name] = round(time.perf_counter() - start, 1)
-    return common.write_metrics(args, {**metrics, "section_seconds": seconds})
+    return write_metrics(run, {**metrics, "section_seconds": seconds})
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

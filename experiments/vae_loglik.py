@@ -13,7 +13,10 @@ import time
 
 import numpy as np
 
-import common
+from experiments import cli
+from experiments.cli import count
+from experiments.outputs import write_metrics
+from experiments.runs import load_data, shipped_or_quick
 from models import zoo
 from models.likelihood import posterior_estimates
 
@@ -25,39 +28,38 @@ def add_flags(parser) -> None:
                         default=["vae_mono_complete", "flowprior_vae_mono_complete"],
                         help="shipped models to compare (default: the N(0, I) VAE and the "
                              "learned-prior VAE, complete data)")
-    parser.add_argument("--images", type=common.count, default=1000,
+    parser.add_argument("--images", type=count, default=1000,
                         help="first test images scored (default 1000)")
-    parser.add_argument("--iwae-samples", type=common.count, default=1000,
+    parser.add_argument("--iwae-samples", type=count, default=1000,
                         help="importance samples K per image (default 1000)")
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, "vae_loglik", "vae", argv, extra=add_flags,
-                             quick_caps=QUICK)
+    run, opts = cli.parse_args(__doc__, "vae_loglik", "vae", argv, extra=add_flags,
+                               quick_caps=QUICK, trains=False, datasets=("mnist",))
     results = {}
-    for name in args.models:
+    for name in opts.models:
         missing = zoo.recipe(name).data.endswith("MISSING")
-        x_train, _, x_test, _ = common.load_data(common.mode_for(1, missing), args)
-        model = (zoo.train(name, x_train, x_test, epochs=1, seed=args.seed, verbose=0)
-                 if args.quick else zoo.load(name))
+        _, _, x_test, _ = load_data(run, run.dataset, missing)
+        model = shipped_or_quick(run, name, run.dataset, missing)
         if model.prior is None:
-            raise SystemExit(f"{name} is an {model.config.kind!r} model: it has no p(z).")
+            raise ValueError(f"{name} is an {model.config.kind!r} model: it has no p(z).")
         start = time.perf_counter()
-        estimates = posterior_estimates(model, x_test[: args.images], args.iwae_samples,
-                                        args.seed)
+        estimates = posterior_estimates(model, x_test[: opts.images], opts.iwae_samples,
+                                        run.seed)
         results[name] = {
-            "test_data": common.mode_for(1, missing).name,
+            "test_data": run.dataset.data_name(missing),
             "log_px_iwae_nats": float(np.mean(estimates["iwae"])),
             "elbo_nats": float(np.mean(estimates["elbo"])),
             "kl_nats": float(np.mean(estimates["kl"])),
             "seconds": round(time.perf_counter() - start, 1),
         }
         print(f"{name}: log p(x) {results[name]['log_px_iwae_nats']:.2f} nats (IWAE, K = "
-              f"{args.iwae_samples}), ELBO {results[name]['elbo_nats']:.2f}, KL "
+              f"{opts.iwae_samples}), ELBO {results[name]['elbo_nats']:.2f}, KL "
               f"{results[name]['kl_nats']:.2f}", flush=True)
-    return common.write_metrics(args, {"images": min(args.images, len(x_test)),
-                                       "iwae_samples": args.iwae_samples, "models": results})
+    return write_metrics(run, {"images": min(opts.images, len(x_test)),
+                               "iwae_samples": opts.iwae_samples, "models": results})
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

@@ -16,20 +16,13 @@ metrics.json with the sections basic, gen and anom, and section_seconds (where t
     python experiments/vae_stack.py --latent flow  # generation from the ex-post flow prior
     python experiments/vae_stack.py --learned-prior  # the VAE with a jointly learned flow prior
 """
-import common
-import rows
+
+from experiments import cli, rows
 
 
 def main(argv=None):
-    def flags(parser):
-        rows.add_gen_flags(parser, 26_000)
-        rows.add_latent_flag(parser, "vae")
-        rows.add_anom_flags(parser, vae=True)
-
-    args = common.parse_args(__doc__, "vae_stack", "vae", argv, extra=flags,
-                             learned_prior=True)
-    return common.write_metrics(args, rows.stack(args))
+    return rows.main(__doc__, "vae_stack", "vae", "stack", argv, samples=26_000)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

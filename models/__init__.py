@@ -12,12 +12,14 @@ from . import zoo
 from .config import HEADS, ModelConfig
 from .families import FAMILIES
 from .generative import GenerativeModel, build_model, fit_model
+from .generators import Generator
 from .heads import make_head
 from .io import ModelFileError, load, load_model, load_sampler, save, save_model
 from .samplers import SAMPLERS, LatentSampler, make_sampler
 
 __all__ = [
-    "HEADS", "FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "LatentSampler",
+    "HEADS", "FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "Generator",
+    "LatentSampler",
     "build_model", "fit_model", "make_head", "make_sampler", "ModelFileError", "load",
     "load_model", "load_sampler", "save", "save_model", "zoo",
 ]

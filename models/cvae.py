@@ -33,6 +33,7 @@ tfd = tfp.distributions
 @tf_keras.saving.register_keras_serializable(package="models")
 class CVAE(VAE):
     kind = "cvae"
+    prior_description = "the class prior p(z|y) of balanced labels"
     conditional = True
 
     def __init__(self, config, metadata=None, **kwargs):

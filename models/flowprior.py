@@ -45,6 +45,7 @@ def _bounded(network):
 @tf_keras.saving.register_keras_serializable(package="models")
 class FlowPriorVAE(VAE):
     kind = "flowprior_vae"
+    prior_description = "the flow prior learned with the model (u ~ N(0, I) pushed through it)"
 
     def __init__(self, config, metadata=None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)

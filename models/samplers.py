@@ -43,6 +43,7 @@ class LatentSampler(tf_keras.Model):
     whether it has been fitted (or needs no fitting)."""
 
     kind = ""
+    description = ""  # in words, for figure titles and metrics ("the --latent choices")
     needs_fitting = True
 
     def __init__(self, latent_dim: int, metadata: Optional[dict] = None, **kwargs):
@@ -126,6 +127,7 @@ def _gaussian_log_prob(z, mean, covariance) -> np.ndarray:
 @tf_keras.saving.register_keras_serializable(package="models")
 class StandardNormal(LatentSampler):
     kind = "standard"
+    description = "standard normal N(0, I)"
     needs_fitting = False
 
     def _fit(self, codes, scales, seed, **options):
@@ -144,6 +146,7 @@ class FittedGaussian(LatentSampler):
     """N(mean, covariance) with the codes' mean and full covariance."""
 
     kind = "fitted"
+    description = "Gaussian fitted to the training codes (mean, full covariance)"
 
     def __init__(self, latent_dim: int, **kwargs):
         super().__init__(latent_dim, **kwargs)
@@ -168,6 +171,7 @@ class GaussianMixture(LatentSampler):
     """A mixture of ``components`` full-covariance Gaussians (scikit-learn's EM)."""
 
     kind = "gmm"
+    description = "Gaussian mixture (10 components) fitted to the training codes"
 
     def __init__(self, latent_dim: int, components: int = 10, **kwargs):
         super().__init__(latent_dim, **kwargs)
@@ -222,6 +226,7 @@ class MaskedAutoregressiveFlow(LatentSampler):
     """
 
     kind = "flow"
+    description = "masked autoregressive flow"
 
     def __init__(self, latent_dim: int, layers: int = 6, hidden_units: int = 256,
                  init_seed: int = 0, **kwargs):

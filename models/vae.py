@@ -44,6 +44,7 @@ class LatentNormal(tfpl.DistributionLambda):
 @tf_keras.saving.register_keras_serializable(package="models")
 class VAE(GenerativeModel):
     kind = "vae"
+    prior_description = "standard normal N(0, I) (the prior)"
     latent_params_per_dim = 2  # loc and scale per latent dimension
     default_sampler = "standard"  # the prior N(0, I)
 

@@ -107,12 +107,18 @@ SHIPPED.update({
     for beta in BETAS for missing in (False, True)})
 
 
-def shipped_name(kind: str, missing: bool) -> str:
-    """The shipped (mono) model of a family for complete data or data without 8s."""
-    name = f"{kind}_mono_{'missing' if missing else 'complete'}"
+def shipped_name(kind: str, missing: bool, tag: str = "mono") -> str:
+    """The shipped (mono) model of a family for complete data or data without the anomaly
+    class (8s); ``tag``: the data set's (``named_data``'s ``model_tag``; MNIST's is mono)."""
+    name = f"{kind}_{tag}_{'missing' if missing else 'complete'}"
     if name not in SHIPPED:
         raise ValueError(f"no shipped model {name!r}; shipped: {sorted(SHIPPED)}.")
     return name
+
+
+def has_recipe(kind: str, missing: bool, tag: str = "mono") -> bool:
+    """Whether ``shipped_name(kind, missing, tag)`` exists."""
+    return f"{kind}_{tag}_{'missing' if missing else 'complete'}" in SHIPPED
 
 
 def recipe(name: str) -> Recipe:

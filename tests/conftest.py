@@ -1,4 +1,4 @@
-"""Shared test setup: repo on sys.path, MNIST location, cached data sets, the verification net.
+"""Shared test setup (the project is installed: README): MNIST location, cached data sets, the verification net.
 
 MNIST is read from ``$MNIST_DIR`` (CI sets it). Without it the tests fall back to
 ``<repo>/../shared/data/mnist`` and skip, saying why, if neither holds the data.
@@ -6,7 +6,6 @@ MNIST is read from ``$MNIST_DIR`` (CI sets it). Without it the tests fall back t
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 # Before anything can import TensorFlow.
@@ -15,8 +14,6 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 _FALLBACK_MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
 _USED_FALLBACK = not os.environ.get("MNIST_DIR")

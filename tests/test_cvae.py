@@ -2,8 +2,6 @@
 generative classifier and anomaly score (models/conditional.py), and experiments/cvae.py."""
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from models.conditional import (class_log_likelihoods, class_posterior, log_clas
 from models.networks import FoldLabels
 from stacked_mnist import DataMode, channel_digits, fold_channels
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 
 def tiny_cvae(channels=1, seed=0):
@@ -167,10 +164,10 @@ def test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved(tmp_path):
 
 
 def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
-    common = importlib.import_module("common")
+    common = importlib.import_module("experiments.runs")
     common._CACHE.clear()
     out = tmp_path / "cvae"
-    path = importlib.import_module("cvae").main(["--quick", "--out", str(out)])
+    path = importlib.import_module("experiments.cvae").main(["--quick", "--out", str(out)])
     common._CACHE.clear()
     metrics = json.loads(path.read_text())
     assert metrics["row"] == "cvae" and metrics["quick"] is True

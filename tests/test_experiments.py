@@ -2,17 +2,15 @@
 import hashlib
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models import SAMPLERS, ModelConfig, build_model, load_model, load_sampler
+import named_data
+from experiments import cli, grading, runs
+from models import SAMPLERS, ModelConfig, ModelFileError, build_model, load_model, load_sampler
 from models import save_model, zoo
-
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASIC = {"reconstruction_predictability", "reconstruction_accuracy", "judged_image",
@@ -32,16 +30,15 @@ EXPECTED = {
 
 @pytest.fixture(autouse=True)
 def fresh_run_cache(mnist_dir, verifier):
-    """Each script starts as in a new process (common caches data and models per run)."""
-    common = importlib.import_module("common")
-    common._CACHE.clear()
+    """Each script starts as in a new process (runs caches data and models per run)."""
+    runs._CACHE.clear()
     yield
-    common._CACHE.clear()
+    runs._CACHE.clear()
 
 
 def run(row, tmp_path, *flags):
     out = tmp_path / row
-    path = importlib.import_module(row).main(["--quick", "--out", str(out), *flags])
+    path = importlib.import_module(f"experiments.{row}").main(["--quick", "--out", str(out), *flags])
     assert path == out / "metrics.json"
     metrics = json.loads(path.read_text())
     assert metrics["row"] == row and metrics["quick"] is True
@@ -108,12 +105,11 @@ def test_stack_rows(kind, tmp_path):
 
 
 def test_ae_generation_offers_every_latent_distribution(tmp_path):
-    common = importlib.import_module("common")
     starts = {"fitted": "Gaussian fitted", "standard": "standard normal",
               "gmm": "Gaussian mixture", "flow": "masked autoregressive flow"}
     assert set(starts) == set(SAMPLERS)  # the choices are the sampler registry
     for latent, start in starts.items():
-        common._CACHE.clear()
+        runs._CACHE.clear()
         _, metrics = run("ae_gen", tmp_path / latent, "--latent", latent)
         assert metrics["latent_distribution"].startswith(start)
         assert ("latent_flow" in metrics) == (latent == "flow")
@@ -132,40 +128,40 @@ def test_vae_generation_from_the_latent_flow(tmp_path):
 
 
 def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
-    common = importlib.import_module("common")
-    args = common.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
+    args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
+    mnist = named_data.get("mnist")
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     path = save_model(model, tmp_path / "m.keras")
     info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
-    _, first = common.get_latent_flow(args, model, info)
+    _, first = runs.get_latent_flow(args, model, info, mnist)
     assert "fitting the latent flow" in capsys.readouterr().out
-    _, again = common.get_latent_flow(args, model, info)
+    _, again = runs.get_latent_flow(args, model, info, mnist)
     assert "loaded" in capsys.readouterr().out
     assert again["model_sha256"] == first["model_sha256"]
     save_model(model, path, {"retrained": True})  # another file: the flow is fitted again
-    _, refitted = common.get_latent_flow(args, model, info)
+    _, refitted = runs.get_latent_flow(args, model, info, mnist)
     assert "fitted to other weights" in capsys.readouterr().out
     assert refitted["model_sha256"] != first["model_sha256"]
     flow_path = tmp_path / "m.flow.keras"
     flow_path.write_bytes(flow_path.read_bytes()[:100])
-    with pytest.raises(SystemExit, match="m.flow.keras.*git checkout"):
-        common.get_latent_flow(args, model, info)
+    with pytest.raises(ModelFileError, match="m.flow.keras.*git checkout"):
+        runs.get_latent_flow(args, model, info, mnist)
 
 
 def test_bad_flags_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        importlib.import_module("vae_gen").main(["--quick", "--epochs", "0",
+        importlib.import_module("experiments.vae_gen").main(["--quick", "--epochs", "0",
                                                  "--out", str(tmp_path)])
-    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert "--epochs: must be an integer >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        importlib.import_module("vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
+        importlib.import_module("experiments.vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
     for flags, message in ((["--set", "depth=3"], "unknown model setting 'depth'"),
                            (["--set", "latent_dim"], "KEY=VALUE"),
                            (["--set", "latent_dim=0"], "latent_dim must be"),
                            (["--ship"], "--ship replaces the shipped models"),
                            (["--retrain", "--ship", "--set", "beta=2"], "--ship")):
         with pytest.raises(SystemExit):
-            importlib.import_module("vae_gen").main([*flags, "--out", str(tmp_path)])
+            importlib.import_module("experiments.vae_gen").main([*flags, "--out", str(tmp_path)])
         assert message in capsys.readouterr().err
 
 
@@ -175,15 +171,14 @@ def _digests(folder):
 
 def test_set_trains_into_a_run_folder_and_never_touches_saved_models(tmp_path, monkeypatch,
                                                                       capsys):
-    common = importlib.import_module("common")
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
     shipped = _digests(zoo.SAVED_MODELS)
     flags = ["--set", "latent_dim=2", "hidden_units=0", "filters=[4, 8]", "--epochs", "1"]
-    args = common.parse_args("doc", "vae_gen", "vae", flags)
+    args, _ = cli.parse_args("doc", "vae_gen", "vae", flags)
     assert args.run_dir == tmp_path / "runs" / "vae-filters=_4,_8_-hidden_units=0-latent_dim=2"
     assert args.out == args.run_dir / "vae_gen"
     x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
-    model, info = common.get_model(args, 1, False, x, x[:16])
+    model, info = runs.get_model(args, named_data.get("mnist"), False, x, x[:16])
     assert model.config.latent_dim == 2 and info["epochs"] == 1 and info["settings"]
     saved = args.run_dir / "vae_mono_complete.keras"
     assert info["model_file"] == str(saved)
@@ -191,16 +186,16 @@ def test_set_trains_into_a_run_folder_and_never_touches_saved_models(tmp_path, m
     assert "--set latent_dim=2" in (args.run_dir / "commands.txt").read_text()
     assert "training vae_mono_complete" in capsys.readouterr().out
     # The same command again reuses the run's model; the colour row loads its mono file.
-    common._CACHE.clear()
-    again, _ = common.get_model(common.parse_args("doc", "vae_gen", "vae", flags), 3, False,
-                                x, x[:16])
+    runs._CACHE.clear()
+    again, _ = runs.get_model(cli.parse_args("doc", "vae_gen", "vae", flags)[0],
+                              named_data.get("stacked_mnist"), False, x, x[:16])
     assert "loaded" in capsys.readouterr().out and again.config.channels == 3
     np.testing.assert_array_equal(again.network_weights()[0], model.network_weights()[0])
     assert _digests(zoo.SAVED_MODELS) == shipped
 
 
 def test_run_all_keeps_rows_it_did_not_run_from_a_run_of_the_same_kind():
-    run_all = importlib.import_module("run_all")
+    run_all = importlib.import_module("experiments.run_all")
     previous = {"vae_gen": {"quick": False, "coverage": 1.0},
                 "ae_basic": {"quick": False, "coverage": 0.5},
                 "ae_gen": {"quick": True, "coverage": 0.1}}
@@ -212,14 +207,13 @@ def test_run_all_keeps_rows_it_did_not_run_from_a_run_of_the_same_kind():
 
 
 def test_results_table_reports_each_measure_beside_its_target():
-    run_all = importlib.import_module("run_all")
     metrics = {
         "vae_basic": {"reconstruction_accuracy": 0.9512, "reconstruction_predictability": 0.98,
                       "wall_seconds": 31.4},
         "vae_anom": {"roc_auc": 0.97, "pr_auc": 0.8, "default_score": "neg_iwae",
                      "wall_seconds": 60.0},
     }
-    lines = run_all.results_table(metrics).splitlines()
+    lines = grading.results_table(metrics).splitlines()
     assert len(lines) == 2 + 2 + 1  # header, the two rows, wall times
     assert lines[2].startswith("| VAE-BASIC |") and "| 95.1% / 98.0% | >= 95% |" in lines[2]
     assert "(score: neg_iwae) | 0.970 / 0.800 | >= 0.95 |" in lines[3]
@@ -229,7 +223,7 @@ def test_results_table_reports_each_measure_beside_its_target():
 def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
     shipped = _digests(zoo.SAVED_MODELS)
-    importlib.import_module("train_all").main(["--quick", "--only", "ae_mono_complete"])
+    importlib.import_module("experiments.train_all").main(["--quick", "--only", "ae_mono_complete"])
     run = tmp_path / "runs" / "train_all-quick"
     model = load_model(run / "ae_mono_complete.keras")
     assert model.metadata["epochs"] == 1 and model.metadata["train_images"] == 512

@@ -3,8 +3,6 @@ Monte Carlo KL agrees with the closed form when the flow is the identity, it tra
 model and travels in the file; the --learned-prior rows and the beta sweep's --quick run."""
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ import tensorflow_probability as tfp
 from models import ModelConfig, build_model, fit_model, load_model, save_model
 from models.likelihood import posterior_estimates
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 tfd = tfp.distributions
 
 
@@ -105,7 +102,7 @@ def test_the_prior_trains_with_the_model_and_travels_in_the_file(tmp_path):
 
 @pytest.fixture
 def fresh_cache(mnist_dir, verifier):
-    common = importlib.import_module("common")
+    common = importlib.import_module("experiments.runs")
     common._CACHE.clear()
     yield
     common._CACHE.clear()
@@ -113,7 +110,7 @@ def fresh_cache(mnist_dir, verifier):
 
 def test_generation_row_with_the_learned_prior(fresh_cache, tmp_path):
     out = tmp_path / "vae_gen"
-    path = importlib.import_module("vae_gen").main(["--quick", "--out", str(out),
+    path = importlib.import_module("experiments.vae_gen").main(["--quick", "--out", str(out),
                                                     "--learned-prior"])
     metrics = json.loads(path.read_text())
     assert metrics["latent_distribution"].startswith("the flow prior learned with the model")
@@ -122,7 +119,7 @@ def test_generation_row_with_the_learned_prior(fresh_cache, tmp_path):
 
 def test_beta_sweep_quick_run(fresh_cache, tmp_path):
     out = tmp_path / "vae_beta"
-    path = importlib.import_module("vae_beta").main(["--quick", "--out", str(out),
+    path = importlib.import_module("experiments.vae_beta").main(["--quick", "--out", str(out),
                                                      "--betas", "1", "4"])
     metrics = json.loads(path.read_text())
     assert set(metrics["betas"]) == {"1", "4"}
@@ -138,7 +135,7 @@ def test_beta_sweep_quick_run(fresh_cache, tmp_path):
 
 def test_loglik_comparison_quick_run(fresh_cache, tmp_path):
     out = tmp_path / "vae_loglik"
-    path = importlib.import_module("vae_loglik").main(["--quick", "--out", str(out)])
+    path = importlib.import_module("experiments.vae_loglik").main(["--quick", "--out", str(out)])
     metrics = json.loads(path.read_text())
     assert set(metrics["models"]) == {"vae_mono_complete", "flowprior_vae_mono_complete"}
     for row in metrics["models"].values():

@@ -256,7 +256,7 @@ def test_masks_of_every_accepted_shape_agree(vae):
 @pytest.fixture(autouse=True)
 def fresh_run_cache():
     """Each script run starts as in a new process (common caches data and models per run)."""
-    common = importlib.import_module("common")
+    common = importlib.import_module("experiments.runs")
     common._CACHE.clear()
     yield
     common._CACHE.clear()
@@ -264,7 +264,7 @@ def fresh_run_cache():
 
 def test_quick_run_of_the_script(tmp_path, mnist_dir, verifier):
     out = tmp_path / "vae_inference"
-    path = importlib.import_module("vae_inference").main(["--quick", "--out", str(out)])
+    path = importlib.import_module("experiments.vae_inference").main(["--quick", "--out", str(out)])
     assert path == out / "metrics.json"
     metrics = json.loads(path.read_text())
     assert metrics["row"] == "vae_inference" and metrics["quick"] is True

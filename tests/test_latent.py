@@ -1,8 +1,6 @@
 """Latent tools: paths, grids, per-dimension statistics, probes; the vae_latent script."""
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from models import ModelConfig, build_model
 from models.latent import (activity, interpolate, kl_per_dimension, normal_grid, pca_2d,
                            probe_accuracies, traverse)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 
 @pytest.mark.parametrize("path", ["linear", "spherical"])
@@ -70,10 +67,10 @@ def test_probes_separate_separable_codes_and_not_noise():
 
 
 def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
-    common = importlib.import_module("common")
+    common = importlib.import_module("experiments.runs")
     common._CACHE.clear()
     out = tmp_path / "vae_latent"
-    path = importlib.import_module("vae_latent").main(["--quick", "--out", str(out)])
+    path = importlib.import_module("experiments.vae_latent").main(["--quick", "--out", str(out)])
     metrics = json.loads(path.read_text())
     assert set(metrics["section_seconds"]) == {"2d", "maps", "interpolate", "traverse"}
     for name in ("vae_2d", "vae_8d"):

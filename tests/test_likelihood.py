@@ -5,7 +5,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from models import HEADS, ModelConfig, build_model
-from models.anomaly import contains_digit, evaluate_scores, save_curves
+from evaluation import contains_digit, evaluate_scores, save_curves
 from models.likelihood import (elbo, iwae_log_likelihood, naive_prior_log_likelihood,
                                posterior_estimates, prior_log_likelihood, reconstruction_nll)
 from stacked_mnist import distinct_channel_images

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,14 +149,13 @@ class _References(html.parser.HTMLParser):
 
 
 def test_results_page_parses_and_every_reference_exists(mnist_dir, verifier, tmp_path):
-    sys.path.insert(0, str(REPO_ROOT / "experiments"))
     import importlib
 
-    common = importlib.import_module("common")
+    common = importlib.import_module("experiments.runs")
     results = tmp_path / "results"
     for row in ("ae_basic", "vae_anom"):
         common._CACHE.clear()
-        importlib.import_module(row).main(["--quick", "--out", str(results / row)])
+        importlib.import_module(f"experiments.{row}").main(["--quick", "--out", str(results / row)])
     page = (results / "index.html").read_text()
     parser = _References()
     parser.feed(page)

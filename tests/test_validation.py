@@ -150,7 +150,7 @@ def test_relative_out_with_the_flow_is_relative_to_the_current_folder(mnist_dir,
 
 
 def test_bad_output_folders_are_refused_before_any_work(tmp_path, capsys):
-    vae_gen = importlib.import_module("vae_gen")
+    vae_gen = importlib.import_module("experiments.vae_gen")
     a_file = tmp_path / "file"
     a_file.write_text("")
     read_only = tmp_path / "read_only"

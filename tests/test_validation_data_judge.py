@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.anomaly import contains_digit, evaluate_scores, save_curves
+from evaluation import contains_digit, evaluate_scores, save_curves
 
 RNG = np.random.default_rng(0)
 SCORES = RNG.random(200)

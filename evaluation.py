@@ -1,0 +1,243 @@
+"""Evaluation as functions of arrays, a data set entry and its judge (no flags, no files
+but the figures asked for): what every script and notebook computes the same way.
+
+    import named_data, evaluation
+    mnist = named_data.get("mnist")
+    images = evaluation.judged_images(model.generate_images(10_000, seed=0))
+    metrics = evaluation.generation_metrics(images, mnist)       # quality, coverage, KL ...
+    evaluation.evaluate_scores(scores, evaluation.anomaly_labels(y_test, mnist))  # AUCs
+
+Generated images are judged as 8-bit grey levels (``judged_images``), like MNIST's own float
+images: the judge cannot tell (quality moved by 0.004 points on 26,000 colour means) and saved
+samples deflate to a fifth. The tolerance is the data set entry's. Anomaly scores are higher
+for more anomalous images; the positives are the test images that show the entry's anomaly
+class (in any channel of a stack).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import roc_curve
+
+from atomic_io import save_figure
+from named_data import Dataset
+from stacked_mnist import channel_digits, validate_labels
+
+JUDGED_IMAGE_PRECISION = "8-bit grey levels (k / 255)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The judge's verdicts
+# ---------------------------------------------------------------------------------------------
+def judged_images(images) -> np.ndarray:
+    """The one judged-image rule: images (N, 28, 28, C) in [0, 1] as 8-bit grey levels k / 255
+    (binary images are unchanged)."""
+    return np.round(np.asarray(images, np.float32) * 255) / 255
+
+
+def verdicts(images, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
+    """``(predictions (N,) int, beliefs (N,))`` of the data set's judge; a stack's prediction
+    is R + 10 G + 100 B and its belief the product of the channels' beliefs."""
+    predictions, beliefs = dataset.judge().predict(images)
+    return predictions.astype(int), beliefs
+
+
+def kl_to_uniform(counts) -> Optional[float]:
+    """KL(class frequencies || uniform) in nats; None when there is nothing to count."""
+    counts = np.asarray(counts)
+    if counts.sum() == 0:
+        return None
+    frequencies = counts[counts > 0] / counts.sum()
+    return float(np.sum(frequencies * np.log(frequencies * len(counts))))
+
+
+def class_shares(predictions, channels: int) -> np.ndarray:
+    """(channels, 10): how often each class is predicted in each channel."""
+    per_channel = channel_digits(predictions, channels).T
+    return np.array([np.bincount(c, minlength=10) / max(1, len(c)) for c in per_channel])
+
+
+def generation_metrics(images, dataset: Dataset, predictions=None, beliefs=None) -> dict:
+    """How a generator's samples fare with the judge: quality (the share judged confidently),
+    coverage of the classes, the class frequencies' KL to uniform (every sample counted with
+    its most likely class, as in the GAN literature; and only the confident ones), and what a
+    perfectly uniform generator would score with as many samples (the finite-sample bias).
+
+    images: (N, 28, 28, C) judged images (``judged_images``); ``predictions``, ``beliefs``:
+    the judge's verdicts when already computed (then ``images`` may be None).
+    """
+    if predictions is None:
+        predictions, beliefs = verdicts(images, dataset)
+    predictions = np.asarray(predictions).astype(int)
+    confident = np.asarray(beliefs) >= dataset.tolerance
+    classes = dataset.num_classes
+    confident_counts = np.bincount(predictions[confident], minlength=classes)
+    shares = class_shares(predictions[confident], dataset.channels)
+    return {
+        "judged_image_precision": JUDGED_IMAGE_PRECISION,
+        "tolerance": dataset.tolerance,
+        "samples": int(len(predictions)),
+        "quality_predictability": float(np.mean(confident)),
+        "coverage": float(np.count_nonzero(confident_counts)) / classes,
+        "classes_covered": int(np.count_nonzero(confident_counts)),
+        "kl_class_frequencies_to_uniform_nats": kl_to_uniform(
+            np.bincount(predictions, minlength=classes)),
+        "kl_confident_samples_to_uniform_nats": kl_to_uniform(confident_counts),
+        "kl_of_a_uniform_generator_expected_nats": (classes - 1) / (2 * len(predictions)),
+        "digit_frequencies_per_channel": {f"channel_{c}": np.round(shares[c], 4).tolist()
+                                          for c in range(dataset.channels)},
+    }
+
+
+def generate_and_judge(generator, count: int, dataset: Dataset, seed: int = 0,
+                       labels=None) -> Tuple[np.ndarray, dict]:
+    """``(judged images, generation_metrics)`` of ``count`` images from anything with
+    ``generate_images(count, seed=, labels=)`` (a model, ``models.Generator``, a GAN)."""
+    kwargs = {} if labels is None else {"labels": labels}
+    images = judged_images(generator.generate_images(count, seed=seed, **kwargs))
+    return images, generation_metrics(images, dataset)
+
+
+def conditional_metrics(images, labels, dataset: Dataset) -> dict:
+    """Samples drawn for requested ``labels`` (N,): conditional accuracy (confident and the
+    requested class), quality, coverage, and how many labels got a correct sample."""
+    labels = validate_labels(labels, dataset.channels)
+    predictions, beliefs = verdicts(images, dataset)
+    confident = beliefs >= dataset.tolerance
+    correct = confident & (predictions == labels)
+    classes = dataset.num_classes
+    hits = np.bincount(labels[correct], minlength=classes)
+    return {
+        "conditional_accuracy": float(correct.mean()),
+        "quality_predictability": float(confident.mean()),
+        "coverage": float(len(np.unique(predictions[confident])) / classes),
+        "labels_with_a_correct_sample": int(np.sum(hits > 0)),
+        "fewest_correct_samples_of_a_label": int(hits.min()),
+        **({"conditional_accuracy_per_digit": np.round(
+            hits / np.bincount(labels, minlength=10), 4).tolist()}
+           if dataset.channels == 1 else {}),
+    }
+
+
+def reconstruction_metrics(reconstructions, x, labels, dataset: Dataset) -> dict:
+    """The judge on reconstructions of ``x`` (N, 28, 28, C) with labels (N,): predictability,
+    accuracy (confident and right), and the accuracy on ``x`` itself (the ceiling)."""
+    judge, tolerance = dataset.judge(), dataset.tolerance
+    predictability, accuracy = judge.check_predictability(reconstructions, labels, tolerance)
+    _, original_accuracy = judge.check_predictability(x, labels, tolerance)
+    return {"tolerance": tolerance,
+            "reconstruction_predictability": predictability,
+            "reconstruction_accuracy": accuracy,
+            "original_test_images_accuracy": original_accuracy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Anomalies
+# ---------------------------------------------------------------------------------------------
+def anomaly_labels(labels, dataset: Dataset) -> np.ndarray:
+    """True for the test images that show the data set's anomaly class (in any channel)."""
+    return contains_digit(labels, dataset.anomaly_class, dataset.channels)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def contains_digit(labels, digit: int = 8, channels: int = 1) -> np.ndarray:
+    """True where any of the ``channels`` decimal digits of the label equals ``digit``.
+
+    A digit outside 0..9, other channels than 1 or 3, or labels that are no non-negative
+    integers would give an answer (often all False) that looks like a real one, so they raise.
+    """
+    if not _is_integer(digit) or not 0 <= digit <= 9:
+        raise ValueError(f"digit must be an integer in 0..9, got {digit!r}.")
+    if not _is_integer(channels) or channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (mono) or 3 (colour), got {channels!r}.")
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError(f"there are no labels (shape {labels.shape}); pass the class labels.")
+    expected = "labels must be non-negative integer class labels (R + 10 G + 100 B for colour)"
+    is_integer = np.issubdtype(labels.dtype, np.integer)
+    if not (is_integer or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"{expected}; got dtype {labels.dtype}.")
+    bad = labels < 0
+    if not is_integer:
+        bad |= ~np.isfinite(labels) | (labels != np.round(labels))
+    if np.any(bad):
+        raise ValueError(f"{expected}; got {labels[bad].flat[0].item()!r}.")
+    return np.any([(labels // 10 ** c) % 10 == digit for c in range(channels)], axis=0)
+
+
+def _anomaly_flags(is_anomaly) -> np.ndarray:
+    """``is_anomaly`` as a bool array. Only booleans or 0/1 are accepted: digit labels 0-9
+    would otherwise make every image that is not a 0 an anomaly."""
+    flags = np.asarray(is_anomaly)
+    if flags.dtype == bool:
+        return flags
+    fix = ("pass contains_digit(labels, 8, channels) or a boolean array (True for an anomaly), "
+           "not the class labels")
+    if not (np.issubdtype(flags.dtype, np.integer) or np.issubdtype(flags.dtype, np.floating)):
+        raise ValueError(f"anomaly labels must be booleans or 0/1; got dtype {flags.dtype}: {fix}.")
+    bad = np.unique(flags[(flags != 0) & (flags != 1)])
+    if bad.size:
+        shown = ", ".join(repr(v) for v in bad[:4].tolist()) + (", ..." if bad.size > 4 else "")
+        raise ValueError(
+            f"anomaly labels must be booleans or 0/1; got {shown} (dtype {flags.dtype}): {fix}."
+        )
+    return flags.astype(bool)
+
+
+def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
+    """ROC AUC, PR AUC (average precision) and the Youden-J threshold with its TPR / FPR.
+
+    ``is_anomaly``: booleans or 0/1, e.g. ``contains_digit(labels, 8, channels)``.
+    """
+    scores = np.asarray(scores, np.float64)
+    is_anomaly = _anomaly_flags(is_anomaly)
+    if scores.shape != is_anomaly.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and labels {is_anomaly.shape} must be equal 1-D.")
+    if scores.size == 0:
+        raise ValueError("there are no scores (empty input); AUCs need scored test images.")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("anomaly scores contain NaN or infinite values.")
+    if is_anomaly.all() or not is_anomaly.any():
+        raise ValueError("AUCs need both anomalies and normal images among the labels.")
+    fpr, tpr, thresholds = roc_curve(is_anomaly, scores)
+    # thresholds[0] is +inf (nothing flagged, J = 0); skip it so the threshold is a real score.
+    best = 1 + int(np.argmax(tpr[1:] - fpr[1:]))
+    return {
+        "roc_auc": float(roc_auc_score(is_anomaly, scores)),
+        "pr_auc": float(average_precision_score(is_anomaly, scores)),
+        "anomaly_rate": float(is_anomaly.mean()),
+        "youden_threshold": float(thresholds[best]),
+        "youden_tpr": float(tpr[best]),
+        "youden_fpr": float(fpr[best]),
+    }
+
+
+def save_curves(score_sets: Dict[str, np.ndarray], is_anomaly, path, title: str) -> Path:
+    """ROC (left) and precision-recall (right) curves of several scores in one PNG."""
+    from matplotlib.figure import Figure
+
+
+    is_anomaly = _anomaly_flags(is_anomaly)
+    fig = Figure(figsize=(10, 4.5))
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    for name, scores in score_sets.items():
+        fpr, tpr, _ = roc_curve(is_anomaly, scores)
+        precision, recall, _ = precision_recall_curve(is_anomaly, scores)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(is_anomaly, scores):.3f})")
+        pr_ax.plot(recall, precision,
+                   label=f"{name} (AP {average_precision_score(is_anomaly, scores):.3f})")
+    roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr_ax.axhline(np.mean(is_anomaly), color="k", ls=":", lw=1)
+    pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

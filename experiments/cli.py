@@ -1,0 +1,308 @@
+"""The command line of every script: the shared flags become a ``Run`` (what every part of a
+run needs: data set, family, seed, output folder, how the model is obtained) and the script's
+own flags a frozen ``Options``; the argparse Namespace never leaves ``parse_args``.
+
+A flag a script cannot honour is not offered: scripts that only evaluate shipped models get no
+training flags (``trains=False``), ``--family`` lists only the families the script can run,
+``--dataset`` only the data sets it has models for.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import experiments  # noqa: F401  (TensorFlow imported quietly before the library loads it)
+import named_data
+from atomic_io import process_alive
+from models import HEADS, ModelFileError, zoo
+from models.generative import DISTRIBUTE
+from named_data import Dataset
+from stacked_mnist import DataNotFoundError
+
+from . import REPO_ROOT
+
+QUICK_CAPS = {"samples": 500, "iwae_samples": 10, "prior_samples": 1000}
+LEARNED_PRIOR = "flowprior_vae"  # the family --learned-prior stands for
+
+# Seeds derived from the run seed, each stream by name (one place, so two parts of a run never
+# share noise by accident and a stream keeps its numbers when others are added).
+SEED_STREAMS = {"main": 0, "style_grid": 1, "recheck": 1}
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """The seed of the named ``stream`` of a run with seed ``seed``."""
+    if stream not in SEED_STREAMS:
+        raise ValueError(f"unknown seed stream {stream!r}; known: {sorted(SEED_STREAMS)}.")
+    return seed + SEED_STREAMS[stream]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a script's parts need to know about its run (no flags beyond these)."""
+
+    row: str  # the script's name: results/<row>/
+    family: str  # a key of models.FAMILIES
+    dataset: Dataset  # --dataset: the data set the script runs on
+    seed: int
+    out: Path  # output folder
+    command: str  # the command line, recorded in metrics.json
+    quick: bool = False  # tiny data and one epoch: seconds
+    data_dir: Optional[str] = None  # the data set's directory (else its environment variable)
+    settings: Dict[str, str] = field(default_factory=dict)  # --set: model config changes
+    retrain: bool = False
+    ship: bool = False
+    run_dir: Optional[Path] = None  # runs/<run>/ for a model that is not the shipped one
+    epochs: Optional[int] = None
+    tensorboard: Optional[str] = None
+    distribute: str = "none"
+    started: float = field(default_factory=time.time)
+
+    @property
+    def progress_verbosity(self) -> int:
+        """Keras-style verbosity of a training loop: a progress bar, a line per epoch under CI
+        (no bar redraws in the log), nothing for --quick."""
+        return 0 if self.quick else (2 if os.environ.get("CI") else 1)
+
+
+def count(text: str) -> int:
+    """argparse type of a count flag: an integer >= 1, refused with a message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type of --seed: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def datasets_with_models(families: Sequence[str]) -> Tuple[str, ...]:
+    """The data sets for which every one of ``families`` has a shipped recipe."""
+    def shipped(dataset: Dataset) -> bool:
+        return all(zoo.has_recipe(f, False, dataset.model_tag) for f in families)
+
+    return tuple(n for n in named_data.names() if shipped(named_data.get(n)))
+
+
+def add_training_flags(parser) -> None:
+    """Watching and scaling a training (every training command has them)."""
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="write the loss terms and image grids of every epoch for "
+                             "TensorBoard (`tensorboard --logdir DIR`), one subfolder per model")
+    parser.add_argument("--distribute", choices=DISTRIBUTE, default="none",
+                        help="train with tf.distribute: mirrored = every local GPU (or the "
+                             "CPU), multiworker = the cluster in TF_CONFIG (default none)")
+
+
+def check_training_flags(parser, distribute: str) -> None:
+    if distribute == "multiworker" and "TF_CONFIG" not in os.environ:
+        parser.error("--distribute multiworker needs the cluster in the TF_CONFIG environment "
+                     "variable (docs/guide.md: Watch, resume, scale out)")
+
+
+def add_data_flags(parser, datasets: Sequence[str]) -> None:
+    parser.add_argument("--dataset", choices=datasets, default=datasets[0],
+                        help=f"data set by name (default {datasets[0]})")
+    parser.add_argument("--data-dir", "--mnist-dir", dest="data_dir", default=None,
+                        help="directory with the data set's IDX files (default: its "
+                             "environment variable, MNIST_DIR for MNIST, then the keras "
+                             "download)")
+
+
+def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Callable] = None,
+               quick_caps: Optional[dict] = None, trains: bool = True,
+               families: Sequence[str] = (), datasets: Optional[Sequence[str]] = None):
+    """``(Run, Options)`` from the command line. ``extra(parser)`` adds the script's own flags,
+    which become the frozen dataclass ``Options``; ``quick_caps`` caps them under --quick.
+
+    trains: offer the training flags (--retrain, --set, --ship, --run, --epochs, --head,
+        --tensorboard, --distribute). families: the other families the script can run
+        (--family; ``flowprior_vae`` also as --learned-prior). datasets: the --dataset choices
+        (default: those with shipped models of the families).
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0], epilog=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    choices = tuple(dict.fromkeys((family, *families)))
+    if len(choices) > 1:
+        parser.add_argument("--family", choices=choices, default=family,
+                            help=f"model family (default {family})")
+        if LEARNED_PRIOR in choices:
+            parser.add_argument("--learned-prior", dest="family", action="store_const",
+                                const=LEARNED_PRIOR,
+                                help="the same as --family flowprior_vae: the VAE trained with "
+                                     f"a learned flow prior p(z) (saved_models/{LEARNED_PRIOR}"
+                                     f"_mono_*.keras); results go to results/{row}-learned_prior/")
+    if trains:
+        _add_model_flags(parser, family)
+    parser.add_argument("--seed", type=seed_value, default=0,
+                        help="run seed: data stacking, training and sampling derive from it")
+    parser.add_argument("--out", default=None,
+                        help=f"output folder (default results/{row}/, or runs/<run>/{row}/ "
+                             "for a model that is not the shipped one)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few hundred images and one epoch into --out (for tests; seconds)")
+    add_data_flags(parser, tuple(datasets or datasets_with_models(choices)))
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a known error instead of one line")
+    shared = {action.dest for action in parser._actions}
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    own = {name: value for name, value in vars(args).items() if name not in shared}
+    if args.quick:  # keep --quick at seconds whatever the defaults
+        for name, cap in {**QUICK_CAPS, **(quick_caps or {})}.items():
+            value = own.get(name)
+            if isinstance(value, list):  # a flag that takes several counts
+                own[name] = sorted({min(v, cap) for v in value})
+            elif value is not None:
+                own[name] = min(value, cap)
+    options_type = dataclasses.make_dataclass("Options", list(own), frozen=True)
+    run = _make_run(parser, args, row, family, argv, trains)
+    _claim_output_folder(parser, run.out)
+    return run, options_type(**own)
+
+
+def _add_model_flags(parser, family: str) -> None:
+    parser.add_argument("--retrain", action="store_true",
+                        help="train the model(s) again, into a run folder (runs/<run>/, "
+                             "replacing that run's models); saved_models/ is left alone "
+                             "unless --ship")
+    parser.add_argument("--set", dest="settings", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change the model config, e.g. --set latent_dim=2 beta=4; the "
+                             "model is trained into a run folder on first use and reused after")
+    parser.add_argument("--ship", action="store_true",
+                        help="with --retrain: write the retrained mono model(s) to "
+                             "saved_models/, replacing the shipped ones")
+    parser.add_argument("--run", default=None,
+                        help="run folder name under runs/ (default: from the family, the "
+                             "--set values and the seed); alone, use that run's models")
+    default_epochs = zoo.recipe(zoo.shipped_name(family, False)).epochs
+    parser.add_argument("--epochs", type=count, default=None,
+                        help=f"training epochs when training (default: the recipe's, "
+                             f"{default_epochs})")
+    parser.add_argument("--head", choices=HEADS, default="bernoulli",
+                        help="output distribution p(x|z), the same as --set head=...; other "
+                             "than bernoulli (the shipped one) it is trained on first use")
+    add_training_flags(parser)
+
+
+def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -> Run:
+    family = getattr(args, "family", default_family)
+    dataset = named_data.get(args.dataset)
+    command = " ".join([f"python experiments/{row}.py"]
+                       + list(sys.argv[1:] if argv is None else argv))
+    model_flags = {}
+    if trains:
+        try:
+            settings = _parse_settings(args.settings, args.head)
+            zoo.recipe(zoo.shipped_name(family, False)).config.with_settings(settings)
+        except ValueError as err:
+            parser.error(str(err))
+        if args.run is not None and not re.fullmatch(r"[A-Za-z0-9_=,+-][A-Za-z0-9_.=,+-]*",
+                                                     args.run):
+            parser.error(f"--run takes a folder name under runs/ (letters, digits, _ . = , + -), "
+                         f"got {args.run!r}")
+        if args.ship and (settings or not args.retrain or args.quick):
+            parser.error("--ship replaces the shipped models: it needs --retrain, and neither "
+                         "--set, another --head nor --quick")
+        check_training_flags(parser, args.distribute)
+        run_dir = None
+        if (args.retrain or settings or args.run) and not args.quick and not args.ship:
+            run_dir = zoo.run_folder(args.run or zoo.run_name(
+                family, settings, args.seed if args.retrain else 0))
+        model_flags = dict(settings=settings, retrain=args.retrain, ship=args.ship,
+                           run_dir=run_dir, epochs=args.epochs, tensorboard=args.tensorboard,
+                           distribute=args.distribute)
+    out = args.out
+    if out is None:
+        out = (model_flags.get("run_dir") or REPO_ROOT / "results") / output_name(
+            row, family, default_family, dataset, parser.get_default("dataset"))
+    return Run(row=row, family=family, dataset=dataset, seed=args.seed,
+               out=Path(out).resolve(),  # a user's relative path is relative to their cwd
+               command=command, quick=args.quick, data_dir=args.data_dir, **model_flags)
+
+
+def output_name(row: str, family: str, default_family: str, dataset: Dataset,
+                default_dataset: str) -> str:
+    """results/<row>/ for the script's defaults; another family or data set adds a suffix
+    (``vae_gen-learned_prior``, ``vae_gen-fashion_mnist``)."""
+    name = row
+    if family != default_family:
+        name += "-learned_prior" if family == LEARNED_PRIOR else f"-{family}"
+    if dataset.name != default_dataset:
+        name += f"-{dataset.name}"
+    return name
+
+
+def _parse_settings(pairs, head: str) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE pairs, got {pair!r}")
+        settings[key] = value
+    if head != "bernoulli":
+        settings.setdefault("head", head)
+    return settings
+
+
+def _claim_output_folder(parser, out: Path) -> None:
+    """Make sure ``out`` is a writable folder before any work starts, and that no other live
+    run writes into it (a lock file with the owner's process id; a dead owner's is taken
+    over). The lock is released when this process ends."""
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        parser.error(f"--out {out} is not a writable folder ({err.strerror})")
+    lock = out / ".run.lock"
+    try:
+        owner = int(lock.read_text())
+    except (OSError, ValueError):
+        owner = None
+    if owner not in (None, os.getpid()) and process_alive(owner):
+        parser.error(f"another run (process {owner}) is writing into {out}; wait for it, or "
+                     "choose another --out")
+    lock.write_text(str(os.getpid()))
+    atexit.register(lambda: lock.unlink(missing_ok=True)
+                    if lock.is_file() and lock.read_text() == str(os.getpid()) else None)
+
+
+# Errors a user can fix: shown as one line (exit status 2) unless --debug.
+KNOWN_ERRORS = (DataNotFoundError, ModelFileError, FileNotFoundError, PermissionError,
+                ValueError)
+
+
+def run_script(main: Callable) -> None:
+    """Run a script's ``main()``; a known error ends it with one line on stderr and exit
+    status 2 (``--debug`` shows the traceback)."""
+    try:
+        main()
+    except KNOWN_ERRORS as err:
+        if "--debug" in sys.argv:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2)

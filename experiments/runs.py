@@ -1,0 +1,169 @@
+"""Data and models of a run: the library's shipped model, or one trained into a run folder.
+
+Which model: the shipped one (``models.zoo``) unless --retrain or --set ask for another; those
+are trained into a run folder, ``runs/<run>/`` (model files, their config and metadata as
+JSON, the command lines, and the rows' outputs), and reused from there by the same command.
+``saved_models/`` changes only with --ship. --quick trains a throw-away model on a few hundred
+images into the output folder.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from atomic_io import atomic_path
+from models import load_model, save, zoo
+from models.generative import distribution_strategy, worker_suffix
+from named_data import Dataset
+
+from . import REPO_ROOT
+from .cli import Run
+from .outputs import json_default
+
+QUICK_IMAGES = 512
+_CACHE = {}  # one run's data sets and models: the STACK rows ask for them repeatedly
+
+
+def load_data(run: Run, dataset: Dataset, missing: bool = False):
+    """``(x_train, y_train, x_test, y_test)`` of ``dataset`` (``missing``: training images
+    without the anomaly class); --quick keeps QUICK_IMAGES of each."""
+    key = ("data", dataset.name, missing, run.seed, run.quick, run.data_dir)
+    if key not in _CACHE:
+        x_train, y_train, x_test, y_test = dataset.load(missing, seed=run.seed,
+                                                        directory=run.data_dir)
+        if run.quick:
+            x_train, y_train = x_train[:QUICK_IMAGES], y_train[:QUICK_IMAGES]
+            # Test images in random order so a small slice still holds some anomalies.
+            pick = np.random.default_rng(run.seed).permutation(len(x_test))[:QUICK_IMAGES]
+            x_test, y_test = x_test[pick], y_test[pick]
+        _CACHE[key] = x_train, y_train, x_test, y_test
+    return _CACHE[key]
+
+
+def model_name(run: Run, dataset: Dataset, missing: bool) -> str:
+    """The recipe of the run's family for ``dataset`` (shipped under this name)."""
+    return zoo.shipped_name(run.family, missing, dataset.model_tag)
+
+
+def get_model(run: Run, dataset: Dataset, missing: bool, x_train, x_val, labels=None,
+              val_labels=None):
+    """The model a row uses, ``(model, info dict)``: the shipped one, or one trained into the
+    run folder (or, with --quick, into --out) and reused from there. A conditional family
+    trains on the images' ``labels`` (and ``val_labels``).
+
+    Colour models are the mono subnet applied to each channel: the shipped colour model loads
+    the mono weights (exact for stacked data, whose channels are independent images); a run
+    uses its colour-trained file if it has one, else its mono file, else trains on colour data.
+    """
+    name = model_name(run, dataset, missing)
+    config = zoo.recipe(name).config.with_settings(run.settings).replace(
+        channels=dataset.channels)
+    key = ("model", config, dataset.name, missing, run.retrain, run.epochs, run.seed,
+           str(run.run_dir or ""), str(run.out) if run.quick else None)
+    if key not in _CACHE:
+        _CACHE[key] = _get_model(run, name, dataset, missing, x_train, x_val,
+                                 {"labels": labels, "val_labels": val_labels})
+    return _CACHE[key]
+
+
+def _get_model(run: Run, name: str, dataset: Dataset, missing: bool, x_train, x_val, labels):
+    channels, data = dataset.channels, dataset.data_name(missing)
+    if run.quick:
+        path = run.out / f"quick_model_{data.lower()}.keras"
+        model, info = _train_into(run, name, channels, data, x_train, x_val, path, labels,
+                                  epochs=1)
+        return model, {**info, "quick": True}
+    if run.run_dir is None and not run.retrain:
+        model = zoo.load(name, channels=channels)
+        path = zoo.path(name)
+        print(f"loaded {zoo.shown_path(path)} (trained on {model.metadata.get('trained_on')})")
+        return model, {"model_file": zoo.shown_path(path), **model.metadata}
+    if run.ship:
+        if channels != 1:
+            raise ValueError("--ship replaces the shipped mono models; run it on a mono row "
+                             "or with experiments/train_all.py")
+        return _train_into(run, name, channels, data, x_train, x_val, zoo.path(name), labels)
+    colour_file = run.run_dir / f"{name.replace('_mono_', '_color_')}.keras"
+    mono_file = run.run_dir / f"{name}.keras"
+    candidates = (colour_file, mono_file) if channels == 3 else (mono_file,)
+    wanted = zoo.recipe(name).config.with_settings(run.settings)
+    for candidate in candidates if not run.retrain else ():
+        saved = zoo.file_config(candidate)
+        if saved is not None and saved.replace(channels=1) == wanted:
+            model = load_model(candidate, channels=channels)
+            print(f"loaded {zoo.shown_path(candidate)} from run {run.run_dir.name}")
+            return model, {"model_file": zoo.shown_path(candidate), **model.metadata}
+    return _train_into(run, name, channels, data, x_train, x_val, candidates[0], labels)
+
+
+def _train_into(run: Run, name: str, channels: int, data: str, x_train, x_val, path: Path,
+                labels, epochs=None):
+    """Train the recipe ``name`` with the run's settings on ``x_train``, save it to ``path``
+    (with its config and metadata as JSON beside it, and the command line in the folder).
+
+    Every epoch leaves a checkpoint (``zoo.backup_folder``): the same command, run again after
+    an interruption, resumes from the last finished epoch; the model file is written only at
+    the end, and the checkpoints are removed once it is."""
+    epochs = epochs or run.epochs
+    print(f"training {name} ({data}) for {epochs or zoo.recipe(name).epochs} epochs "
+          f"-> {zoo.shown_path(path)}")
+    strategy = distribution_strategy(run.distribute)
+    backup = zoo.backup_folder(path)
+    tensorboard = Path(run.tensorboard).resolve() / path.stem if run.tensorboard else None
+    model = zoo.train(name, x_train, x_val, settings=run.settings, epochs=epochs,
+                      seed=run.seed, channels=channels, verbose=run.progress_verbosity,
+                      data=data, backup_dir=backup, tensorboard_dir=tensorboard,
+                      strategy=strategy, **labels)
+    suffix = worker_suffix(strategy)
+    if suffix:  # another worker of a cluster: the chief writes the model files
+        path = path.with_name(path.stem + suffix + ".keras")
+    save(model, path)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"config": model.config.to_dict(), **model.metadata},
+                                  indent=2, default=json_default))
+    with open(path.parent / "commands.txt", "a") as commands:
+        commands.write(run.command + "\n")
+    shutil.rmtree(str(backup) + suffix, ignore_errors=True)
+    return model, {"model_file": zoo.shown_path(path), **model.metadata}
+
+
+def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = False):
+    """The shipped model ``name``, or with --quick a throw-away one trained on tiny data (the
+    analysis scripts that compare several shipped models)."""
+    if not run.quick:
+        return zoo.load(name)
+    x_train, _, x_test, _ = load_data(run, dataset.mono(), missing)
+    return zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0)
+
+
+def get_latent_flow(run: Run, model, info: dict, dataset: Dataset):
+    """The flow fitted to ``model``'s codes of its mono training images; ``(flow, info)``.
+
+    It lives beside the model file (``<model>.flow.keras``) and records that file's SHA-256:
+    a flow fitted to other weights (after --retrain) is fitted again, never silently reused.
+    Mono and colour rows share it, since both draw one mono latent per channel.
+    """
+    model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
+    flow_path = zoo.flow_path(model_path)
+    flow, status = zoo.flow_for_file(model_path)
+    if flow is not None:
+        print(f"loaded {zoo.shown_path(flow_path)}")
+        return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
+    if status == "stale":
+        print(f"{zoo.shown_path(flow_path)} was fitted to other weights than "
+              f"{zoo.shown_path(model_path)}; fitting it again")
+    mono = dataset.mono()
+    missing = str(info.get("trained_on", "")).endswith("MISSING")
+    x_train, _, x_test, _ = load_data(run, mono, missing)
+    epochs = 2 if run.quick else zoo.FLOW_EPOCHS
+    print(f"fitting the latent flow to the codes of {len(x_train)} {mono.data_name(missing)} "
+          f"images for {epochs} epochs -> {zoo.shown_path(flow_path)}")
+    flow = zoo.fit_flow(model, x_train, x_test, seed=run.seed, epochs=epochs,
+                        verbose=run.progress_verbosity)
+    flow.metadata["fitted_on"] = mono.data_name(missing)
+    zoo.save_flow(flow, model_path)
+    return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
+

@@ -1,0 +1,143 @@
+"""Data sets by name: everything dataset-specific in one entry.
+
+    import named_data
+    mnist = named_data.get("mnist")
+    x_train, y_train, x_test, y_test = mnist.load(missing=True, seed=0)   # no 8 in training
+    judge, tolerance = mnist.judge(), mnist.tolerance                  # the course's 0.8
+
+An entry knows where its images come from (a directory argument, then its own environment
+variable, then the ``tf_keras.datasets`` download), its image shape and class names, the
+shipped judge that scores it and at which tolerance, the class its anomaly rows hold out, and
+the tag of its shipped models (``vae_mono_complete``). A stacked entry puts three independent
+images of its mono entry in R, G and B (class = R + 10 G + 100 B) and shares the mono entry's
+models and judge. Adding a data set is one ``Dataset(...)`` and one ``register`` line; the
+scripts' ``--dataset`` then offer it and the generic tests run it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+from stacked_mnist import MNIST_SOURCE, DataMode, IdxSource, StackedMNISTData
+
+SAVED_MODELS = Path(__file__).resolve().parent / "saved_models"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One data set. ``channels`` 1: the images themselves; 3: stacks of the ``mono`` entry.
+
+    tolerance: the least belief of the judge that counts as confident (the course's: 0.8 for
+        one image, 0.5 for a stack of three, whose belief is the product of three).
+    anomaly_class: the class the ``missing=True`` training sets drop and the anomaly rows look
+        for (in any channel of a stack).
+    model_tag: the middle of its shipped models' names, ``<family>_<tag>_complete``.
+    """
+
+    name: str
+    title: str
+    source: IdxSource
+    channels: int
+    class_names: Tuple[str, ...]  # of one channel
+    judge_file: str  # under saved_models/
+    tolerance: float
+    anomaly_class: int
+    model_tag: str
+    anomaly_phrase: str  # the anomaly class with its article: "an 8"
+    mono_name: str  # the one-channel entry (itself when channels == 1)
+    stacked_name: Optional[str] = None  # the three-channel entry, if there is one
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        return (28, 28, self.channels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) ** self.channels
+
+    @property
+    def anomaly_text(self) -> str:
+        """What an anomaly is, in words (metrics.json)."""
+        return (f"test image contains {self.anomaly_phrase}"
+                + (" in any channel" if self.channels > 1 else ""))
+
+    def mono(self) -> "Dataset":
+        return get(self.mono_name)
+
+    def stacked(self) -> "Dataset":
+        if self.channels == 3:
+            return self
+        if self.stacked_name is None:
+            raise ValueError(f"data set {self.name!r} has no stacked version.")
+        return get(self.stacked_name)
+
+    def data_name(self, missing: bool = False) -> str:
+        """The training data's name in model metadata: the course's DataMode names for MNIST
+        (``MONO_BINARY_MISSING``), else ``<NAME>_BINARY_COMPLETE``."""
+        if self.source == MNIST_SOURCE:
+            return self.data_mode(missing).name
+        return f"{self.name.upper()}_BINARY_{'MISSING' if missing else 'COMPLETE'}"
+
+    def data_mode(self, missing: bool = False, binary: bool = True) -> DataMode:
+        """The course's DataMode of this entry's images (binarised at 0.5 by default)."""
+        return DataMode[f"{'COLOR' if self.channels == 3 else 'MONO'}_"
+                        f"{'BINARY' if binary else 'FLOAT'}_"
+                        f"{'MISSING' if missing else 'COMPLETE'}"]
+
+    def load(self, missing: bool = False, seed: int = 0, directory: Optional[str] = None,
+             binary: bool = True):
+        """``(x_train, y_train, x_test, y_test)``: images (N, 28, 28, C) in [0, 1], int64
+        labels. ``missing``: no training image shows the anomaly class (the test set keeps
+        them). ``seed`` draws the stacks; ``directory`` overrides the environment variable."""
+        data = StackedMNISTData(self.data_mode(missing, binary), seed=seed, mnist_dir=directory,
+                                source=self.source, missing_class=self.anomaly_class)
+        return (*data.get_full_data_set(training=True), *data.get_full_data_set(training=False))
+
+    def judge(self):
+        """The shipped judge of this data set (loaded once per process); a ``VerificationNet``:
+        ``predict``, ``check_predictability``, ``check_class_coverage``."""
+        path = SAVED_MODELS / self.judge_file
+        if path not in _JUDGES:
+            from verification_net import VerificationNet  # TensorFlow: only when judging
+
+            net = VerificationNet(file_name=str(path))
+            if not net.done_training:
+                raise FileNotFoundError(
+                    f"the judge of {self.name} ({path}) has no usable weights: restore it with "
+                    f"`git checkout -- saved_models/{self.judge_file}` or train it "
+                    "(`python verification_net.py`).")
+            _JUDGES[path] = net
+        return _JUDGES[path]
+
+
+_JUDGES: Dict[Path, object] = {}
+DATASETS: Dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def get(name: str) -> Dataset:
+    """The entry called ``name``; ``ValueError`` listing the known ones otherwise."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}.")
+    return DATASETS[name]
+
+
+DIGITS = tuple(str(d) for d in range(10))
+_MNIST = dict(title="MNIST", source=MNIST_SOURCE, class_names=DIGITS,
+              judge_file="verification_net.keras", anomaly_class=8, anomaly_phrase="an 8",
+              model_tag="mono",
+              mono_name="mnist", stacked_name="stacked_mnist")
+register(Dataset(name="mnist", channels=1, tolerance=0.8, **_MNIST))
+register(Dataset(name="stacked_mnist", channels=3, tolerance=0.5,
+                 **{**_MNIST, "title": "stackedMNIST"}))
+
+
+def names(channels: Optional[int] = None) -> Tuple[str, ...]:
+    """The registered names, optionally only those with ``channels`` channels."""
+    return tuple(n for n, d in DATASETS.items() if channels in (None, d.channels))
+
