@@ -9,18 +9,14 @@ MONO_BINARY_COMPLETE test set. All in nats per image; higher is tighter (all thr
 stochastic lower bounds on log p(x) on average).
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from models import ModelFileError, load_model, zoo  # noqa: E402
-from models.likelihood import posterior_estimates, prior_log_likelihood  # noqa: E402
-from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
+from models import ModelFileError, load_model, zoo
+from models.likelihood import posterior_estimates, prior_log_likelihood
+from stacked_mnist import DataMode, StackedMNISTData
 
 
 def main(argv=None):

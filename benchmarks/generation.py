@@ -14,20 +14,18 @@ results/benchmarks/generation.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from models import ModelFileError, zoo  # noqa: E402
-from models.batching import in_batches  # noqa: E402
-from report import report  # noqa: E402
-from verification_net import VerificationNet  # noqa: E402
+from models import ModelFileError, zoo
+from models.batching import in_batches
+from report import report
+from verification_net import VerificationNet
 
 JUDGE_BATCH = 2048
 DECODE_BATCH = 5000

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
+import numpy as np
+from scipy.special import logsumexp
 
-from models import ModelConfig, ModelFileError, build_model, zoo  # noqa: E402
-from models.likelihood import prior_log_likelihood  # noqa: E402
-from report import report  # noqa: E402
-from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
+from models import ModelConfig, ModelFileError, build_model, zoo
+from models.likelihood import prior_log_likelihood
+from report import report
+from stacked_mnist import DataMode, StackedMNISTData
 
 
 

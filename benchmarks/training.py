@@ -13,24 +13,22 @@ replica gets its own device. Writes results/benchmarks/training.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 # Two logical CPU devices: set before anything else touches TensorFlow's devices.
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from models import build_model, fit_model, zoo  # noqa: E402
-from report import report  # noqa: E402
-from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
+from models import build_model, fit_model, zoo
+from report import report
+from stacked_mnist import DataMode, StackedMNISTData
 
 
 def main(argv=None):

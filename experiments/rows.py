@@ -113,7 +113,7 @@ def add_gen_flags(parser, default_samples: int, family: str) -> None:
     parser.add_argument(
         "--latent", choices=tuple(SAMPLERS), default=default,
         help=f"latent sampler of the generated codes (default {default}): "
-             + "; ".join(f"{name} = {cls.description}" for name, cls in SAMPLERS.items())
+             + "; ".join(f"{name} = {cls.description or name}" for name, cls in SAMPLERS.items())
              + ". standard is the family's own prior (N(0, I); a learned prior, a class "
                "prior); flow is fitted once, about 2 minutes, and kept beside the model file")
 
@@ -134,7 +134,10 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
     else:
         codes = model.encode(x_train[:10_000]).reshape(-1, d)
         sampler = make_sampler(options.latent, d).fit(codes, seed=run.seed)
-        description, flow_info = SAMPLERS[options.latent].description, None
+        description = SAMPLERS[options.latent].description or options.latent
+        flow_info = None
+    if sampler is None and options.judge == "mean":
+        return model, description, flow_info  # its own generate_images(count, seed, labels)
     return Generator(model, sampler, how=options.judge), description, flow_info
 
 

@@ -203,7 +203,7 @@ def inference_section(run, opts, seconds: dict) -> dict:
             iwae["refined"]["elbo"] - iwae["encoder"]["elbo"])),
         "encoder_free_reconstruction_accuracy": accuracy["random"],
         "original_images_accuracy": original_accuracy,
-        "tolerance": 0.8,
+        "tolerance": run.dataset.tolerance,
         "figure": str(run.out / "elbo_vs_step.png"),
     }
 

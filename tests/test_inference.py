@@ -3,8 +3,6 @@
 models: seconds."""
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,6 @@ from models import inference
 from models.likelihood import posterior_estimates
 from stacked_mnist import fold_channels
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -17,7 +17,6 @@ from models.likelihood import (elbo, iwae_log_likelihood, posterior_estimates,
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO_ROOT / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
 TINY = dict(latent_dim=3, filters=(4, 8), hidden_units=16)
 
 
@@ -173,7 +172,7 @@ def test_bad_output_folders_are_refused_before_any_work(tmp_path, capsys):
         sleeper.wait()
     with pytest.raises(SystemExit):
         vae_gen.main(["--quick", "--seed", "-1", "--out", str(tmp_path / "x")])
-    assert "--seed must be an integer >= 0" in capsys.readouterr().err
+    assert "--seed: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_a_killed_writers_temporary_file_is_cleaned_up(tmp_path):
