@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-import experiments  # noqa: F401  (TensorFlow imported quietly before the library loads it)
 import named_data
 from atomic_io import process_alive
 from models import HEADS, ModelFileError, zoo

@@ -107,7 +107,7 @@ def _elbo_terms(model, x, seed: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 def add_gen_flags(parser, default_samples: int, family: str) -> None:
-    parser.add_argument("--samples", type=int, default=default_samples,
+    parser.add_argument("--samples", type=cli.count, default=default_samples,
                         help=f"number of generated images (default {default_samples})")
     default = FAMILIES[family].default_sampler
     parser.add_argument(
@@ -171,11 +171,11 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 def add_anom_flags(parser, likelihood: bool) -> None:
-    parser.add_argument("--top", type=int, default=16, help="anomalies shown (default 16)")
+    parser.add_argument("--top", type=cli.count, default=16, help="anomalies shown (default 16)")
     if likelihood:
-        parser.add_argument("--prior-samples", type=int, default=10_000,
+        parser.add_argument("--prior-samples", type=cli.count, default=10_000,
                             help="K of the prior Monte Carlo estimate (default 10000)")
-        parser.add_argument("--iwae-samples", type=int, default=IWAE_SAMPLES,
+        parser.add_argument("--iwae-samples", type=cli.count, default=IWAE_SAMPLES,
                             help="K of the importance-sampling estimate and the ELBO "
                                  f"(default {IWAE_SAMPLES})")
 

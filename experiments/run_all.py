@@ -17,6 +17,7 @@ from experiments import REPO_ROOT, cli
 from experiments.grading import ROWS, results_table
 from experiments.results_page import write_index
 
+
 def combined_metrics(previous: dict, fresh: dict, quick: bool) -> dict:
     """Every row's metrics in table order: ``fresh`` ones, else the ``previous`` run's.
 
@@ -30,7 +31,7 @@ def combined_metrics(previous: dict, fresh: dict, quick: bool) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data, seconds per row")
-    parser.add_argument("--seed", type=int, default=0, help="run seed for every row")
+    parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed for every row")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="rows to run")
     cli.add_data_flags(parser, cli.datasets_with_models(("ae", "vae")))
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
 """Every experiment script runs end to end with --quick and writes sensible outputs."""
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -232,3 +233,51 @@ def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
         (run / "ae_mono_complete.keras").read_bytes()).hexdigest()
     assert not (run / "ae_mono_complete.backup").exists()  # removed once the model is saved
     assert _digests(zoo.SAVED_MODELS) == shipped
+
+
+def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
+    def broken():
+        raise ValueError("images must have shape (N, 28, 28, 1)")
+
+    with pytest.raises(SystemExit) as stop:
+        cli.run_script(broken)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: images must have shape (N, 28, 28, 1)\n"
+
+
+@pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent"])
+def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
+    for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
+        with pytest.raises(SystemExit):
+            importlib.import_module(f"experiments.{script}").main(flag)
+        assert f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
+
+
+def test_family_choices_come_from_the_registry_and_learned_prior_is_an_alias(tmp_path):
+    families = ("vae", "flowprior_vae")
+    out = ["--out", str(tmp_path)]
+    run, _ = cli.parse_args("doc", "vae_gen", "vae", ["--learned-prior", *out], families=families)
+    same, _ = cli.parse_args("doc", "vae_gen", "vae", ["--family", "flowprior_vae", *out],
+                             families=families)
+    assert run.family == same.family == "flowprior_vae"
+    with pytest.raises(SystemExit):
+        cli.parse_args("doc", "vae_gen", "vae", ["--family", "gan", *out], families=families)
+    stacked, options = cli.parse_args(
+        "doc", "vae_gen", "vae", ["--dataset", "stacked_mnist", *out],
+        extra=lambda parser: parser.add_argument("--samples", type=cli.count, default=7))
+    assert stacked.dataset.channels == 3
+    assert options.samples == 7 and not hasattr(options, "seed")  # only the script's own
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.samples = 8
+    mnist, stacked_mnist = named_data.get("mnist"), named_data.get("stacked_mnist")
+    assert cli.output_name("vae_gen", "vae", "vae", mnist, "mnist") == "vae_gen"
+    assert cli.output_name("vae_gen", "flowprior_vae", "vae", mnist,
+                           "mnist") == "vae_gen-learned_prior"
+    assert cli.output_name("vae_gen", "cvae", "vae", stacked_mnist,
+                           "mnist") == "vae_gen-cvae-stacked_mnist"
+
+
+def test_derived_seeds_are_named():
+    assert cli.derive_seed(5, "main") == 5 and cli.derive_seed(5, "style_grid") == 6
+    with pytest.raises(ValueError, match="unknown seed stream"):
+        cli.derive_seed(5, "elsewhere")
