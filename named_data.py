@@ -73,9 +73,9 @@ class Dataset:
         return get(self.stacked_name)
 
     def data_name(self, missing: bool = False) -> str:
-        """The training data's name in model metadata: the course's DataMode names for MNIST
-        (``MONO_BINARY_MISSING``), else ``<NAME>_BINARY_COMPLETE``."""
-        if self.source == MNIST_SOURCE:
+        """The training data's name in model metadata: the course's DataMode names for the
+        MNIST entries (``MONO_BINARY_MISSING``), else ``<NAME>_BINARY_COMPLETE``."""
+        if self.mono_name == "mnist":
             return self.data_mode(missing).name
         return f"{self.name.upper()}_BINARY_{'MISSING' if missing else 'COMPLETE'}"
 

@@ -227,8 +227,11 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
         check_training_flags(parser, args.distribute)
         run_dir = None
         if (args.retrain or settings or args.run) and not args.quick and not args.ship:
+            # Another data set's models train into their own run folder.
+            base = family if args.dataset == parser.get_default("dataset") else \
+                f"{family}-{args.dataset}"
             run_dir = zoo.run_folder(args.run or zoo.run_name(
-                family, settings, args.seed if args.retrain else 0))
+                base, settings, args.seed if args.retrain else 0))
         model_flags = dict(settings=settings, retrain=args.retrain, ship=args.ship,
                            run_dir=run_dir, epochs=args.epochs, tensorboard=args.tensorboard,
                            distribute=args.distribute)
