@@ -77,7 +77,7 @@ from atomic_io import atomic_path, process_alive, save_figure  # noqa: E402
 from models import HEADS, ModelFileError, load_model, save  # noqa: E402
 from models import zoo  # noqa: E402
 from models.flowprior import FlowPriorVAE  # noqa: E402
-from models.generative import DISTRIBUTE, distribution_strategy, worker_suffix  # noqa: E402
+from models.training import DISTRIBUTE, distribution_strategy, worker_suffix  # noqa: E402
 from stacked_mnist import DataMode, StackedMNISTData  # noqa: E402
 
 QUICK_IMAGES = 512

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import common
 from models import FAMILIES, save, zoo
-from models.generative import distribution_strategy, worker_suffix
+from models.training import distribution_strategy, worker_suffix
 from stacked_mnist import DataMode
 
 

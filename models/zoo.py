@@ -25,9 +25,10 @@ import numpy as np
 from stacked_mnist import channel_digits, fold_channels
 
 from .config import ModelConfig
-from .generative import build_model, fit_model
+from .generative import build_model
 from .io import load_model, load_sampler, read_metadata, save
 from .samplers import make_sampler
+from .training import fit_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODELS = REPO_ROOT / "saved_models"
@@ -167,7 +168,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     the data order and the sampling. ``backup_dir``: checkpoints per epoch, and resuming from
     them (only a checkpoint of this very training: same recipe, settings, seed, epochs and
     data size; another one is discarded). ``tensorboard_dir``: summaries for TensorBoard.
-    ``strategy``: a ``tf.distribute`` strategy (``generative.distribution_strategy``).
+    ``strategy``: a ``tf.distribute`` strategy (``training.distribution_strategy``).
     ``labels``, ``val_labels``: the images' class labels, for a conditional recipe (cvae).
     """
     plan = recipe(name)
