@@ -10,8 +10,8 @@ Importing the package registers every class a model file names, so
 """
 from . import zoo
 from .config import HEADS, ModelConfig
-from .families import FAMILIES
-from .generative import GenerativeModel, build_model
+from .families import FAMILIES, build_model
+from .generative import GenerativeModel
 from .heads import make_head
 from .io import ModelFileError, load, load_model, load_sampler, save, save_model
 from .samplers import SAMPLERS, LatentSampler, make_sampler

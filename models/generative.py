@@ -20,7 +20,6 @@ KL(q(z|x) || N(0, I)), so the loss is the negative ELBO; AE: none).
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Optional, Tuple
 
 import numpy as np
@@ -399,21 +398,3 @@ def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
     if seed is not None:
         check_seed(seed)
     check_count("batch_size", batch_size)
-
-
-def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
-                metadata: Optional[dict] = None, strategy=None) -> GenerativeModel:
-    """A compiled model of the config's family (``families.FAMILIES[config.kind]``).
-
-    ``seed`` fixes the initial weights (it seeds Python, numpy and TensorFlow first).
-    ``strategy``: a ``tf.distribute`` strategy to build (and later train) the model under,
-    e.g. ``tf.distribute.MirroredStrategy()``; see ``distribution_strategy``.
-    """
-    from .families import FAMILIES  # the families subclass this module's base class
-
-    if seed is not None:
-        tf_keras.utils.set_random_seed(check_seed(seed))
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = FAMILIES[config.kind](config, metadata=metadata)
-        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    return model

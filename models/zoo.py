@@ -25,7 +25,7 @@ import numpy as np
 from stacked_mnist import channel_digits, fold_channels
 
 from .config import ModelConfig
-from .generative import build_model
+from .families import build_model
 from .io import load_model, load_sampler, read_metadata, save
 from .samplers import make_sampler
 from .training import fit_model
