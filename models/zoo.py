@@ -20,10 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
-from stacked_mnist import channel_digits, fold_channels
-
 from .config import ModelConfig
 from .families import build_model
 from .io import load_model, load_sampler, read_metadata, save
@@ -197,10 +193,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
-    if model.conditional:  # p(y), how often each digit was seen, and the class prior p(z|y)
-        digits = channel_digits(model.check_labels(labels, len(x_train)), channels).ravel()
-        model.metadata["digit_counts"] = np.bincount(digits, minlength=10).tolist()
-        model.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
+    model.after_training(x_train, labels, seed=seed)  # e.g. the CVAE's class prior p(z|y)
     return model
 
 
