@@ -24,7 +24,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import named_data
 from atomic_io import process_alive
 from models import HEADS, ModelFileError, zoo
-from models.generative import DISTRIBUTE
+from models.training import DISTRIBUTE
 from named_data import Dataset
 from stacked_mnist import DataNotFoundError
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from atomic_io import atomic_path
 from models import load_model, save, zoo
-from models.generative import distribution_strategy, worker_suffix
+from models.training import distribution_strategy, worker_suffix
 from named_data import Dataset
 
 from . import REPO_ROOT

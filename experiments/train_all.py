@@ -19,7 +19,7 @@ import named_data
 from experiments import cli
 from experiments.runs import load_data
 from models import FAMILIES, save, zoo
-from models.generative import distribution_strategy, worker_suffix
+from models.training import distribution_strategy, worker_suffix
 
 
 def main(argv=None):

@@ -10,16 +10,18 @@ Importing the package registers every class a model file names, so
 """
 from . import zoo
 from .config import HEADS, ModelConfig
-from .families import FAMILIES
-from .generative import GenerativeModel, build_model, fit_model
+from .families import FAMILIES, build_model
+from .generative import GenerativeModel
 from .generators import Generator
 from .heads import make_head
 from .io import ModelFileError, load, load_model, load_sampler, save, save_model
 from .samplers import SAMPLERS, LatentSampler, make_sampler
+from .training import DISTRIBUTE, distribution_strategy, fit_model, worker_suffix
 
 __all__ = [
     "HEADS", "FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "Generator",
     "LatentSampler",
     "build_model", "fit_model", "make_head", "make_sampler", "ModelFileError", "load",
-    "load_model", "load_sampler", "save", "save_model", "zoo",
+    "load_model", "load_sampler", "save", "save_model", "zoo", "DISTRIBUTE",
+    "distribution_strategy", "worker_suffix",
 ]

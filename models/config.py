@@ -6,9 +6,20 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 HEADS = ("bernoulli", "beta", "categorical", "normal")
+
+# The family registry ``kind`` is checked against. It lives above this module (the families
+# import the config), so ``models.families`` hands it down with ``register_families``.
+_families: Mapping[str, type] = {}
+
+
+def register_families(families: Mapping[str, type]) -> None:
+    """Check every config's ``kind`` against ``families`` (the registry ``FAMILIES``, kept by
+    reference: a family added to it later is known at once)."""
+    global _families
+    _families = families
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,8 @@ class ModelConfig:
     beta: float = 1.0
 
     def __post_init__(self):
-        from .families import FAMILIES  # the registry imports this module
-
-        if self.kind not in FAMILIES:
-            raise ValueError(f"kind must be one of {tuple(FAMILIES)}, got {self.kind!r}.")
+        if self.kind not in _families:
+            raise ValueError(f"kind must be one of {tuple(_families)}, got {self.kind!r}.")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
         for name, low in (("latent_dim", 1), ("channels", 1), ("categorical_bins", 2),

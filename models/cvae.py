@@ -12,7 +12,11 @@ sit where that digit's styles are (the codes of the 1s, say, vary in slant but h
 width), and a z from N(0, I) decoded as a "1" is often a 7. ``fit_class_prior`` fits a
 Gaussian p(z | y) (mean, full covariance) to one draw of q(z | x, y) per training image of each
 digit; ``class_codes`` draws from it. It is part of the model file (N(0, I) for every digit
-until fitted; a digit without training images keeps N(0, I)).
+until fitted; a digit without training images keeps N(0, I)). ``zoo.train`` fits it through
+the post-training hook, ``after_training``. The prior object (``ClassPrior``) holds both
+priors: N(0, I) for the KL and for ``generate_images``, p(z | y) for ``class_codes``.
+
+Generation without labels (``generate_images(count, seed=s)``) draws balanced labels from s.
 """
 from __future__ import annotations
 
@@ -21,52 +25,46 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from stacked_mnist import channel_digits
+from stacked_mnist import channel_digits, fold_channels, validate_labels
 
-from .checks import check_seed
-from .networks import LABEL_CLASSES
+from .checks import check_count, check_seed
+from .networks import LABEL_CLASSES, FoldLabels
+from .priors import StandardNormalPrior
 from .vae import VAE
 
 tfd = tfp.distributions
 
 
-@tf_keras.saving.register_keras_serializable(package="models")
-class CVAE(VAE):
-    kind = "cvae"
-    prior_description = "the class prior p(z|y) of balanced labels"
-    conditional = True
+class ClassPrior(StandardNormalPrior):
+    """The CVAE's prior object: N(0, I) for the KL and for codes drawn without a class (the
+    training objective's prior), and the fitted class prior p(z | y), a Gaussian per digit
+    (mean, Cholesky factor; N(0, I) until fitted), for ``class_codes`` and the classifier."""
 
-    def __init__(self, config, metadata=None, **kwargs):
-        super().__init__(config, metadata=metadata, **kwargs)
-        d = config.latent_dim
-        self.class_means = tf.Variable(tf.zeros((LABEL_CLASSES, d)), trainable=False,
-                                       name="class_means")
-        self.class_scale_tril = tf.Variable(tf.eye(d, batch_shape=[LABEL_CLASSES]),
-                                            trainable=False, name="class_scale_tril")
+    def __init__(self, latent_dim: int):
+        super().__init__(latent_dim)
+        self.means = tf.Variable(tf.zeros((LABEL_CLASSES, latent_dim)), trainable=False,
+                                 name="class_means")
+        self.scale_tril = tf.Variable(tf.eye(latent_dim, batch_shape=[LABEL_CLASSES]),
+                                      trainable=False, name="class_scale_tril")
 
-    def class_prior(self, digits) -> tfd.Distribution:
+    def state_variables(self) -> list:
+        return [self.means, self.scale_tril]
+
+    def class_distribution(self, digits) -> tfd.Distribution:
         """p(z | y) of one channel for digits (B,): batch (B,), event (d,)."""
         digits = tf.cast(digits, tf.int32)
-        return tfd.MultivariateNormalTriL(tf.gather(self.class_means, digits),
-                                          tf.gather(self.class_scale_tril, digits))
+        return tfd.MultivariateNormalTriL(tf.gather(self.means, digits),
+                                          tf.gather(self.scale_tril, digits))
 
-    def class_prior_weights(self) -> list:
-        return [self.class_means.numpy(), self.class_scale_tril.numpy()]
+    def class_codes(self, digits, noise) -> np.ndarray:
+        """(B, d) float32: standard-normal ``noise`` (B, d) through the Gaussians of ``digits``."""
+        means, trils = self.means.numpy(), self.scale_tril.numpy()
+        return (means[digits] + np.einsum("nij,nj->ni", trils[digits], noise)).astype(np.float32)
 
-    def network_weights(self) -> list:
-        return super().network_weights() + self.class_prior_weights()
-
-    def set_network_weights(self, weights: list) -> None:
-        super().set_network_weights(weights[:-2])
-        self.class_means.assign(weights[-2])
-        self.class_scale_tril.assign(weights[-1])
-
-    def fit_class_prior(self, mono_x, digits, seed: int = 0) -> "CVAE":
-        """Fit p(z | y) to one draw z ~ q(z | x, y) per mono image (M, 28, 28, 1) of digit y."""
-        mean, scale = self.mono_code_distribution(mono_x, digits=digits)
-        digits = self.check_labels(digits, len(mono_x), channels=1)
-        z = mean + scale * np.random.default_rng(check_seed(seed)).standard_normal(mean.shape)
-        means, trils = self.class_prior_weights()
+    def fit(self, z, digits) -> list:
+        """Fit each digit's Gaussian to its codes z (M, d) (digits (M,)); a digit with too few
+        codes for a covariance keeps its Gaussian. Returns the digits fitted."""
+        means, trils = self.means.numpy(), self.scale_tril.numpy()
         fitted = []
         for digit in range(LABEL_CLASSES):
             codes = z[digits == digit].astype(np.float64)
@@ -75,8 +73,114 @@ class CVAE(VAE):
             covariance = np.cov(codes, rowvar=False) + 1e-6 * np.eye(z.shape[1])
             means[digit], trils[digit] = codes.mean(axis=0), np.linalg.cholesky(covariance)
             fitted.append(digit)
-        self.class_means.assign(means)
-        self.class_scale_tril.assign(trils)
+        self.means.assign(means)
+        self.scale_tril.assign(trils)
+        return fitted
+
+
+@tf_keras.saving.register_keras_serializable(package="models")
+class CVAE(VAE):
+    """The labels' plumbing lives here, in the base class's conditioning hooks; generation
+    without labels draws balanced ones (``generation_labels``)."""
+
+    kind = "cvae"
+    conditional = True
+    prior_description = "the class prior p(z|y) of the requested (or balanced) labels"
+
+    def __init__(self, config, metadata=None, **kwargs):
+        super().__init__(config, metadata=metadata, **kwargs)
+        # The class prior's variables as the model's own too: model files store them there.
+        self.class_means, self.class_scale_tril = self.z_prior.state_variables()
+
+    def make_prior(self):
+        return ClassPrior(self.config.latent_dim)
+
+    # -- conditioning: every part takes the labels, every subnet its digit ----------------------
+    def part_inputs(self, first, folded):
+        labels = tf_keras.Input((), dtype="int32", name="labels")
+        return [first, labels], [folded, FoldLabels(self.config.channels)(labels)]
+
+    def split_inputs(self, inputs):
+        x, labels = inputs
+        return x, labels
+
+    def _batch(self, data):
+        if not isinstance(data, (tuple, list)):
+            return data, None  # refused by model_inputs: a conditional model needs labels
+        return data[0], (data[1] if len(data) > 1 else None)
+
+    def _require_labels(self, labels) -> None:
+        if labels is None:
+            raise ValueError(
+                f"a conditional {self.kind!r} model needs labels: the class of every image "
+                f"(0..{10 ** self.config.channels - 1}), e.g. labels=y of StackedMNISTData.")
+
+    def model_inputs(self, first, labels=None):
+        self._require_labels(labels)
+        return [first, labels]
+
+    def mono_inputs(self, first, digits=None):
+        self._require_labels(digits)
+        return [first, tf.one_hot(tf.cast(digits, tf.int32), LABEL_CLASSES)]
+
+    def check_labels(self, labels, count: int, channels=None):
+        self._require_labels(labels)
+        labels = validate_labels(labels, channels or self.config.channels)
+        if len(labels) != count:
+            raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
+        return labels
+
+    def mono_digits(self, labels, count: int):
+        return channel_digits(self.check_labels(labels, count), self.config.channels).reshape(-1)
+
+    def distinct_mono_images(self, x, digits):
+        # Every channel image runs: its digit is part of the input.
+        mono_x, channels = fold_channels(x)
+        return mono_x, np.arange(len(mono_x)), channels
+
+    def generation_labels(self, count: int, seed: int, labels=None):
+        """The given labels, else balanced ones: every class (0..9 mono, 0..999 colour) in
+        turn, each round of classes in an order drawn from ``seed``, so class counts differ by
+        at most one (and a colour model's first 1000 images are 1000 distinct numbers)."""
+        if labels is not None:
+            return labels
+        classes = 10 ** self.config.channels
+        rng = np.random.default_rng([check_seed(seed), classes])  # apart from the codes' draw
+        rounds = -(-count // classes)
+        return np.concatenate([rng.permutation(classes) for _ in range(rounds)])[:count]
+
+    def generate_images(self, count: int, how: str = "mean", seed: int = 0, sampler=None,
+                        labels=None) -> np.ndarray:
+        """Codes from the class prior p(z | y) of the requested (or balanced) labels, unless a
+        ``sampler`` is given: N(0, I), the prior the KL pulls towards, leaves holes in which a
+        "1" decodes as a 7."""
+        if sampler is not None:
+            return super().generate_images(count, how, seed, sampler, labels)
+        labels = self.generation_labels(check_count("count", count), seed, labels)
+        return self.decode_images(self.class_codes(labels, seed=seed), how=how, seed=seed,
+                                  labels=labels)
+
+    def after_training(self, x_train, labels=None, seed: int = 0) -> None:
+        """Record p(y) (how often each digit was seen) and fit the class prior p(z | y)."""
+        digits = channel_digits(self.check_labels(labels, len(x_train)),
+                                self.config.channels).ravel()
+        self.metadata["digit_counts"] = np.bincount(digits, minlength=10).tolist()
+        self.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
+
+    # -- the class prior ------------------------------------------------------------------------
+    def class_prior(self, digits) -> tfd.Distribution:
+        """p(z | y) of one channel for digits (B,): batch (B,), event (d,)."""
+        return self.z_prior.class_distribution(digits)
+
+    def class_prior_weights(self) -> list:
+        return [variable.numpy() for variable in self.z_prior.state_variables()]
+
+    def fit_class_prior(self, mono_x, digits, seed: int = 0) -> "CVAE":
+        """Fit p(z | y) to one draw z ~ q(z | x, y) per mono image (M, 28, 28, 1) of digit y."""
+        mean, scale = self.mono_code_distribution(mono_x, digits=digits)
+        digits = self.check_labels(digits, len(mono_x), channels=1)
+        z = mean + scale * np.random.default_rng(check_seed(seed)).standard_normal(mean.shape)
+        fitted = self.z_prior.fit(z, digits)
         self.metadata["class_prior"] = {
             "fitted_to": "one z ~ q(z|x,y) per training image", "images": int(len(mono_x)),
             "digits_fitted": fitted, "seed": int(seed)}
@@ -93,6 +197,4 @@ class CVAE(VAE):
             noise = np.random.default_rng(check_seed(seed)).standard_normal((len(digits), d))
         elif np.shape(noise) != (len(digits), d):
             raise ValueError(f"noise must have shape {(len(digits), d)}, got {np.shape(noise)}.")
-        means, trils = self.class_prior_weights()
-        z = means[digits] + np.einsum("nij,nj->ni", trils[digits], noise)
-        return z.astype(np.float32).reshape(-1, channels, d)
+        return self.z_prior.class_codes(digits, noise).reshape(-1, channels, d)

@@ -20,7 +20,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from .batching import in_batches
-from .checks import check_count, check_seed
+from .priors import LatentPrior, standard_normal_codes
 from .vae import VAE
 
 tfd = tfp.distributions
@@ -42,6 +42,48 @@ def _bounded(network):
     return shift_and_log_scale
 
 
+class FlowPrior(LatentPrior):
+    """p(z) = N(0, I) pushed through ``PRIOR_LAYERS`` MADE bijectors (coordinates reversed
+    between them); the KL is the Monte Carlo estimate at the drawn codes; ``sample`` draws
+    u ~ N(0, I) (the generator of ``StandardNormal``) and pushes it through the flow."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__(latent_dim)
+        self.networks = [
+            tfb.AutoregressiveNetwork(params=2, hidden_units=[PRIOR_HIDDEN_UNITS] * 2,
+                                      activation="relu", name=f"prior_made_{i}")
+            for i in range(PRIOR_LAYERS)]
+        bijectors = []
+        for network in self.networks:
+            bijectors += [tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=_bounded(network)),
+                          tfb.Permute(list(reversed(range(latent_dim))))]
+        self.bijector = tfb.Chain(bijectors[:-1])
+        self.bijector.inverse(tf.zeros((1, latent_dim)))  # builds the networks' weights
+
+    def distribution(self, channels: int):
+        base = tfd.MultivariateNormalDiag(tf.zeros((channels, self.latent_dim)))  # batch (C,)
+        return tfd.Independent(tfd.TransformedDistribution(base, self.bijector), 1)
+
+    def kl(self, latent, z):
+        log_ratio = latent.log_prob(z) - self.distribution(latent.event_shape[0]).log_prob(z)
+        # One value per image: z (N, C, d) gives (N,); samples (K, N, C, d) their mean (N,).
+        return tf.reduce_mean(tf.reshape(log_ratio, [-1, tf.shape(log_ratio)[-1]]), axis=0)
+
+    @tf.function(reduce_retracing=True)
+    def _push_forward(self, u):
+        return self.bijector.forward(u)
+
+    def sample(self, count: int, seed: int = 0) -> np.ndarray:
+        """(count, d): u ~ N(0, I) (the generator of ``StandardNormal``), through the flow."""
+        u = standard_normal_codes(count, self.latent_dim, seed)
+        if len(u) == 0:
+            return u
+        return in_batches(self._push_forward, u, 10_000)
+
+    def state_variables(self) -> list:
+        return [variable for network in self.networks for variable in network.weights]
+
+
 @tf_keras.saving.register_keras_serializable(package="models")
 class FlowPriorVAE(VAE):
     kind = "flowprior_vae"
@@ -49,50 +91,14 @@ class FlowPriorVAE(VAE):
 
     def __init__(self, config, metadata=None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)
-        d = config.latent_dim
-        self.prior_networks = [
-            tfb.AutoregressiveNetwork(params=2, hidden_units=[PRIOR_HIDDEN_UNITS] * 2,
-                                      activation="relu", name=f"prior_made_{i}")
-            for i in range(PRIOR_LAYERS)]
-        bijectors = []
-        for network in self.prior_networks:
-            bijectors += [tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=_bounded(network)),
-                          tfb.Permute(list(reversed(range(d))))]
-        self.prior_bijector = tfb.Chain(bijectors[:-1])
-        self.prior_bijector.inverse(tf.zeros((1, d)))  # builds the networks' weights
+        # The flow's networks as the model's own attributes too: Keras trains them with the
+        # encoder and decoder, and model files store their weights under this name.
+        self.prior_networks = self.z_prior.networks
+        self.prior_bijector = self.z_prior.bijector
 
-    def latent_prior(self, channels=None):
-        shape = (channels or self.config.channels, self.config.latent_dim)
-        base = tfd.MultivariateNormalDiag(tf.zeros(shape))  # batch (C,), event (d,)
-        return tfd.Independent(tfd.TransformedDistribution(base, self.prior_bijector), 1)
-
-    def kl_divergence(self, latent, z):
-        log_ratio = latent.log_prob(z) - self.latent_prior(latent.event_shape[0]).log_prob(z)
-        # One value per image: z (N, C, d) gives (N,); samples (K, N, C, d) their mean (N,).
-        return tf.reduce_mean(tf.reshape(log_ratio, [-1, tf.shape(log_ratio)[-1]]), axis=0)
+    def make_prior(self):
+        return FlowPrior(self.config.latent_dim)
 
     def prior_weights(self) -> list:
-        return [w for network in self.prior_networks for w in network.get_weights()]
-
-    def network_weights(self) -> list:
-        return super().network_weights() + self.prior_weights()
-
-    def set_network_weights(self, weights: list) -> None:
-        split = len(weights) - len(self.prior_weights())
-        super().set_network_weights(weights[:split])
-        for network in self.prior_networks:
-            count = len(network.weights)
-            network.set_weights(weights[split:split + count])
-            split += count
-
-    @tf.function(reduce_retracing=True)
-    def _push_forward(self, u):
-        return self.prior_bijector.forward(u)
-
-    def prior_codes(self, count: int, seed: int = 0) -> np.ndarray:
-        """(count, d): u ~ N(0, I) (the generator of ``StandardNormal``), through the flow."""
-        count, seed = check_count("count", count, low=0), check_seed(seed)
-        u = np.random.default_rng(seed).standard_normal((count, self.config.latent_dim))
-        if count == 0:
-            return u.astype(np.float32)
-        return in_batches(self._push_forward, u, 10_000)
+        """The flow's weights (the end of ``network_weights``)."""
+        return [variable.numpy() for variable in self.extra_state_variables()]

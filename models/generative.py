@@ -7,7 +7,8 @@
 A conditional family (``conditional = True``, the CVAE) also gives every part the class labels
 (N,) of the images (0..9 mono, R + 10 G + 100 B colour): ``model.encoder([x, labels])``,
 ``model.decoder([z, labels])``, and ``labels=`` on every numpy helper and on ``fit_model``.
-Each channel's subnet sees its own digit, one-hot.
+Each channel's subnet sees its own digit, one-hot. The labels' plumbing is the family's (the
+conditioning hooks below); this base class only refuses labels.
 
 Parts (all functional ``tf_keras.Model``s; the weights live only in the two mono subnets):
   encoder         x (N, 28, 28, C) -> the family's latent: VAE q(z|x), a tfp.layers
@@ -16,28 +17,26 @@ Parts (all functional ``tf_keras.Model``s; the weights live only in the two mono
   decoder         z (N, C, d) -> p(x|z), a tfp.layers distribution with event shape (28, 28, C)
 
 Loss per image, in nats: -log p(x|z) + beta * the family's divergence (VAE: the analytic
-KL(q(z|x) || N(0, I)), so the loss is the negative ELBO; AE: none).
+KL(q(z|x) || N(0, I)), so the loss is the negative ELBO; AE: none). The divergence and the
+codes generation draws come from one prior object per model (``model.z_prior``, priors.py).
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from stacked_mnist import (channel_digits, distinct_channel_images, fold_channels,
-                           unfold_channels, validate_labels)
+from stacked_mnist import distinct_channel_images, unfold_channels
 
 from .batching import in_batches, in_seeded_batches
 from .checks import (check_count, check_finite_output, check_images, check_latents,
                      check_seed)
 from .config import ModelConfig
 from .heads import IMAGE_KINDS, make_head
-from .networks import (LABEL_CLASSES, FoldImages, FoldLabels, FoldLatent, UnfoldParams,
-                       UnfoldRows, mono_decoder, mono_encoder)
+from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
+from .priors import LatentPrior
 
 
 class GenerativeModel(tf_keras.Model):
@@ -46,8 +45,10 @@ class GenerativeModel(tf_keras.Model):
 
     A family fixes ``kind`` (its registry key) and overrides what differs: how many latent
     parameters the encoder emits per dimension, the layer that turns them into the latent
-    (``latent_layer``), how a code is drawn from it (``draw_code``), its divergence from the
-    prior (``kl_divergence``), the prior itself, and the latent sampler generation uses by
+    (``latent_layer``), how a code is drawn from it (``draw_code``), its prior object
+    (``make_prior``: the KL and the codes generation draws), state beyond the subnets
+    (``extra_state_variables``, default the prior's), what happens after training
+    (``after_training``), the conditioning hooks, and the latent sampler generation uses by
     default. ``metadata`` (training data, epochs, seconds, seed ...) travels in the model file.
     """
 
@@ -71,15 +72,8 @@ class GenerativeModel(tf_keras.Model):
         self.mono_encoder = mono_encoder(config, self.latent_params_per_dim, self.conditional)
         self.mono_decoder = mono_decoder(config, self.head.params_per_pixel, self.conditional)
 
-        def with_labels(first, folded):
-            """The part's inputs and its mono subnet's, the labels added if conditional."""
-            if not self.conditional:
-                return first, folded
-            labels = tf_keras.Input((), dtype="int32", name="labels")
-            return [first, labels], [folded, FoldLabels(channels)(labels)]
-
         x_in = tf_keras.Input((28, 28, channels), name="image")
-        inputs, mono_inputs = with_labels(x_in, FoldImages()(x_in))
+        inputs, mono_inputs = self.part_inputs(x_in, FoldImages()(x_in))
         latent_params = UnfoldRows(channels)(self.mono_encoder(mono_inputs))
         self.encoder_params = tf_keras.Model(inputs, latent_params, name="encoder_params")
         latent_layer = self.latent_layer()
@@ -87,7 +81,7 @@ class GenerativeModel(tf_keras.Model):
         self.encoder = tf_keras.Model(inputs, latent, name="encoder")
 
         z_in = tf_keras.Input((channels, latent_dim), name="latent")
-        inputs, mono_inputs = with_labels(z_in, FoldLatent()(z_in))
+        inputs, mono_inputs = self.part_inputs(z_in, FoldLatent()(z_in))
         pixel_params = UnfoldParams(channels)(self.mono_decoder(mono_inputs))
         self.decoder_params = tf_keras.Model(inputs, pixel_params, name="decoder_params")
         self.decoder = tf_keras.Model(inputs, self.head.layer()(pixel_params), name="decoder")
@@ -95,6 +89,9 @@ class GenerativeModel(tf_keras.Model):
         self.trackers = {
             name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
         }
+        # A plain object, not tracked by Keras: a family with prior state keeps its variables as
+        # attributes of the model as well, under the names its files store them by.
+        self.z_prior = self.make_prior()
         self.built = True  # every weight exists: the subnets are built functional models
 
     # ---------------------------------------------------------------------------------------
@@ -110,11 +107,17 @@ class GenerativeModel(tf_keras.Model):
         ``seed``, a stateless seed of shape [2], fixes its noise)."""
         return latent
 
+    def make_prior(self) -> LatentPrior:
+        """The family's prior object (made once, at the end of ``__init__``, as ``z_prior``):
+        p(z) for the loss's divergence and the codes generation draws. The base (the AE) has
+        none: no divergence, and N(0, I) codes as generation's default."""
+        return LatentPrior(self.config.latent_dim)
+
     def kl_divergence(self, latent, z):
         """(N,) nats: the divergence from the prior that the loss weighs by beta, given the
         encoder's output and the code drawn from it (samples (K, N, C, d) give the K-sample
-        Monte Carlo mean, for families whose KL has no closed form)."""
-        return tf.zeros(tf.shape(z)[-3:-2])
+        Monte Carlo mean, for families whose KL has no closed form). The prior's, by default."""
+        return self.z_prior.kl(latent, z)
 
     @property
     def prior(self):
@@ -123,61 +126,85 @@ class GenerativeModel(tf_keras.Model):
 
     def latent_prior(self, channels: Optional[int] = None):
         """p(z) with event shape (channels, d) (default: the model's channels), or None."""
-        return None
+        return self.z_prior.distribution(channels or self.config.channels)
 
     def code_distribution_from_params(self, params):
         """``(mean, scale or None)`` of the codes from latent parameters (..., k * d)."""
         return params[..., : self.config.latent_dim], None
 
     def prior_codes(self, count: int, seed: int = 0) -> np.ndarray:
-        """(count, d) codes of one channel from the family's prior: N(0, I) (for an AE, which
-        has no prior, the generation default), unless a family learns its prior."""
-        from .samplers import StandardNormal  # samplers use this module's batching
+        """(count, d) codes of one channel from the family's prior (for an AE, which has no
+        prior, N(0, I): the generation default)."""
+        return self.z_prior.sample(count, seed=seed)
 
-        return StandardNormal(self.config.latent_dim).sample(count, seed=seed)
+    def extra_state_variables(self) -> list:
+        """The variables of the model's state beyond the two subnets (a learned or fitted
+        prior's: the flow, the class prior), in file order; ``network_weights`` ends with
+        them. Default: the prior object's."""
+        return self.z_prior.state_variables()
+
+    def after_training(self, x_train, labels=None, seed: int = 0) -> None:
+        """What a family does once its networks are trained (``zoo.train`` calls it), e.g. fit
+        a prior to the training codes; x_train (N, 28, 28, C), labels (N,) if conditional.
+        The base does nothing (it checks that an unconditional model got no labels)."""
+        self.check_labels(labels, len(x_train))
 
     # ---------------------------------------------------------------------------------------
-    # Labels: what a conditional model needs and an unconditional one must not get
+    # Conditioning hooks: an unconditional model refuses labels; a conditional family (cvae.py)
+    # overrides these to take them (checked), feed them to its parts and subnets, and draw
+    # labels for generation.
     # ---------------------------------------------------------------------------------------
-    def _check_conditioning(self, labels) -> None:
-        if labels is None and self.conditional:
-            raise ValueError(
-                f"a conditional {self.kind!r} model needs labels: the class of every image "
-                f"(0..{10 ** self.config.channels - 1}), e.g. labels=y of StackedMNISTData.")
-        if labels is not None and not self.conditional:
-            raise ValueError(f"labels were given to an unconditional {self.kind!r} model; "
-                             "only a conditional family (cvae) takes them.")
+    def part_inputs(self, first, folded):
+        """``(inputs of a part, inputs of its mono subnet)`` for the part's first Keras input
+        (images or codes) and its folded form; a conditional family adds the labels."""
+        return first, folded
+
+    def split_inputs(self, inputs):
+        """``call``'s inputs -> ``(images, labels or None)``."""
+        return inputs, None
+
+    def _batch(self, data):
+        """Keras' batch -> ``(images, labels or None)``; an unconditional model ignores what
+        follows the images (``fit(x, x)`` style)."""
+        return (data[0] if isinstance(data, (tuple, list)) else data), None
 
     def model_inputs(self, first, labels=None):
         """What ``encoder``, ``encoder_params``, ``decoder`` and ``decoder_params`` take: the
-        images or codes, with the class labels (N,) for a conditional model."""
-        self._check_conditioning(labels)
-        return first if labels is None else [first, labels]
+        images or codes (with the class labels (N,) for a conditional model)."""
+        self._refuse_labels(labels)
+        return first
 
-    def _mono_inputs(self, first, digits=None):
-        """What the mono subnets take: images or codes, with one-hot digits if conditional."""
-        self._check_conditioning(digits)
-        if digits is None:
-            return first
-        return [first, tf.one_hot(tf.cast(digits, tf.int32), LABEL_CLASSES)]
+    def mono_inputs(self, first, digits=None):
+        """What the mono subnets take: images or codes (with one-hot digits if conditional)."""
+        self._refuse_labels(digits)
+        return first
 
     def check_labels(self, labels, count: int, channels: Optional[int] = None):
         """Class labels for ``count`` images of ``channels`` channels (default the model's)
-        as int64 (N,), or None for an unconditional model (which must get none)."""
-        self._check_conditioning(labels)
-        if labels is None:
-            return None
-        labels = validate_labels(labels, channels or self.config.channels)
-        if len(labels) != count:
-            raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
+        as int64 (N,); None for an unconditional model (which must get none)."""
+        self._refuse_labels(labels)
+        return None
+
+    def mono_digits(self, labels, count: int):
+        """Checked class labels of ``count`` images -> the digit of each folded channel image
+        (count * C,) in ``fold_channels`` order; None for an unconditional model."""
+        return self.check_labels(labels, count)
+
+    def distinct_mono_images(self, x, digits):
+        """``(mono images to run, inverse, channels)`` for images (N, 28, 28, C): each
+        distinct channel image once (a stacked test set holds each MNIST test digit about
+        three times), ``mono[inverse]`` the channel images in ``fold_channels`` order."""
+        return distinct_channel_images(x)
+
+    def generation_labels(self, count: int, seed: int, labels=None):
+        """The labels ``generate_images`` decodes ``count`` codes with: the ones given (none
+        for an unconditional model)."""
         return labels
 
-    def _mono_digits(self, labels, count: int):
-        """Checked class labels of ``count`` images -> the digit of each folded channel image
-        (count * C,) in ``fold_channels`` order, or None for an unconditional model."""
-        labels = self.check_labels(labels, count)
-        return None if labels is None else channel_digits(
-            labels, self.config.channels).reshape(-1)
+    def _refuse_labels(self, labels) -> None:
+        if labels is not None:
+            raise ValueError(f"labels were given to an unconditional {self.kind!r} model; "
+                             "only a conditional family (cvae) takes them.")
 
     # ---------------------------------------------------------------------------------------
     # Files: the config and metadata as plain values; the weights are Keras' own business
@@ -196,15 +223,23 @@ class GenerativeModel(tf_keras.Model):
         other.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
         return other
 
-    # The subnets hold every learned parameter; Model.get_weights() would also return the
-    # metric trackers' state.
+    # The subnets and the extra state hold every learned parameter; Model.get_weights() would
+    # also return the metric trackers' state.
     def network_weights(self) -> list:
-        return self.mono_encoder.get_weights() + self.mono_decoder.get_weights()
+        """The encoder subnet's weights, the decoder subnet's, then ``extra_state_variables``."""
+        return (self.mono_encoder.get_weights() + self.mono_decoder.get_weights()
+                + [variable.numpy() for variable in self.extra_state_variables()])
 
     def set_network_weights(self, weights: list) -> None:
-        split = len(self.mono_encoder.weights)
-        self.mono_encoder.set_weights(weights[:split])
-        self.mono_decoder.set_weights(weights[split:])
+        weights, extra = list(weights), self.extra_state_variables()
+        encoder, decoder = len(self.mono_encoder.weights), len(self.mono_decoder.weights)
+        if len(weights) != encoder + decoder + len(extra):
+            raise ValueError(f"a {self.kind!r} model holds {encoder + decoder + len(extra)} "
+                             f"weight arrays, got {len(weights)}.")
+        self.mono_encoder.set_weights(weights[:encoder])
+        self.mono_decoder.set_weights(weights[encoder:encoder + decoder])
+        for variable, value in zip(extra, weights[encoder + decoder:]):
+            variable.assign(value)
 
     # ---------------------------------------------------------------------------------------
     # The loss and Keras' training hooks
@@ -220,16 +255,9 @@ class GenerativeModel(tf_keras.Model):
     def call(self, inputs, training=False):
         """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE); inputs:
         the images, or (images, labels) for a conditional model."""
-        x, labels = inputs if self.conditional else (inputs, None)
+        x, labels = self.split_inputs(inputs)
         latent = self.encoder(self.model_inputs(x, labels), training=training)
         return self.decoder(self.model_inputs(self.draw_code(latent), labels), training=training)
-
-    def _batch(self, data):
-        """Keras' batch -> ``(images, labels or None)``; an unconditional model ignores what
-        follows the images (``fit(x, x)`` style), a conditional one takes them as labels."""
-        if not isinstance(data, (tuple, list)):
-            return data, None
-        return data[0], (data[1] if self.conditional and len(data) > 1 else None)
 
     @property
     def metrics(self):
@@ -285,18 +313,18 @@ class GenerativeModel(tf_keras.Model):
     @tf.function(reduce_retracing=True)
     def mono_latent_params(self, mono_x, digits=None):
         """The mono subnet: (B, 28, 28, 1) -> latent parameters (B, 1, k * d)."""
-        return self.mono_encoder(self._mono_inputs(mono_x, digits), training=False)[:, tf.newaxis]
+        return self.mono_encoder(self.mono_inputs(mono_x, digits), training=False)[:, tf.newaxis]
 
     @tf.function(reduce_retracing=True)
     def mono_code(self, mono_x, digits=None):
         """The mono subnet: (B, 28, 28, 1) -> the AE code or VAE posterior mean (B, d)."""
-        params = self.mono_encoder(self._mono_inputs(mono_x, digits), training=False)
+        params = self.mono_encoder(self.mono_inputs(mono_x, digits), training=False)
         return params[:, : self.config.latent_dim]
 
     @tf.function(reduce_retracing=True)
     def mono_pixel_params(self, z, digits=None):
         """The mono subnet: (B, d) -> head parameters (B, 28, 28, 1, P)."""
-        params = self.mono_decoder(self._mono_inputs(z, digits), training=False)
+        params = self.mono_decoder(self.mono_inputs(z, digits), training=False)
         return params[:, :, :, tf.newaxis, :]
 
     @tf.function(reduce_retracing=True)
@@ -339,7 +367,7 @@ class GenerativeModel(tf_keras.Model):
         """Images (N, 28, 28, C) in [0, 1] from codes (N, C, d); how = mean | mode | sample."""
         z = check_latents(z, self.config.channels, self.config.latent_dim)
         _check_options(how, seed, batch_size)
-        digits = self._mono_digits(labels, len(z))
+        digits = self.mono_digits(labels, len(z))
         mono_z = z.reshape(-1, self.config.latent_dim)  # channel c of image n at row n * C + c
         images = check_finite_output(
             in_seeded_batches(self._mono_images, mono_z, how, seed, batch_size, digits),
@@ -356,17 +384,15 @@ class GenerativeModel(tf_keras.Model):
         """``(reconstructions (N, 28, 28, C) in [0, 1], -log p(x | z) per channel (N, C))``
         from one pass: z is the AE code or the VAE's posterior mean; how = mean | mode | sample.
 
-        The mono subnets run once per distinct channel image (a stacked test set holds each
-        MNIST test digit about three times); copies share their reconstruction. (A
-        conditional model runs once per channel image: its digit is part of the input.)
+        The mono subnets run once per distinct channel image (``distinct_mono_images``: a
+        stacked test set holds each MNIST test digit about three times); copies share their
+        reconstruction. (A conditional model runs once per channel image: its digit is part
+        of the input.)
         """
         x = check_images(x, self.config.channels)
         _check_options(how, seed, batch_size)
-        digits = self._mono_digits(labels, len(x))
-        if digits is None:
-            distinct, inverse, channels = distinct_channel_images(x)
-        else:
-            (distinct, channels), inverse = fold_channels(x), np.arange(len(digits))
+        digits = self.mono_digits(labels, len(x))
+        distinct, inverse, channels = self.distinct_mono_images(x, digits)
         images, nll = in_seeded_batches(self._mono_reconstructions, distinct, how, seed,
                                          batch_size, digits)
         check_finite_output(images, "reconstructions")
@@ -390,9 +416,11 @@ class GenerativeModel(tf_keras.Model):
                         sampler=None, labels=None) -> np.ndarray:
         """Decode ``count`` codes from ``sampler`` (default the prior, ``prior_codes``; an AE wants
         one fitted to its codes: ``samplers.make_sampler("fitted", d).fit(codes)``). The
-        encoder is never used. A conditional model draws the requested ``labels`` (count,)."""
-        return self.decode_images(self.sample_latents(count, sampler, seed), how=how, seed=seed,
-                                  labels=labels)
+        encoder is never used. A conditional model draws the requested ``labels`` (count,),
+        or balanced ones when none are given (``generation_labels``)."""
+        z = self.sample_latents(count, sampler, seed)
+        return self.decode_images(z, how=how, seed=seed,
+                                  labels=self.generation_labels(count, seed, labels))
 
 
 def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
@@ -401,133 +429,3 @@ def _check_options(how: str, seed: Optional[int], batch_size: int) -> None:
     if seed is not None:
         check_seed(seed)
     check_count("batch_size", batch_size)
-
-
-def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
-                metadata: Optional[dict] = None, strategy=None) -> GenerativeModel:
-    """A compiled model of the config's family (``families.FAMILIES[config.kind]``).
-
-    ``seed`` fixes the initial weights (it seeds Python, numpy and TensorFlow first).
-    ``strategy``: a ``tf.distribute`` strategy to build (and later train) the model under,
-    e.g. ``tf.distribute.MirroredStrategy()``; see ``distribution_strategy``.
-    """
-    from .families import FAMILIES  # the families subclass this module's base class
-
-    if seed is not None:
-        tf_keras.utils.set_random_seed(check_seed(seed))
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = FAMILIES[config.kind](config, metadata=metadata)
-        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
-    return model
-
-
-DISTRIBUTE = ("none", "mirrored", "multiworker")
-
-
-def distribution_strategy(name: str):
-    """None (the default device), MirroredStrategy (every local GPU, else the CPU) or
-    MultiWorkerMirroredStrategy (the cluster from the TF_CONFIG environment variable)."""
-    if name not in DISTRIBUTE:
-        raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {name!r}.")
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
-                             "environment variable (README: Watch, resume, scale out).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return None
-
-
-def worker_suffix(strategy=None) -> str:
-    """"" for the chief (or no cluster), ".worker<i>" for the other workers of a multi-worker
-    strategy: their files (checkpoints, model copies) must not collide with the chief's."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return ""
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    if resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0):
-        return ""
-    return f".{resolver.task_type}{resolver.task_id}"
-
-
-def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
-                   epochs: int, labels: Optional[np.ndarray] = None) -> tf.data.Dataset:
-    """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
-    (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
-    With ``labels``, a batch is (images, labels)."""
-    images = tf.constant(x)
-    classes = None if labels is None else tf.constant(labels, tf.int32)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(x)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-            .map(lambda index: tf.gather(images, index) if classes is None
-                 else (tf.gather(images, index), tf.gather(classes, index))).prefetch(2))
-
-
-def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
-              batch_size: int = 128, seed: int = 0, verbose: int = 1,
-              decay_from: Optional[int] = None, decay: float = 0.8,
-              backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
-              val_labels=None):
-    """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
-    A conditional model also takes the images' class ``labels`` (and ``val_labels``).
-
-    From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
-    epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
-    resumes after its epoch (and ends with the weights of an uninterrupted run). A model built
-    under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
-    and image grids per epoch for TensorBoard. Returns the history of every epoch trained.
-    """
-    from .callbacks import EpochCheckpoint, ImageSummaries
-
-    x_train = check_images(x_train, model.config.channels, "x_train")
-    labels = model.check_labels(labels, len(x_train))
-    if x_val is not None:
-        x_val = check_images(x_val, model.config.channels, "x_val")
-        val_labels = model.check_labels(val_labels, len(x_val))
-    elif val_labels is not None:
-        raise ValueError("val_labels were given without x_val.")
-    check_count("epochs", epochs)
-    check_count("batch_size", batch_size)
-    tf_keras.utils.set_random_seed(check_seed(seed))
-    model.noise_seed = seed
-    model.train_function = None  # traced again: the step's noise seed is part of the graph
-    callbacks = [tf_keras.callbacks.TerminateOnNaN(), *callbacks]  # NaN weights refuse saving
-    first_epoch, checkpoint = 0, None
-    suffix = worker_suffix(model.distribute_strategy)
-    if backup_dir is not None:
-        checkpoint = EpochCheckpoint(model, str(backup_dir) + suffix)
-        first_epoch = checkpoint.restore()
-        if first_epoch:
-            print(f"resuming from epoch {first_epoch} (checkpoint in {backup_dir})", flush=True)
-            model.metadata["resumed_after_epoch"] = first_epoch
-        callbacks.insert(0, checkpoint)  # saved before any later callback can stop the run
-    if decay_from is not None:
-        base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
-        callbacks.append(tf_keras.callbacks.LearningRateScheduler(
-            lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
-    if tensorboard_dir is not None and not suffix:  # the chief writes the summaries
-        callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
-                                                        profile_batch=0))
-        if x_val is not None:
-            callbacks.append(ImageSummaries(tensorboard_dir, x_val, seed=seed,
-                                            labels=val_labels))
-    history = {}
-    if first_epoch < epochs:
-        val = None
-        if x_val is not None:
-            val = tf.data.Dataset.from_tensor_slices(
-                x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
-        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels),
-                  steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
-                  epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
-                  callbacks=callbacks)
-        history = model.history.history
-    if checkpoint is not None:
-        history = checkpoint.trimmed_history(epochs)
-    return history

@@ -29,6 +29,10 @@ import tf_keras
 from atomic_io import atomic_path
 from keras_files import read_config
 
+from .families import FAMILIES
+from .generative import GenerativeModel
+from .samplers import SAMPLERS, LatentSampler
+
 
 class ModelFileError(RuntimeError):
     """A model or sampler file is missing, damaged, unsafe, or not what was expected."""
@@ -36,9 +40,6 @@ class ModelFileError(RuntimeError):
 
 def _registered_classes() -> dict:
     """``{registered name: class}`` of every family and sampler a file may name."""
-    from .families import FAMILIES
-    from .samplers import SAMPLERS
-
     classes = [*FAMILIES.values(), *SAMPLERS.values()]
     return {tf_keras.saving.get_registered_name(cls): cls for cls in classes}
 
@@ -149,8 +150,6 @@ def load_model(path, channels: Optional[int] = None, hint: str = ""):
     Mono and colour models share one set of weights (the colour model is the mono subnet run
     on R, G and B), so a mono file loads as a colour model and vice versa.
     """
-    from .generative import GenerativeModel
-
     model = load(path, GenerativeModel, hint)
     if channels is not None and channels != model.config.channels:
         return model.with_channels(channels)
@@ -159,8 +158,6 @@ def load_model(path, channels: Optional[int] = None, hint: str = ""):
 
 
 def load_sampler(path, hint: str = ""):
-    from .samplers import LatentSampler
-
     return load(path, LatentSampler, hint)
 
 

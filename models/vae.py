@@ -1,7 +1,8 @@
 """The variational auto-encoder family: a diagonal Gaussian q(z|x), the prior N(0, I), and the
 loss -ELBO = -E_q log p(x|z) + beta KL(q(z|x) || N(0, I)).
 
-The KL is analytic (``tfd.kl_divergence`` of two diagonal Gaussians): exact, and no Monte Carlo
+The KL is analytic (``tfd.kl_divergence`` of two diagonal Gaussians, in
+``priors.StandardNormalPrior``, which also draws generation's codes): exact, and no Monte Carlo
 noise in the gradient or in the logged value. The reconstruction term uses one sample of q.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from .generative import GenerativeModel
+from .priors import StandardNormalPrior
 
 tfd = tfp.distributions
 tfpl = tfp.layers
@@ -54,13 +56,8 @@ class VAE(GenerativeModel):
     def draw_code(self, latent, seed=None):
         return latent.sample(seed=seed)
 
-    def kl_divergence(self, latent, z):
-        # Analytic: exact, and no Monte Carlo noise in the gradient or the logged value.
-        return tfd.kl_divergence(latent, self.latent_prior(latent.event_shape[0]))
-
-    def latent_prior(self, channels=None):
-        shape = (channels or self.config.channels, self.config.latent_dim)
-        return tfd.Independent(tfd.Normal(tf.zeros(shape), tf.ones(shape)), 2)
+    def make_prior(self):
+        return StandardNormalPrior(self.config.latent_dim)
 
     def posterior(self, params) -> tfd.Distribution:
         """q(z|x) from latent parameters (..., C, 2 d)."""

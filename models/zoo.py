@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
-from stacked_mnist import channel_digits, fold_channels
-
 from .config import ModelConfig
-from .generative import build_model, fit_model
+from .families import build_model
 from .io import load_model, load_sampler, read_metadata, save
 from .samplers import make_sampler
+from .training import fit_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODELS = REPO_ROOT / "saved_models"
@@ -173,7 +170,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     the data order and the sampling. ``backup_dir``: checkpoints per epoch, and resuming from
     them (only a checkpoint of this very training: same recipe, settings, seed, epochs and
     data size; another one is discarded). ``tensorboard_dir``: summaries for TensorBoard.
-    ``strategy``: a ``tf.distribute`` strategy (``generative.distribution_strategy``).
+    ``strategy``: a ``tf.distribute`` strategy (``training.distribution_strategy``).
     ``labels``, ``val_labels``: the images' class labels, for a conditional recipe (cvae).
     """
     plan = recipe(name)
@@ -202,10 +199,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
-    if model.conditional:  # p(y), how often each digit was seen, and the class prior p(z|y)
-        digits = channel_digits(model.check_labels(labels, len(x_train)), channels).ravel()
-        model.metadata["digit_counts"] = np.bincount(digits, minlength=10).tolist()
-        model.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
+    model.after_training(x_train, labels, seed=seed)  # e.g. the CVAE's class prior p(z|y)
     return model
 
 

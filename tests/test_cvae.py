@@ -88,6 +88,42 @@ def test_labels_are_required_checked_and_used_in_training():
         vae.encode(x, labels=np.zeros(16, int))
 
 
+def test_without_labels_the_cvae_generates_from_balanced_seeded_labels():
+    mono, colour = tiny_cvae(), tiny_cvae(3)
+    labels = mono.generation_labels(25, seed=4)
+    assert sorted(np.bincount(labels, minlength=10)) == [2] * 5 + [3] * 5  # balanced
+    np.testing.assert_array_equal(labels, mono.generation_labels(25, seed=4))
+    assert not np.array_equal(labels, mono.generation_labels(25, seed=5))
+    np.testing.assert_array_equal(mono.generate_images(25, seed=4),
+                                  mono.generate_images(25, seed=4, labels=labels))
+    assert len(set(colour.generation_labels(1000, seed=0))) == 1000  # every number once
+    assert colour.generate_images(3, seed=0).shape == (3, 28, 28, 3)
+    vae = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8)))
+    with pytest.raises(ValueError, match="unconditional"):
+        vae.generate_images(2, labels=[1, 2])
+
+
+def test_the_class_prior_is_the_extra_state_and_fitted_after_training():
+    model = tiny_cvae()
+    extra = model.extra_state_variables()
+    assert [v.name.split(":")[0] for v in extra] == ["class_means", "class_scale_tril"]
+    assert extra[0] is model.class_means and extra[1] is model.class_scale_tril
+    weights = model.network_weights()
+    assert len(weights) == len(model.mono_encoder.weights) + len(model.mono_decoder.weights) + 2
+    x, y = binary_images(60, seed=2), np.arange(60) % 10
+    model.after_training(x, y, seed=0)
+    assert model.metadata["digit_counts"] == [6] * 10
+    assert model.metadata["class_prior"]["digits_fitted"] == list(range(10))
+    other = tiny_cvae(seed=1)
+    other.set_network_weights(model.network_weights())
+    for a, b in zip(other.class_prior_weights(), model.class_prior_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="weight arrays"):
+        other.set_network_weights(weights[:-1])
+    with pytest.raises(ValueError, match="needs labels"):
+        model.after_training(x)
+
+
 def test_the_classifier_posterior_sums_to_one_and_respects_the_prior():
     model = tiny_cvae()
     x = binary_images(7)

@@ -301,6 +301,33 @@ def test_settings_from_the_command_line_are_parsed_and_checked():
         ModelConfig().with_settings({"latent_dim": "two"})
 
 
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
+def test_one_prior_object_serves_the_kl_and_generation_and_holds_the_extra_state(kind):
+    model = tiny(kind, channels=3)
+    np.testing.assert_array_equal(model.prior_codes(7, seed=2), model.z_prior.sample(7, seed=2))
+    z = model.sample_latents(4, seed=1)
+    np.testing.assert_array_equal(z, model.z_prior.sample(12, seed=1).reshape(4, 3, 3))
+    x, y = images(4, 3), labels_for(model, 4)
+    latent = model.encoder(model.model_inputs(x, y))
+    code = model.draw_code(latent, seed=tf.constant([1, 2]))
+    np.testing.assert_array_equal(model.kl_divergence(latent, code),
+                                  model.z_prior.kl(latent, code))
+    assert (model.prior is None) == (model.z_prior.distribution(3) is None)
+    extra = [v.numpy() for v in model.extra_state_variables()]
+    subnets = model.mono_encoder.get_weights() + model.mono_decoder.get_weights()
+    weights = model.network_weights()
+    assert len(weights) == len(subnets) + len(extra)
+    for a, b in zip(weights, subnets + extra):  # the subnets first, then the extra state
+        np.testing.assert_array_equal(a, b)
+    model.after_training(x, y, seed=0)  # every family has the hook
+    if not model.conditional:
+        with pytest.raises(ValueError, match="unconditional"):
+            model.after_training(x, np.zeros(4, int))
+        with pytest.raises(ValueError, match="unconditional"):
+            model.generate_images(2, labels=[0, 1])
+    assert model.generate_images(2, seed=0).shape == (2, 28, 28, 3)  # labels optional
+
+
 # ----------------------------------------------------------------------------------------------
 # Closed forms
 # ----------------------------------------------------------------------------------------------

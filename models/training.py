@@ -1,0 +1,132 @@
+"""The training loop and the tf.distribute helpers.
+
+    model = build_model(ModelConfig(kind="vae"), strategy=distribution_strategy("mirrored"))
+    history = fit_model(model, x_train, x_val, epochs=10, backup_dir="runs/r/backup")
+
+``fit_model`` trains any family (a conditional one with ``labels=``): each epoch's batch order
+is a function of (seed, epoch), so a training resumed from its per-epoch checkpoint ends with
+the weights of an uninterrupted one; a model built under a ``tf.distribute`` strategy trains
+under it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from .callbacks import EpochCheckpoint, ImageSummaries
+from .checks import check_count, check_images, check_seed
+from .generative import GenerativeModel
+
+
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+
+
+def distribution_strategy(name: str):
+    """None (the default device), MirroredStrategy (every local GPU, else the CPU) or
+    MultiWorkerMirroredStrategy (the cluster from the TF_CONFIG environment variable)."""
+    if name not in DISTRIBUTE:
+        raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {name!r}.")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
+                             "environment variable (docs/guide.md: Watch, resume, scale out).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
+def worker_suffix(strategy=None) -> str:
+    """"" for the chief (or no cluster), ".worker<i>" for the other workers of a multi-worker
+    strategy: their files (checkpoints, model copies) must not collide with the chief's."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0):
+        return ""
+    return f".{resolver.task_type}{resolver.task_id}"
+
+
+def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
+                   epochs: int, labels: Optional[np.ndarray] = None) -> tf.data.Dataset:
+    """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
+    (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
+    With ``labels``, a batch is (images, labels)."""
+    images = tf.constant(x)
+    classes = None if labels is None else tf.constant(labels, tf.int32)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(x)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+            .map(lambda index: tf.gather(images, index) if classes is None
+                 else (tf.gather(images, index), tf.gather(classes, index))).prefetch(2))
+
+
+def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
+              batch_size: int = 128, seed: int = 0, verbose: int = 1,
+              decay_from: Optional[int] = None, decay: float = 0.8,
+              backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
+              val_labels=None):
+    """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
+    A conditional model also takes the images' class ``labels`` (and ``val_labels``).
+
+    From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
+    epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
+    resumes after its epoch (and ends with the weights of an uninterrupted run). A model built
+    under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
+    and image grids per epoch for TensorBoard. Returns the history of every epoch trained.
+    """
+    x_train = check_images(x_train, model.config.channels, "x_train")
+    labels = model.check_labels(labels, len(x_train))
+    if x_val is not None:
+        x_val = check_images(x_val, model.config.channels, "x_val")
+        val_labels = model.check_labels(val_labels, len(x_val))
+    elif val_labels is not None:
+        raise ValueError("val_labels were given without x_val.")
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
+    tf_keras.utils.set_random_seed(check_seed(seed))
+    model.noise_seed = seed
+    model.train_function = None  # traced again: the step's noise seed is part of the graph
+    callbacks = [tf_keras.callbacks.TerminateOnNaN(), *callbacks]  # NaN weights refuse saving
+    first_epoch, checkpoint = 0, None
+    suffix = worker_suffix(model.distribute_strategy)
+    if backup_dir is not None:
+        checkpoint = EpochCheckpoint(model, str(backup_dir) + suffix)
+        first_epoch = checkpoint.restore()
+        if first_epoch:
+            print(f"resuming from epoch {first_epoch} (checkpoint in {backup_dir})", flush=True)
+            model.metadata["resumed_after_epoch"] = first_epoch
+        callbacks.insert(0, checkpoint)  # saved before any later callback can stop the run
+    if decay_from is not None:
+        base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
+        callbacks.append(tf_keras.callbacks.LearningRateScheduler(
+            lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
+    if tensorboard_dir is not None and not suffix:  # the chief writes the summaries
+        callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
+                                                        profile_batch=0))
+        if x_val is not None:
+            callbacks.append(ImageSummaries(tensorboard_dir, x_val, seed=seed,
+                                            labels=val_labels))
+    history = {}
+    if first_epoch < epochs:
+        val = None
+        if x_val is not None:
+            val = tf.data.Dataset.from_tensor_slices(
+                x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
+        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels),
+                  steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
+                  epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
+                  callbacks=callbacks)
+        history = model.history.history
+    if checkpoint is not None:
+        history = checkpoint.trimmed_history(epochs)
+    return history
