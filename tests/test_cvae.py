@@ -199,6 +199,7 @@ def test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved(tmp_path):
         class_log_likelihoods(model, x[:3], prior="flat")
 
 
+@pytest.mark.slow
 def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
     common = importlib.import_module("experiments.runs")
     common._CACHE.clear()

@@ -71,6 +71,7 @@ def check_files(out, names, prefix=""):
             assert data[:8] == PNG_MAGIC, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", sorted(EXPECTED))
 def test_mono_rows(row, tmp_path):
     keys, files = EXPECTED[row]
@@ -87,6 +88,7 @@ def test_mono_rows(row, tmp_path):
                                           "neg_prior_mc"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ae", "vae"])  # the families with grading rows
 def test_stack_rows(kind, tmp_path):
     out, metrics = run(f"{kind}_stack", tmp_path, "--samples", "300")
@@ -105,6 +107,7 @@ def test_stack_rows(kind, tmp_path):
                            for prefix in ("", "max_channel_")}
 
 
+@pytest.mark.slow
 def test_ae_generation_offers_every_latent_distribution(tmp_path):
     starts = {"fitted": "Gaussian fitted", "standard": "standard normal",
               "gmm": "Gaussian mixture", "flow": "masked autoregressive flow"}
@@ -116,6 +119,7 @@ def test_ae_generation_offers_every_latent_distribution(tmp_path):
         assert ("latent_flow" in metrics) == (latent == "flow")
 
 
+@pytest.mark.slow
 def test_vae_generation_from_the_latent_flow(tmp_path):
     out, metrics = run("vae_gen", tmp_path, "--latent", "flow")
     check_section(metrics, EXPECTED["vae_gen"][0], channels=1)
@@ -128,6 +132,7 @@ def test_vae_generation_from_the_latent_flow(tmp_path):
         run("vae_gen", tmp_path, "--latent", "maf")
 
 
+@pytest.mark.slow
 def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
     args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
     mnist = named_data.get("mnist")
@@ -170,6 +175,7 @@ def _digests(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
 def test_set_trains_into_a_run_folder_and_never_touches_saved_models(tmp_path, monkeypatch,
                                                                       capsys):
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
@@ -221,6 +227,7 @@ def test_results_table_reports_each_measure_beside_its_target():
     assert "vae_basic 31 s, vae_anom 60 s" in lines[4]
 
 
+@pytest.mark.slow
 def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
     shipped = _digests(zoo.SAVED_MODELS)

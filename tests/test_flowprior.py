@@ -83,6 +83,7 @@ def test_monte_carlo_kl_equals_the_analytic_kl_when_the_flow_is_the_identity():
                                u[:, ::-1] if reversals % 2 else u, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_prior_trains_with_the_model_and_travels_in_the_file(tmp_path):
     model = tiny()
     x = (np.random.default_rng(0).random((32, 28, 28, 1)) > 0.6).astype(np.float32)
@@ -108,6 +109,7 @@ def fresh_cache(mnist_dir, verifier):
     common._CACHE.clear()
 
 
+@pytest.mark.slow
 def test_generation_row_with_the_learned_prior(fresh_cache, tmp_path):
     out = tmp_path / "vae_gen"
     path = importlib.import_module("experiments.vae_gen").main(["--quick", "--out", str(out),
@@ -117,6 +119,7 @@ def test_generation_row_with_the_learned_prior(fresh_cache, tmp_path):
     assert metrics["model"]["recipe"] == "flowprior_vae_mono_complete"
 
 
+@pytest.mark.slow
 def test_beta_sweep_quick_run(fresh_cache, tmp_path):
     out = tmp_path / "vae_beta"
     path = importlib.import_module("experiments.vae_beta").main(["--quick", "--out", str(out),
@@ -133,6 +136,7 @@ def test_beta_sweep_quick_run(fresh_cache, tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_loglik_comparison_quick_run(fresh_cache, tmp_path):
     out = tmp_path / "vae_loglik"
     path = importlib.import_module("experiments.vae_loglik").main(["--quick", "--out", str(out)])

@@ -258,6 +258,7 @@ def fresh_run_cache():
     common._CACHE.clear()
 
 
+@pytest.mark.slow
 def test_quick_run_of_the_script(tmp_path, mnist_dir, verifier):
     out = tmp_path / "vae_inference"
     path = importlib.import_module("experiments.vae_inference").main(["--quick", "--out", str(out)])

@@ -66,6 +66,7 @@ def test_probes_separate_separable_codes_and_not_noise():
     assert 0 < explained.sum() <= 1
 
 
+@pytest.mark.slow
 def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
     common = importlib.import_module("experiments.runs")
     common._CACHE.clear()

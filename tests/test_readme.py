@@ -103,6 +103,7 @@ def test_extend_it_runs(mnist_dir, tmp_path):
     assert done == ["family ok", "sampler ok", "data set ok"], result.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_a_shipped_file_loads_with_only_keras_and_import_models(tmp_path):
     """Fresh process: `import models` + tf_keras's loader, nothing else of ours."""
     code = textwrap.dedent(f"""

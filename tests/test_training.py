@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,7 @@ def weights(path):
         return [archive[k] for k in sorted(archive.files, key=lambda k: int(k.split("_")[1]))]
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     whole, whole_file = train(tmp_path, "whole", backup=str(tmp_path / "backup_whole"))
     assert whole.returncode == 0, whole.stderr[-2000:]
@@ -77,6 +79,7 @@ def test_a_killed_training_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mirrored_training_on_two_cpu_devices_equals_one_device(tmp_path):
     results = {}
     for strategy in ("one", "mirrored"):
@@ -98,6 +101,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_to_identical_weights(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     processes = []
@@ -119,6 +123,7 @@ def test_two_workers_train_to_identical_weights(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_the_loss_terms_and_image_grids(tmp_path):
     import tensorflow as tf
 
@@ -148,6 +153,7 @@ class _References(html.parser.HTMLParser):
             self.sections.append(attrs["id"])
 
 
+@pytest.mark.slow
 def test_results_page_parses_and_every_reference_exists(mnist_dir, verifier, tmp_path):
     import importlib
 

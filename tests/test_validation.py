@@ -96,6 +96,7 @@ def test_non_finite_outputs_are_an_error_never_a_metric():
         model.reconstruct(images(2))
 
 
+@pytest.mark.slow
 def test_training_is_a_function_of_its_seed():
     from models import zoo
 
@@ -124,6 +125,7 @@ def _without_times(value):
     return value
 
 
+@pytest.mark.slow
 def test_two_quick_runs_with_one_seed_give_identical_metrics(mnist_dir, tmp_path):
     results = []
     for name in ("a", "b"):
@@ -134,6 +136,7 @@ def test_two_quick_runs_with_one_seed_give_identical_metrics(mnist_dir, tmp_path
     assert results[0] == results[1]
 
 
+@pytest.mark.slow
 def test_relative_out_with_the_flow_is_relative_to_the_current_folder(mnist_dir, tmp_path):
     done = _run("vae_gen", "rel/out", "--latent", "flow", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -123,6 +123,7 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in project))
 """
 
 
+@pytest.mark.slow
 def test_shipped_file_loads_with_plain_tf_keras_in_a_fresh_process(
     verifier, weights_path, data_for, tmp_path
 ):
