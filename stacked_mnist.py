@@ -385,7 +385,9 @@ class StackedMNISTData:
         self.channels = mode.channels
         self.seed = self._check_seed(seed)
         self.missing_class = missing_class
-        (x_train, y_train), (x_test, y_test) = load_idx_dataset(mnist_dir, source)
+        (x_train, y_train), (x_test, y_test) = (
+            load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,
+                                                                                  source))
         # Separate streams: the stacked test set depends on the seed only, not on how many
         # training images the mode keeps, so COMPLETE and MISSING share one test set.
         train_rng, test_rng = np.random.default_rng(seed).spawn(2)

@@ -73,26 +73,22 @@ class Run:
         return 0 if self.quick else (2 if os.environ.get("CI") else 1)
 
 
-def count(text: str) -> int:
-    """argparse type of a count flag: an integer >= 1, refused with a message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
+def integer_at_least(low: int) -> Callable[[str], int]:
+    """argparse type of an integer flag >= ``low``, refused with a message otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
 
 
-def seed_value(text: str) -> int:
-    """argparse type of --seed: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+count = integer_at_least(1)  # a count flag: --samples, --epochs, ...
+seed_value = integer_at_least(0)  # --seed
 
 
 def datasets_with_models(families: Sequence[str]) -> Tuple[str, ...]:

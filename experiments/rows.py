@@ -36,14 +36,16 @@ JUDGED_IMAGE_HELP = ("image the judge sees: the mean (default; for Bernoulli pix
 
 
 def families_for(*sections: str):
-    """The registered families that can run every one of ``sections`` (basic, gen, anom):
-    anom needs a likelihood without labels (an unconditional family with a prior)."""
-    def can(cls) -> bool:
-        if "anom" in sections and (cls.conditional or cls.kind == "ae"):
-            return False
-        return True
+    """The registered families that can run every one of ``sections``: gen needs
+    ``generate_images`` (a GAN has nothing else), basic ``reconstruct`` (an encoder), anom an
+    encoder and scores without labels (the CVAE's likelihood needs them)."""
+    def can(cls, section: str) -> bool:
+        if section == "gen":
+            return hasattr(cls, "generate_images")
+        return hasattr(cls, "reconstruct") and not (section == "anom" and cls.conditional)
 
-    return tuple(kind for kind, cls in FAMILIES.items() if can(cls))
+    return tuple(kind for kind, cls in FAMILIES.items()
+                 if all(can(cls, section) for section in sections))
 
 
 def add_judge_flag(parser) -> None:

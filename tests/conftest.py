@@ -1,7 +1,9 @@
-"""Shared test setup (the project is installed: README): MNIST location, cached data sets, the verification net.
+"""Shared test setup (the project is installed: README): data locations, cached data sets,
+the verification net.
 
 MNIST is read from ``$MNIST_DIR`` (CI sets it). Without it the tests fall back to
-``<repo>/../shared/data/mnist`` and skip, saying why, if neither holds the data.
+``<repo>/../shared/data/mnist`` and skip, saying why, if neither holds the data. Every other
+registered data set's variable falls back the same way (``../shared/data/<name>``).
 """
 from __future__ import annotations
 
@@ -21,6 +23,18 @@ if _USED_FALLBACK:
     os.environ["MNIST_DIR"] = str(_FALLBACK_MNIST_DIR)
 
 MNIST_DIR = Path(os.environ["MNIST_DIR"]).expanduser()
+
+
+def _shared_data_fallbacks() -> None:
+    import named_data  # numpy only: no TensorFlow yet
+
+    for name in named_data.names(channels=1):
+        source = named_data.get(name).source
+        folder = REPO_ROOT / ".." / "shared" / "data" / source.keras_name.replace("_", "-")
+        os.environ.setdefault(source.env_var, str(folder.resolve()))
+
+
+_shared_data_fallbacks()
 MNIST_BASE_NAMES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
