@@ -1,4 +1,5 @@
 """Model library: shapes, parameter sharing, training behaviour, save/load, closed forms."""
+import functools
 import json
 import zipfile
 
@@ -20,6 +21,13 @@ def tiny(kind="vae", head="bernoulli", channels=1, **changes):
     return build_model(ModelConfig(kind=kind, head=head, channels=channels, **TINY, **changes))
 
 
+@functools.lru_cache(maxsize=None)
+def shared(kind: str, head: str, channels: int):
+    """One tiny model per (family, head, channels) for the tests that only read it (or only
+    set its weights): building and tracing a model costs more than most of the tests."""
+    return tiny(kind, head, channels)
+
+
 def images(n=5, channels=1, binary=True, seed=0):
     x = np.random.default_rng(seed).random((n, 28, 28, channels)).astype(np.float32)
     return (x > 0.5).astype(np.float32) if binary else x
@@ -37,7 +45,7 @@ def labels_for(model, n, seed=0):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_shapes(kind, head, channels):
-    model = tiny(kind, head, channels)
+    model = shared(kind, head, channels)
     x, y = images(4, channels), labels_for(model, 4)
     latent = model.encoder(model.model_inputs(x, y))
     if model.prior is not None:  # a distribution over codes
@@ -66,7 +74,7 @@ def test_shapes(kind, head, channels):
 @pytest.mark.parametrize("head", ["bernoulli", "normal"])
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
-    model = tiny(kind, head, channels=3)
+    model = shared(kind, head, 3)
     x = np.concatenate([images(3, 3, binary=False)] * 2)  # copies share one pass
     y = labels_for(model, 3)
     y = None if y is None else np.concatenate([y, y])
@@ -84,7 +92,7 @@ def test_reconstruct_gives_the_images_and_their_nll_from_one_pass(kind, head):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_colour_model_shares_the_mono_weights(kind, head):
-    mono, colour = tiny(kind, head, 1), tiny(kind, head, 3)
+    mono, colour = shared(kind, head, 1), shared(kind, head, 3)
     assert mono.count_params() == colour.count_params()
     colour.set_network_weights(mono.network_weights())
     x = images(3, channels=3, binary=False)
@@ -139,7 +147,7 @@ def test_train_step_changes_weights_and_evaluation_does_not(kind):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
 def test_keras_file_round_trip(tmp_path, kind, head, channels):
-    model = tiny(kind, head, channels)
+    model = shared(kind, head, channels)
     path = save_model(model, tmp_path / "m.keras", {"trained_on": "test"})
     # Keras' own loader reads it (the classes are registered by `import models`).
     loaded = tf_keras.models.load_model(path, safe_mode=True)
