@@ -20,7 +20,8 @@ from experiments import cli, rows
 
 
 def main(argv=None):
-    return rows.main(__doc__, "ae_stack", "ae", "stack", argv, samples=26_000, other_families=False, likelihood=False)
+    return rows.main(__doc__, "ae_stack", "ae", "stack", argv, samples=26_000,
+                     other_families=False, likelihood=False)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def verifier(weights_path):
 
 # The fast lane (-m "not slow") keeps at least one case of every unit test: the mono case of
 # the AE and VAE families with Bernoulli pixels. The grid's other cases (the CVAE and the
-# flow-prior VAE, colour models, the other heads, stacked data) and the unit tests that train or fit for seconds run in the whole
-# suite only. (End-to-end script runs carry @pytest.mark.slow themselves.)
+# flow-prior VAE, colour models, the other heads, stacked data) and the unit tests that train
+# or fit for seconds run in the whole suite only. (End-to-end script runs carry
+# @pytest.mark.slow themselves.)
 SLOW_PARAMETERS = {"cvae", "flowprior_vae", "stacked_mnist"}
 SLOW_UNIT_TESTS = {
     "test_colour_labels_split_into_channel_digits_in_the_folding_order",
