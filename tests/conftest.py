@@ -108,38 +108,12 @@ def verifier(weights_path):
 
 # The fast lane (-m "not slow") keeps at least one case of every unit test: the mono case of
 # the AE and VAE families with Bernoulli pixels. The grid's other cases (the CVAE and the
-# flow-prior VAE, colour models, the other heads, stacked data) and the unit tests that train
-# or fit for seconds run in the whole suite only. (End-to-end script runs carry
-# @pytest.mark.slow themselves.)
+# flow-prior VAE, colour models, the other heads, stacked data) run in the whole suite only;
+# end-to-end runs and unit tests that fit for seconds carry @pytest.mark.slow themselves.
 SLOW_PARAMETERS = {"cvae", "flowprior_vae", "stacked_mnist"}
-SLOW_UNIT_TESTS = {
-    "test_colour_labels_split_into_channel_digits_in_the_folding_order",
-    "test_labels_are_required_checked_and_used_in_training",
-    "test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved",
-    "test_log_density_of_its_own_samples_is_the_change_of_variables_formula",
-    "test_monte_carlo_kl_equals_the_analytic_kl_when_the_flow_is_the_identity",
-    "test_colour_completion_is_the_mono_completion_of_each_channel",
-    "test_encoder_init_starts_at_the_encoders_elbo_and_refinement_keeps_the_better",
-    "test_the_optimisation_raises_the_elbo",
-    "test_estimators_match_the_exact_likelihood_of_a_1d_latent_model",
-    "test_iwae_is_above_the_elbo_and_tightens_with_k",
-    "test_continuous_heads_are_finite_on_exact_zero_and_one",
-    "test_an_entry_is_the_course_api_underneath",
-    "test_flow_initialisation_is_seeded",
-    "test_flow_reaches_the_entropy_of_a_gaussian",
-    "test_flow_standardises_codes_far_from_the_origin",
-    "test_posterior_noise_widens_the_flow",
-    "test_same_seed_same_data_different_seed_different_data",
-    "test_keras_file_round_trip_and_suffix",
-    "test_old_weights_file_still_loads_and_suffixless_names_find_it",
-    "test_predictability_and_coverage_of_stacked_images",
-    "test_save_writes_the_format_of_the_name_and_it_loads_back",
-}
 
 
 def _slow_case(item) -> bool:
-    if item.originalname in SLOW_UNIT_TESTS:
-        return True
     params = getattr(getattr(item, "callspec", None), "params", {})
     values = {str(value) for value in params.values()}
     return bool(values & SLOW_PARAMETERS or params.get("channels") == 3

@@ -38,6 +38,7 @@ def test_the_label_changes_what_the_decoder_draws():
                   - model.encode(x, labels=np.full(6, 7))).max() > 1e-4
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_colour_labels_split_into_channel_digits_in_the_folding_order(data_for):
     # Each folded channel image of a stacked test image is an MNIST test digit whose own label
     # must be the digit channel_digits gives that row (R ones, G tens, B hundreds).
@@ -66,6 +67,7 @@ def test_a_colour_number_is_drawn_digit_by_digit():
                                    mono.decode_images(z[:, c], labels=digits), atol=1e-5)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_labels_are_required_checked_and_used_in_training():
     model = tiny_cvae()
     x = binary_images(16)
@@ -166,6 +168,7 @@ def test_importance_sampling_tightens_towards_log_p_x_given_y():
     assert np.all(many >= one - 0.05)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved(tmp_path):
     model = tiny_cvae()
     x, digits = binary_images(60, seed=2), np.arange(60) % 10

@@ -34,6 +34,7 @@ def zero_prior(model):
         network.set_weights([np.zeros_like(w) for w in network.get_weights()])
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_log_density_of_its_own_samples_is_the_change_of_variables_formula():
     model = tiny(latent_dim=3)
     randomise_prior(model)
@@ -64,6 +65,7 @@ def test_the_prior_density_integrates_to_one():
     assert abs(density.sum() * cell - 1.0) < 0.02
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_monte_carlo_kl_equals_the_analytic_kl_when_the_flow_is_the_identity():
     model = tiny(latent_dim=3)
     zero_prior(model)  # shift 0, log scale 0 in every layer: p(z) = N(0, I)

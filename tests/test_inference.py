@@ -40,6 +40,7 @@ def digits(n=6, channels=1, seed=0):
 
 
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # fits or trains for seconds
 def test_the_optimisation_raises_the_elbo(vae):
     x = digits(8)
     fit = inference.fit_posteriors(vae, x, steps=40, init="random", eval_samples=64)
@@ -52,6 +53,7 @@ def test_the_optimisation_raises_the_elbo(vae):
     np.testing.assert_allclose(again, fit.elbo, atol=0.5)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_encoder_init_starts_at_the_encoders_elbo_and_refinement_keeps_the_better(vae):
     x = digits(6)
     mean, scale = vae.mono_code_distribution(x)
@@ -116,6 +118,7 @@ def test_completion_leaves_observed_pixels_untouched(channels):
     np.testing.assert_array_equal(baseline, np.where(mask > 0, x, expected))
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_colour_completion_is_the_mono_completion_of_each_channel():
     mono = tiny_vae(1)
     colour = tiny_vae(3)

@@ -36,6 +36,7 @@ def exact_log_px_1d(model, x, grid_points=4001, limit=8.0):
     return np.array(values)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_estimators_match_the_exact_likelihood_of_a_1d_latent_model():
     model = tiny_vae(latent_dim=1)
     # Images the model finds plausible, so the posterior is not absurdly narrow.
@@ -109,6 +110,7 @@ def test_identical_channel_images_are_scored_once_and_share_the_estimate():
                                naive_prior_log_likelihood(model, x, 200), rtol=1e-4)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_iwae_is_above_the_elbo_and_tightens_with_k():
     model = tiny_vae()
     x = images(6, binary=True)

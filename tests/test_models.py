@@ -374,6 +374,7 @@ def test_categorical_log_likelihood_formula():
     np.testing.assert_allclose(float(got[0]), expected, rtol=1e-5)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 @pytest.mark.parametrize("head", ["beta", "normal"])
 def test_continuous_heads_are_finite_on_exact_zero_and_one(head):
     model = tiny("vae", head)

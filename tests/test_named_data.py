@@ -35,6 +35,7 @@ def test_each_entry_loads_its_shape_classes_and_drops_the_anomaly_class(entry_an
     assert entry.stacked().mono() == entry.mono()
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_an_entry_is_the_course_api_underneath(mnist_dir):
     for name, mode in (("mnist", DataMode.MONO_BINARY_COMPLETE),
                        ("stacked_mnist", DataMode.COLOR_BINARY_MISSING)):

@@ -97,6 +97,7 @@ def fitted_flow():
     return flow, mean, scale, val
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_flow_reaches_the_entropy_of_a_gaussian(fitted_flow):
     """The NLL of held-out Gaussian codes approaches the closed-form entropy."""
     flow, mean, scale, val = fitted_flow
@@ -110,6 +111,7 @@ def test_flow_reaches_the_entropy_of_a_gaussian(fitted_flow):
     np.testing.assert_allclose(samples.std(axis=0), scale, rtol=0.1)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_posterior_noise_widens_the_flow():
     """With scales, every epoch draws z ~ N(mean, scale^2): the fit covers the spread."""
     means = np.zeros((4000, 2), np.float32)
@@ -118,6 +120,7 @@ def test_posterior_noise_widens_the_flow():
     np.testing.assert_allclose(flow.sample(4000, seed=0).std(axis=0), 2.0, rtol=0.15)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_flow_standardises_codes_far_from_the_origin():
     """AE codes reach tens: the flow standardises them and its NLL stays finite."""
     codes = gaussian_codes(3000, np.array([40.0, -25.0, 60.0]), np.array([15.0, 5.0, 30.0]), 0)
@@ -128,6 +131,7 @@ def test_flow_standardises_codes_far_from_the_origin():
                                atol=3.0)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_flow_initialisation_is_seeded():
     def first_kernel(seed):
         return make_sampler("flow", 2, init_seed=seed, **SMALL_FLOW).networks[0].get_weights()[0]

@@ -202,6 +202,7 @@ def test_colour_channels_are_drawn_independently(data_for):
 # --------------------------------------------------------------------------------------------
 # Seeds
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # fits or trains for seconds
 def test_same_seed_same_data_different_seed_different_data(data_for, mnist_dir):
     mode = DataMode.COLOR_BINARY_MISSING
     cached = data_for(mode)  # seed 0

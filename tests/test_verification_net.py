@@ -169,6 +169,7 @@ def test_predictability_and_coverage_of_real_mono_images(verifier, data_for):
     assert verifier.check_class_coverage(images, tolerance=0.8) == 1.0
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_predictability_and_coverage_of_stacked_images(verifier, data_for):
     images, labels = _color_test(data_for)
     predictability, accuracy = verifier.check_predictability(images, labels, tolerance=0.5)
@@ -229,6 +230,7 @@ def test_constant_images_cover_at_most_one_class(verifier):
 # --------------------------------------------------------------------------------------------
 # Bookkeeping with random (untrained) weights: runs without the shipped file
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # fits or trains for seconds
 def test_keras_file_round_trip_and_suffix(random_net, untrained_net, random_keras_file):
     source, _ = untrained_net
     assert random_net.done_training is True
@@ -431,6 +433,7 @@ def test_validate_images_accepts_good_shapes(shape):
 # --------------------------------------------------------------------------------------------
 # File formats: .keras, .weights.h5, legacy .h5, names without a suffix
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # fits or trains for seconds
 @pytest.mark.parametrize("name", ["net.keras", "net.weights.h5", "legacy.h5"])
 def test_save_writes_the_format_of_the_name_and_it_loads_back(untrained_net, tmp_path, name):
     source, _ = untrained_net
@@ -450,6 +453,7 @@ def test_save_writes_the_format_of_the_name_and_it_loads_back(untrained_net, tmp
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # fits or trains for seconds
 def test_old_weights_file_still_loads_and_suffixless_names_find_it(untrained_net, tmp_path):
     source, _ = untrained_net
     source.model.save_weights(str(tmp_path / "verification_model.weights.h5"))
