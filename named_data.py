@@ -47,6 +47,8 @@ class Dataset:
     anomaly_phrase: str  # the anomaly class with its article: "an 8"
     mono_name: str  # the one-channel entry (itself when channels == 1)
     stacked_name: Optional[str] = None  # the three-channel entry, if there is one
+    judge_class: str = "VerificationNet"  # its architecture, in verification_net.JUDGE_CLASSES
+    binary: bool = True  # its models train on images binarised at 0.5 (else grey levels)
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -74,22 +76,26 @@ class Dataset:
 
     def data_name(self, missing: bool = False) -> str:
         """The training data's name in model metadata: the course's DataMode names for the
-        MNIST entries (``MONO_BINARY_MISSING``), else ``<NAME>_BINARY_COMPLETE``."""
+        MNIST entries (``MONO_BINARY_MISSING``), else ``<NAME>_FLOAT_COMPLETE`` and the like."""
         if self.mono_name == "mnist":
             return self.data_mode(missing).name
-        return f"{self.name.upper()}_BINARY_{'MISSING' if missing else 'COMPLETE'}"
+        return (f"{self.name.upper()}_{'BINARY' if self.binary else 'FLOAT'}_"
+                f"{'MISSING' if missing else 'COMPLETE'}")
 
-    def data_mode(self, missing: bool = False, binary: bool = True) -> DataMode:
-        """The course's DataMode of this entry's images (binarised at 0.5 by default)."""
+    def data_mode(self, missing: bool = False, binary: Optional[bool] = None) -> DataMode:
+        """The course's DataMode of this entry's images (by default as its models see them:
+        binarised at 0.5 or not, ``binary``)."""
+        binary = self.binary if binary is None else binary
         return DataMode[f"{'COLOR' if self.channels == 3 else 'MONO'}_"
                         f"{'BINARY' if binary else 'FLOAT'}_"
                         f"{'MISSING' if missing else 'COMPLETE'}"]
 
     def load(self, missing: bool = False, seed: int = 0, directory: Optional[str] = None,
-             binary: bool = True):
+             binary: Optional[bool] = None):
         """``(x_train, y_train, x_test, y_test)``: images (N, 28, 28, C) in [0, 1], int64
         labels. ``missing``: no training image shows the anomaly class (the test set keeps
-        them). ``seed`` draws the stacks; ``directory`` overrides the environment variable."""
+        them). ``seed`` draws the stacks; ``directory`` overrides the environment variable;
+        ``binary``: binarised at 0.5 (default: as the entry's models see them)."""
         data = StackedMNISTData(self.data_mode(missing, binary), seed=seed, mnist_dir=directory,
                                 source=self.source, missing_class=self.anomaly_class)
         return (*data.get_full_data_set(training=True), *data.get_full_data_set(training=False))
@@ -99,14 +105,14 @@ class Dataset:
         ``predict``, ``check_predictability``, ``check_class_coverage``."""
         path = SAVED_MODELS / self.judge_file
         if path not in _JUDGES:
-            from verification_net import VerificationNet  # TensorFlow: only when judging
+            from verification_net import JUDGE_CLASSES  # TensorFlow: only when judging
 
-            net = VerificationNet(file_name=str(path))
+            net = JUDGE_CLASSES[self.judge_class](file_name=str(path))
             if not net.done_training:
                 raise FileNotFoundError(
                     f"the judge of {self.name} ({path}) has no usable weights: restore it with "
                     f"`git checkout -- saved_models/{self.judge_file}` or train it "
-                    "(`python verification_net.py`).")
+                    f"(`python verification_net.py --dataset {self.mono_name}`).")
             _JUDGES[path] = net
         return _JUDGES[path]
 
@@ -135,6 +141,18 @@ _MNIST = dict(title="MNIST", source=MNIST_SOURCE, class_names=DIGITS,
 register(Dataset(name="mnist", channels=1, tolerance=0.8, **_MNIST))
 register(Dataset(name="stacked_mnist", channels=3, tolerance=0.5,
                  **{**_MNIST, "title": "stackedMNIST"}))
+
+FASHION_SOURCE = IdxSource(title="Fashion-MNIST", env_var="FASHION_MNIST_DIR",
+                           keras_name="fashion_mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+_FASHION = dict(title="Fashion-MNIST", source=FASHION_SOURCE, class_names=FASHION_CLASSES,
+                judge_file="fashion_net.keras", judge_class="FashionNet", anomaly_class=8,
+                anomaly_phrase="a bag", model_tag="fashion", mono_name="fashion_mnist",
+                stacked_name="stacked_fashion_mnist", binary=False)
+register(Dataset(name="fashion_mnist", channels=1, tolerance=0.8, **_FASHION))
+register(Dataset(name="stacked_fashion_mnist", channels=3, tolerance=0.5,
+                 **{**_FASHION, "title": "stacked Fashion-MNIST"}))
 
 
 def names(channels: Optional[int] = None) -> Tuple[str, ...]:

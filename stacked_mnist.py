@@ -61,13 +61,15 @@ class IdxSource:
 
     @property
     def fix_hint(self) -> str:
+        folder = self.keras_name.replace("_", "-")
         return (
             f"Point the loader at a directory holding the four {self.title} IDX files "
-            "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-            f"t10k-labels-idx1-ubyte[.gz]): pass mnist_dir=... or set the environment variable "
-            f"{self.env_var}=/path/to/{self.keras_name.replace('_', '-')}. Without a local copy the "
-            f"loader downloads {self.title} through tf_keras.datasets.{self.keras_name}.load_data(), "
-            "which needs internet access once."
+            "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+            "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]): pass --data-dir DIR "
+            "to a script (mnist_dir=DIR in Python) or set the environment variable "
+            f"{self.env_var}=/path/to/{folder}. Without a local copy the loader downloads "
+            f"{self.title} through tf_keras.datasets.{self.keras_name}.load_data(), which needs "
+            "internet access once."
         )
 
 

@@ -175,6 +175,8 @@ class VerificationNet:
     names without either suffix. ``train`` writes to it in the same format."""
 
     _vocabulary = None  # _config_vocabulary of the architecture, computed on first load
+    binarise_share = 0.5  # of the training batches, binarised at 0.5
+    default_epochs = 8
 
     def __init__(self, force_learn: bool = False, file_name: str = str(DEFAULT_FILE)) -> None:
         import tf_keras
@@ -248,9 +250,10 @@ class VerificationNet:
 
         expected = self.model.get_weights()
         if _is_keras_file(path):
-            if VerificationNet._vocabulary is None:
-                VerificationNet._vocabulary = _config_vocabulary(self._build(tf_keras))
-            _check_keras_archive(path, VerificationNet._vocabulary)
+            judge_class = type(self)
+            if judge_class._vocabulary is None:
+                judge_class._vocabulary = _config_vocabulary(self._build(tf_keras))
+            _check_keras_archive(path, judge_class._vocabulary)
             loaded = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
             weights = loaded.get_weights()
             shapes = [w.shape for w in weights]
@@ -282,7 +285,8 @@ class VerificationNet:
             )
         return weights
 
-    def train(self, generator: StackedMNISTData, epochs: int = 8, seed: int = 0) -> bool:
+    def train(self, generator: StackedMNISTData, epochs: Optional[int] = None,
+              seed: int = 0) -> bool:
         """Train on the generator's mono training digits unless trained weights exist.
 
         Colour generators contribute their R channel (label % 10), as in the original. Half of
@@ -299,6 +303,7 @@ class VerificationNet:
             self.done_training = self.load_weights()
         if self.done_training and not self.force_relearn:
             return True
+        epochs = self.default_epochs if epochs is None else epochs
         tf_keras.utils.set_random_seed(seed)
         self.model.compile(
             loss="categorical_crossentropy",
@@ -311,7 +316,7 @@ class VerificationNet:
         x_test, y_test = x_test[..., :1], y_test % 10
 
         def maybe_binarise(x, y):
-            binarise = tf.random.uniform([]) < 0.5
+            binarise = tf.random.uniform([]) < self.binarise_share
             return tf.where(binarise, tf.cast(x >= 0.5, tf.float32), x), tf.one_hot(y, 10)
 
         train_ds = (
@@ -323,8 +328,7 @@ class VerificationNet:
             .prefetch(2)
         )
         schedule = tf_keras.callbacks.LearningRateScheduler(
-            lambda epoch: 1e-3 * 0.6 ** max(0, epoch - 2)
-        )
+            lambda epoch: self.learning_rate(epoch, epochs))
         self.model.fit(
             train_ds,
             epochs=epochs,
@@ -335,6 +339,12 @@ class VerificationNet:
         self._save()
         self.done_training = True
         return True
+
+    @staticmethod
+    def learning_rate(epoch: int, epochs: int) -> float:
+        """Adam's step size in ``epoch`` (from 0) of ``epochs``: 1e-3, decaying by 0.6 an
+        epoch after the third."""
+        return 1e-3 * 0.6 ** max(0, epoch - 2)
 
     def _save(self) -> None:
         """Write the net to ``self.file_name``, atomically: a ``.keras`` name gets the whole
@@ -432,39 +442,99 @@ class VerificationNet:
         return predictability, accuracy
 
 
+class FashionNet(VerificationNet):
+    """The Fashion-MNIST judge: the same API, calibration and file handling as the digit
+    judge, a network with a third block of convolutions (clothes need finer texture than
+    digits), mirror images in training (a garment mirrored is the same garment), a quarter
+    of the batches binarised and 30 epochs with a cosine schedule. About 94.5 % test
+    accuracy; ``python verification_net.py --dataset fashion_mnist`` trains it."""
+
+    _vocabulary = None
+    binarise_share = 0.25
+    default_epochs = 30
+
+    @staticmethod
+    def _build(tf_keras):
+        layers = tf_keras.layers
+        inputs = tf_keras.Input(shape=(28, 28, 1))
+        x = layers.RandomFlip("horizontal")(inputs)
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
+        for filters in (32, 64, 128):
+            for _ in range(2):
+                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = layers.BatchNormalization()(x)
+                x = layers.ReLU()(x)
+            x = layers.MaxPooling2D()(x)
+            x = layers.Dropout(0.25)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(256, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Dropout(0.5)(x)
+        outputs = layers.Dense(10, activation="softmax")(x)
+        return tf_keras.Model(inputs, outputs, name="fashion_net")
+
+    @staticmethod
+    def learning_rate(epoch: int, epochs: int) -> float:
+        """1e-3 for the first epoch, then half a cosine down to 1e-5 at the last."""
+        progress = max(0, epoch - 1) / max(1, epochs - 2)
+        return 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))
+
+
 def main(argv=None) -> None:
+    import named_data
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--retrain", action="store_true", help="train even if a trained net exists"
     )
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    parser.add_argument("--dataset", default="mnist", choices=named_data.names(channels=1),
+                        help="the data set whose judge to train or check (default mnist)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: the judge's, 8 for digits)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and stacking")
     parser.add_argument(
-        "--file", default=str(DEFAULT_FILE), help="model file (.keras) or weights file (.h5)"
+        "--file", default=None,
+        help="model file (.keras) or weights file (.h5); default: the data set's shipped judge"
     )
+    parser.add_argument("--data-dir", default=None,
+                        help="directory of the four IDX files (default: the data set's "
+                             "environment variable, then the tf_keras download)")
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1; got {args.epochs}")
 
-    net = VerificationNet(force_learn=args.retrain, file_name=args.file)
-    mono = StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, seed=args.seed)
+    dataset = named_data.get(args.dataset)
+    judge_class = JUDGE_CLASSES[dataset.judge_class]
+    net = judge_class(force_learn=args.retrain,
+                      file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
+    mono = StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, seed=args.seed, mnist_dir=args.data_dir,
+                            source=dataset.source)
     net.train(generator=mono, epochs=args.epochs, seed=args.seed)
 
     x_test, y_test = mono.get_full_data_set(training=False)
-    predictions, _ = net.predict(x_test)
-    print(f"MNIST test accuracy (argmax, 10,000 images): {np.mean(predictions == y_test):.4f}")
-    for mode, tolerance in [
-        (DataMode.MONO_FLOAT_COMPLETE, 0.8),
-        (DataMode.MONO_BINARY_COMPLETE, 0.8),
-        (DataMode.COLOR_FLOAT_COMPLETE, 0.5),
-        (DataMode.COLOR_BINARY_COMPLETE, 0.5),
-    ]:
-        data = StackedMNISTData(mode, seed=args.seed)
-        images, labels = data.get_full_data_set(training=False)
-        predictability, accuracy = net.check_predictability(images, labels, tolerance)
-        coverage = net.check_class_coverage(images, tolerance)
-        print(
-            f"{mode.name:22s} test set, tolerance {tolerance}: predictability "
-            f"{predictability:.4f}, accuracy {accuracy:.4f}, coverage {coverage:.3f}"
-        )
+    predictions, beliefs = net.predict(x_test)
+    print(f"{dataset.title} test accuracy (argmax, {len(y_test):,} images): "
+          f"{np.mean(predictions == y_test):.4f}")
+    print("tolerance  predictability  accuracy of the confident (float test images)")
+    for tolerance in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        confident = beliefs >= tolerance
+        print(f"{tolerance:9.2f}  {np.mean(confident):14.4f}  "
+              f"{np.mean(predictions[confident] == y_test[confident]):.4f}")
+    for entry in (dataset, *([dataset.stacked()] if dataset.stacked_name else [])):
+        for binary in (False, True):
+            data = StackedMNISTData(entry.data_mode(binary=binary), seed=args.seed,
+                                    mnist_dir=args.data_dir, source=dataset.source)
+            images, labels = data.get_full_data_set(training=False)
+            predictability, accuracy = net.check_predictability(images, labels,
+                                                                entry.tolerance)
+            coverage = net.check_class_coverage(images, entry.tolerance)
+            print(f"{entry.data_mode(binary=binary).name:22s} test set, tolerance "
+                  f"{entry.tolerance}: predictability {predictability:.4f}, accuracy "
+                  f"{accuracy:.4f}, coverage {coverage:.3f}")
+
+
+JUDGE_CLASSES = {judge.__name__: judge for judge in (VerificationNet, FashionNet)}
 
 
 if __name__ == "__main__":

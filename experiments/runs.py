@@ -30,7 +30,7 @@ _CACHE = {}  # one run's data sets and models: the STACK rows ask for them repea
 def load_data(run: Run, dataset: Dataset, missing: bool = False):
     """``(x_train, y_train, x_test, y_test)`` of ``dataset`` (``missing``: training images
     without the anomaly class); --quick keeps QUICK_IMAGES of each."""
-    key = ("data", dataset.name, missing, run.seed, run.quick, run.data_dir)
+    key = ("data", dataset, missing, run.seed, run.quick, run.data_dir)
     if key not in _CACHE:
         x_train, y_train, x_test, y_test = dataset.load(missing, seed=run.seed,
                                                         directory=run.data_dir)

@@ -24,7 +24,7 @@ QUICK = {"images": 20, "iwae_samples": 10}
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--models", nargs="+", choices=sorted(zoo.SHIPPED),
+    parser.add_argument("--models", nargs="+", choices=sorted(zoo.names("mnist")),
                         default=["vae_mono_complete", "flowprior_vae_mono_complete"],
                         help="shipped models to compare (default: the N(0, I) VAE and the "
                              "learned-prior VAE, complete data)")
@@ -39,7 +39,7 @@ def main(argv=None):
                                quick_caps=QUICK, trains=False, datasets=("mnist",))
     results = {}
     for name in opts.models:
-        missing = zoo.recipe(name).data.endswith("MISSING")
+        missing = zoo.recipe(name).missing
         _, _, x_test, _ = load_data(run, run.dataset, missing)
         model = shipped_or_quick(run, name, run.dataset, missing)
         if model.prior is None:
