@@ -92,6 +92,15 @@ def generation_metrics(images, dataset: Dataset, predictions=None, beliefs=None)
     }
 
 
+def real_images_reference(x, dataset: Dataset) -> dict:
+    """What the judge makes of real test images ``x`` as if they were samples: the ceiling
+    of a generator's quality, coverage and class KL."""
+    metrics = generation_metrics(judged_images(x), dataset)
+    return {f"real_test_images_{key}": metrics[key]
+            for key in ("quality_predictability", "coverage",
+                        "kl_class_frequencies_to_uniform_nats")}
+
+
 def generate_and_judge(generator, count: int, dataset: Dataset, seed: int = 0,
                        labels=None) -> Tuple[np.ndarray, dict]:
     """``(judged images, generation_metrics)`` of ``count`` images from anything with

@@ -233,20 +233,25 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
                            distribute=args.distribute)
     out = args.out
     if out is None:
+        latent = getattr(args, "latent", None)
         out = (model_flags.get("run_dir") or REPO_ROOT / "results") / output_name(
-            row, family, default_family, dataset, parser.get_default("dataset"))
+            row, family, default_family, dataset, parser.get_default("dataset"),
+            latent if latent != parser.get_default("latent") else None)
     return Run(row=row, family=family, dataset=dataset, seed=args.seed,
                out=Path(out).resolve(),  # a user's relative path is relative to their cwd
                command=command, quick=args.quick, data_dir=args.data_dir, **model_flags)
 
 
 def output_name(row: str, family: str, default_family: str, dataset: Dataset,
-                default_dataset: str) -> str:
-    """results/<row>/ for the script's defaults; another family or data set adds a suffix
-    (``vae_gen-learned_prior``, ``vae_gen-fashion_mnist``)."""
+                default_dataset: str, latent: Optional[str] = None) -> str:
+    """results/<row>/ for the script's defaults; another family, latent sampler (``latent``,
+    when not the default) or data set adds a suffix (``vae_gen-learned_prior``,
+    ``vae_gen-latent_flow``, ``vae_gen-fashion_mnist``)."""
     name = row
     if family != default_family:
         name += "-learned_prior" if family == LEARNED_PRIOR else f"-{family}"
+    if latent is not None:
+        name += f"-latent_{latent}"
     if dataset.name != default_dataset:
         name += f"-{dataset.name}"
     return name

@@ -4,40 +4,62 @@ from __future__ import annotations
 
 ROWS = ["ae_basic", "ae_gen", "ae_anom", "ae_stack",
         "vae_basic", "vae_gen", "vae_anom", "vae_stack"]
+# Rows beyond the course's: a script run with other flags, named as its output folder.
+EXTRA_ROWS = {"ae_gen-latent_flow": ("ae_gen", ("--latent", "flow")),
+              "vae_gen-latent_flow": ("vae_gen", ("--latent", "flow"))}
+ALL_ROWS = ROWS + list(EXTRA_ROWS)
 
 
-# The grading table: (row, section of a STACK row's metrics, measure, target, metric keys).
-# A key ending in "%" is shown as a percentage.
+def script_of(row: str):
+    """``(script, extra flags)`` of a row of ``ALL_ROWS``."""
+    return EXTRA_ROWS.get(row, (row, ()))
+
+
+# The grading table: (row, section of a STACK row's metrics, measure, the course's target for
+# MNIST, metric keys, the keys of the judge's figure on real test images). A key ending in "%"
+# is shown as a percentage. In a measure, {tol} and {tol3} are the data set's tolerances for one
+# image and a stack, {anomaly} its anomaly class.
+RECONSTRUCTION = ["reconstruction_accuracy%", "reconstruction_predictability%"]
+REAL_RECONSTRUCTION = ["original_test_images_accuracy%"]
+GENERATION = ["quality_predictability%", "coverage%"]
+REAL_GENERATION = ["real_test_images_quality_predictability%", "real_test_images_coverage%"]
+KL = ["kl_class_frequencies_to_uniform_nats", "kl_of_a_uniform_generator_expected_nats"]
 TABLE = [
-    ("ae_basic", None, "reconstruction accuracy / predictability, mono, tol 0.8", ">= 97%",
-     ["reconstruction_accuracy%", "reconstruction_predictability%"]),
-    ("ae_stack", "basic", "reconstruction accuracy / predictability, colour, tol 0.5",
-     ">= 92%", ["reconstruction_accuracy%", "reconstruction_predictability%"]),
-    ("vae_basic", None, "reconstruction accuracy / predictability, mono, tol 0.8", ">= 95%",
-     ["reconstruction_accuracy%", "reconstruction_predictability%"]),
-    ("vae_stack", "basic", "reconstruction accuracy / predictability, colour, tol 0.5",
-     ">= 90%", ["reconstruction_accuracy%", "reconstruction_predictability%"]),
-    ("ae_gen", None, "quality / coverage, mono, 10,000 samples", "reported",
-     ["quality_predictability%", "coverage%"]),
+    ("ae_basic", None, "reconstruction accuracy / predictability, mono, tol {tol}", ">= 97%",
+     RECONSTRUCTION, REAL_RECONSTRUCTION),
+    ("ae_stack", "basic", "reconstruction accuracy / predictability, colour, tol {tol3}",
+     ">= 92%", RECONSTRUCTION, REAL_RECONSTRUCTION),
+    ("vae_basic", None, "reconstruction accuracy / predictability, mono, tol {tol}", ">= 95%",
+     RECONSTRUCTION, REAL_RECONSTRUCTION),
+    ("vae_stack", "basic", "reconstruction accuracy / predictability, colour, tol {tol3}",
+     ">= 90%", RECONSTRUCTION, REAL_RECONSTRUCTION),
+    ("ae_gen", None, "quality / coverage, mono, 10,000 samples", "reported", GENERATION,
+     REAL_GENERATION),
+    ("ae_gen-latent_flow", None, "quality / coverage, mono, codes ~ flow", "reported",
+     GENERATION, REAL_GENERATION),
     ("vae_gen", None, "quality / coverage, mono, 10,000 samples", ">= 90% / 100%",
-     ["quality_predictability%", "coverage%"]),
+     GENERATION, REAL_GENERATION),
+    ("vae_gen-latent_flow", None, "quality / coverage, mono, z ~ flow", "reported",
+     GENERATION, REAL_GENERATION),
     ("ae_stack", "gen", "quality / coverage of 1000, 26,000 samples", "reported",
-     ["quality_predictability%", "coverage%"]),
+     GENERATION, REAL_GENERATION),
     ("vae_stack", "gen", "quality / coverage of 1000, 26,000 samples", ">= 90% / 100%",
-     ["quality_predictability%", "coverage%"]),
+     GENERATION, REAL_GENERATION),
     ("ae_stack", "gen", "KL(class frequencies || uniform) / a uniform generator's, nats",
-     "reported", ["kl_class_frequencies_to_uniform_nats",
-                  "kl_of_a_uniform_generator_expected_nats"]),
+     "reported", KL, []),
     ("vae_stack", "gen", "KL(class frequencies || uniform) / a uniform generator's, nats",
-     "<= 0.05", ["kl_class_frequencies_to_uniform_nats",
-                 "kl_of_a_uniform_generator_expected_nats"]),
-    ("ae_anom", None, "ROC AUC / PR AUC for the 8s, mono", "reported", ["roc_auc", "pr_auc"]),
-    ("ae_stack", "anom", "ROC AUC / PR AUC, colour (an 8 in any channel)", "reported",
-     ["roc_auc", "pr_auc"]),
-    ("vae_anom", None, "ROC AUC / PR AUC for the 8s, mono", ">= 0.95", ["roc_auc", "pr_auc"]),
-    ("vae_stack", "anom", "ROC AUC / PR AUC, colour (an 8 in any channel)", ">= 0.95",
-     ["roc_auc", "pr_auc"]),
+     "<= 0.05", KL, []),
+    ("ae_anom", None, "ROC AUC / PR AUC for the {anomaly}s, mono", "reported",
+     ["roc_auc", "pr_auc"], []),
+    ("ae_stack", "anom", "ROC AUC / PR AUC, colour (a{n} {anomaly} in any channel)",
+     "reported", ["roc_auc", "pr_auc"], []),
+    ("vae_anom", None, "ROC AUC / PR AUC for the {anomaly}s, mono", ">= 0.95",
+     ["roc_auc", "pr_auc"], []),
+    ("vae_stack", "anom", "ROC AUC / PR AUC, colour (a{n} {anomaly} in any channel)",
+     ">= 0.95", ["roc_auc", "pr_auc"], []),
 ]
+# Another data set's targets (issue 24) are relative to the judge's figure on real images.
+RELATIVE_TARGETS = {"vae_basic": ">= 95% of real", "vae_gen-latent_flow": ">= 90% of real / 100%"}
 
 
 def _shown(value, key: str) -> str:
@@ -46,19 +68,38 @@ def _shown(value, key: str) -> str:
     return f"{100 * value:.1f}%" if key.endswith("%") else f"{value:.3f}"
 
 
-def results_table(all_metrics: dict) -> str:
-    """The README's results table (markdown) from the rows' metrics.json contents."""
-    lines = ["| row | measure | obtained | target | command |", "| --- | --- | --- | --- | --- |"]
-    for row, section, measure, target, keys in TABLE:
+def _values(metrics: dict, keys) -> str:
+    return " / ".join(_shown(metrics.get(k.rstrip("%")), k) for k in keys) if keys else ""
+
+
+def results_table(all_metrics: dict, dataset=None) -> str:
+    """The README's results table (markdown) from the rows' metrics.json contents, for the
+    data set entry ``dataset`` (default MNIST): each measure, the judge's figure on real test
+    images where there is one, the target and the command."""
+    import named_data
+
+    dataset = dataset or named_data.get("mnist")
+    anomaly = dataset.class_names[dataset.anomaly_class].lower()
+    words = {"tol": f"{dataset.tolerance:g}", "tol3": f"{dataset.stacked().tolerance:g}",
+             "anomaly": anomaly, "n": "n" if anomaly[0] in "aeiou8" else ""}
+    flags = "" if dataset.name == "mnist" else f" --dataset {dataset.name}"
+    lines = ["| row | measure | obtained | real test images | target | command |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row, section, measure, target, keys, real_keys in TABLE:
         if row not in all_metrics:
             continue
         metrics = all_metrics[row][section] if section else all_metrics[row]
-        obtained = " / ".join(_shown(metrics[k.rstrip("%")], k) for k in keys)
+        measure = measure.format(**words)
         if "default_score" in metrics:
             measure += f" (score: {metrics['default_score']})"
+        if dataset.mono_name != "mnist":
+            target = RELATIVE_TARGETS.get(row, "reported") if section is None else "reported"
+        script, extra = script_of(row)
+        command = " ".join([f"python experiments/{script}.py", *extra]) + flags
         lines.append(f"| {row.upper().replace('_', '-')} | {measure.replace('|', '&#124;')} | "
-                     f"{obtained} | {target} | `python experiments/{row}.py` |")
+                     f"{_values(metrics, keys)} | {_values(metrics, real_keys)} | {target} | "
+                     f"`{command}` |")
     seconds = ", ".join(f"{row} {m['wall_seconds']:.0f} s" for row, m in all_metrics.items())
-    lines.append(f"| all | wall time from shipped weights | {seconds} | <= 120 s each | "
-                 "`python experiments/run_all.py` |")
+    lines.append(f"| all | wall time from shipped weights | {seconds} | | <= 120 s each | "
+                 f"`python experiments/run_all.py{flags}` |")
     return "\n".join(lines) + "\n"

@@ -12,10 +12,11 @@ import json
 import time
 from pathlib import Path
 
+import named_data
 from atomic_io import atomic_path
 
 from . import REPO_ROOT
-from .grading import ROWS, results_table
+from .grading import ALL_ROWS, results_table
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;
 text-align:left;font-size:14px}th{background:#eee}img{max-width:100%;margin:6px 0;
@@ -30,14 +31,20 @@ def _table(header, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _summary_table(results: Path) -> str:
-    summary = results / "summary.json"
-    if not summary.is_file():
-        return "<p>No results table yet: run <code>python experiments/run_all.py</code>.</p>"
-    lines = results_table(json.loads(summary.read_text())).strip().splitlines()
-    cells = [[c.strip().replace("&#124;", "|").strip("`") for c in line.strip("|").split("|")]
-             for line in lines if not line.startswith("| ---")]
-    return _table(cells[0], cells[1:])
+def _summary_tables(results: Path) -> str:
+    """The grading table of every data set run_all.py has run on (summary[-<name>].json)."""
+    parts = []
+    for summary in sorted(results.glob("summary*.json")):
+        name = summary.stem.partition("-")[2] or "mnist"
+        if name not in named_data.DATASETS:
+            continue
+        dataset = named_data.get(name)
+        lines = results_table(json.loads(summary.read_text()), dataset).strip().splitlines()
+        cells = [[c.strip().replace("&#124;", "|").strip("`") for c in line.strip("|").split("|")]
+                 for line in lines if not line.startswith("| ---")]
+        parts.append(f"<h3>{html.escape(dataset.title)}</h3>" + _table(cells[0], cells[1:]))
+    return "".join(parts) or ("<p>No results table yet: run "
+                              "<code>python experiments/run_all.py</code>.</p>")
 
 
 def _score_tables(metrics: dict) -> str:
@@ -56,7 +63,7 @@ def _score_tables(metrics: dict) -> str:
 
 def _folders(results: Path) -> list:
     found = [p.parent for p in results.glob("*/metrics.json")]
-    order = {name: i for i, name in enumerate(ROWS)}
+    order = {name: i for i, name in enumerate(ALL_ROWS)}
     return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
 
 
@@ -88,7 +95,7 @@ def write_index(results) -> Path:
             f"<style>{STYLE}</style></head><body><h1>Deep generative models on MNIST and "
             f"stackedMNIST: results</h1><p>Written {time.strftime('%Y-%m-%d %H:%M')} from "
             f"the folders under <code>{html.escape(str(results))}</code>.</p>"
-            f"<nav>{''.join(links)}</nav><h2>The grading table</h2>{_summary_table(results)}"
+            f"<nav>{''.join(links)}</nav><h2>The grading table</h2>{_summary_tables(results)}"
             f"{''.join(sections)}</body></html>\n")
     path = results / "index.html"
     with atomic_path(path, suffix=".html") as tmp:

@@ -167,6 +167,7 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
         **({"latent_flow": flow_info} if flow_info else {}),
         "judged_image": options.judge,
         **metrics,
+        **evaluation.real_images_reference(x_test, dataset),
         "samples_file": str(run.out / f"{prefix}samples.npz"),
     }
 

@@ -14,7 +14,8 @@ import json
 
 from atomic_io import atomic_path
 from experiments import REPO_ROOT, cli
-from experiments.grading import ROWS, results_table
+import named_data
+from experiments.grading import ALL_ROWS, results_table, script_of
 from experiments.results_page import write_index
 
 
@@ -25,22 +26,25 @@ def combined_metrics(previous: dict, fresh: dict, quick: bool) -> dict:
     """
     kept = {row: m for row, m in previous.items() if bool(m.get("quick")) == quick}
     merged = {**kept, **fresh}
-    return {row: merged[row] for row in ROWS if row in merged}
+    return {row: merged[row] for row in ALL_ROWS if row in merged}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data, seconds per row")
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed for every row")
-    parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="rows to run")
+    parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=ALL_ROWS,
+                        help="rows to run (default: all; the last two are the generation rows "
+                             "with the latent flow sampler)")
     cli.add_data_flags(parser, cli.datasets_with_models(("ae", "vae")))
     args = parser.parse_args(argv)
     all_metrics = {}
     for row in args.rows:
-        flags = (["--seed", str(args.seed), "--dataset", args.dataset]
+        script, extra = script_of(row)
+        flags = (["--seed", str(args.seed), "--dataset", args.dataset, *extra]
                  + (["--quick"] if args.quick else [])
                  + (["--data-dir", args.data_dir] if args.data_dir else []))
-        path = importlib.import_module(f"experiments.{row}").main(flags)
+        path = importlib.import_module(f"experiments.{script}").main(flags)
         all_metrics[row] = json.loads(path.read_text())
     results = REPO_ROOT / "results"
     # Another data set's table sits beside the default one: results/summary-<name>.md.
@@ -54,7 +58,7 @@ def main(argv=None):
         except json.JSONDecodeError:
             print(f"ignoring {summary}: not valid JSON; it is rewritten")
     all_metrics = combined_metrics(previous, all_metrics, args.quick)
-    table = results_table(all_metrics)
+    table = results_table(all_metrics, named_data.get(args.dataset))
     with atomic_path(summary) as tmp:
         tmp.write_text(json.dumps(all_metrics, indent=2))
     with atomic_path(results / f"{stem}.md") as tmp:
