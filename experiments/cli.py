@@ -35,7 +35,7 @@ LEARNED_PRIOR = "flowprior_vae"  # the family --learned-prior stands for
 
 # Seeds derived from the run seed, each stream by name (one place, so two parts of a run never
 # share noise by accident and a stream keeps its numbers when others are added).
-SEED_STREAMS = {"main": 0, "style_grid": 1, "recheck": 1}
+SEED_STREAMS = {"main": 0, "style_grid": 1, "recheck": 1, "maps_2d": 2}
 
 
 def derive_seed(seed: int, stream: str) -> int:
