@@ -63,7 +63,8 @@ def markdown_table(per_class: dict, summary: dict, class_names) -> str:
     lines = ["| held-out class | share of test set | ROC AUC -IWAE | PR AUC -IWAE | "
              "ROC AUC recon. NLL | PR AUC recon. NLL |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for c, r in per_class.items():
-        lines.append(f"| {c} {class_names[c]} | {100 * r['anomaly_share']:.1f} % | "
+        name = class_names[c] if class_names[c] == str(c) else f"{c} {class_names[c]}"
+        lines.append(f"| {name} | {100 * r['anomaly_share']:.1f} % | "
                      + " | ".join(f"{r[score][measure]:.3f}" for score in SCORES
                                   for measure in ("roc_auc", "pr_auc")) + " |")
     for kind in ("mean", "worst"):
