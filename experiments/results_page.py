@@ -1,7 +1,8 @@
 """results/index.html: every result on one page that opens from disk (no server).
 
-The grading table (from results/summary.json), then one section per output folder under
-results/ that holds a metrics.json (the eight rows first, then any other script's), each with
+The grading tables (results/summary.json, and summary-<data set>.json for every other data set
+run_all.py ran on), then one section per output folder under results/ that holds a
+metrics.json (the rows first, then any other script's), each with
 its figures, its anomaly-score table where it has one, and a link to its metrics.json. Every
 script rewrites the page after it writes its metrics, so a section appears once its script ran.
 """

@@ -287,9 +287,44 @@ def test_family_choices_come_from_the_registry_and_learned_prior_is_an_alias(tmp
                            "mnist") == "vae_gen-learned_prior"
     assert cli.output_name("vae_gen", "cvae", "vae", stacked_mnist,
                            "mnist") == "vae_gen-cvae-stacked_mnist"
+    assert cli.output_name("vae_gen", "vae", "vae", mnist, "mnist",
+                           latent="flow") == "vae_gen-latent_flow"
+
+
+def test_every_recipe_names_its_data_set_and_held_out_class(mnist_dir):
+    from experiments.train_all import training_set
+
+    for name, recipe in zoo.SHIPPED.items():
+        assert recipe.dataset in named_data.DATASETS, name
+        assert recipe.missing == (recipe.held_out is not None)
+        entry = training_set(recipe)
+        assert entry.data_name(recipe.missing) == recipe.data or "_WITHOUT_" in recipe.data
+    without_3 = training_set(zoo.recipe(zoo.loo_name(3, "fashion")))
+    assert without_3.name == "fashion_mnist" and without_3.anomaly_class == 3
+    _, y_train, _, y_test = without_3.load(missing=True)
+    assert 3 not in y_train and 3 in y_test and set(range(10)) - {3} <= set(y_train)
+    assert training_set(zoo.recipe("vae_mono_missing")) == named_data.get("mnist")
+    assert set(zoo.names("fashion_mnist")) < set(zoo.SHIPPED)
 
 
 def test_derived_seeds_are_named():
     assert cli.derive_seed(5, "main") == 5 and cli.derive_seed(5, "style_grid") == 6
     with pytest.raises(ValueError, match="unknown seed stream"):
         cli.derive_seed(5, "elsewhere")
+
+
+@pytest.mark.slow
+def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path):
+    out, metrics = run("anomaly_loo", tmp_path, "--dataset", "fashion_mnist", "--classes", "8",
+                       "1")
+    assert list(metrics["per_class"]) == ["1", "8"]
+    for result in metrics["per_class"].values():
+        assert 0.05 < result["anomaly_share"] < 0.2  # one class of ten, in the quick slice
+        for score in ("neg_iwae", "reconstruction_nll"):
+            assert 0 <= result[score]["roc_auc"] <= 1 and 0 <= result[score]["pr_auc"] <= 1
+    worst = metrics["neg_iwae_roc_auc_worst"]
+    assert worst == min(r["neg_iwae"]["roc_auc"] for r in metrics["per_class"].values())
+    assert metrics["neg_iwae_roc_auc_worst_class"] in (1, 8)
+    table = (out / "table.md").read_text().splitlines()
+    assert table[2].startswith("| 1 Trouser |") and table[-1].startswith("| **worst** |")
+    check_files(out, ["anomaly_loo.png"])

@@ -667,3 +667,32 @@ def test_files_that_would_run_code_are_refused_unrun(
     _assert_refused(path, UNSAFE[kind])
     assert not os.path.exists(marker), "loading ran code from the file"
     assert "vn_marker_module" not in sys.modules
+
+
+def test_each_judge_class_saves_and_loads_its_own_architecture_only(tmp_path):
+    """The Fashion judge is a VerificationNet with another network: its file round-trips,
+    and neither class takes the other's file (the shapes differ)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no weights yet at these paths
+        fashion = verification_net.FashionNet(file_name=str(tmp_path / "fashion.keras"))
+        digits = VerificationNet(file_name=str(tmp_path / "digits.keras"))
+    fashion._save()
+    digits._save()
+    again = verification_net.FashionNet(file_name=str(tmp_path / "fashion.keras"))
+    assert again.done_training
+    for mine, saved in zip(fashion.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    with pytest.warns(UserWarning, match="could not be read"):
+        assert not verification_net.FashionNet(file_name=str(tmp_path / "digits.keras")).done_training
+    with pytest.warns(UserWarning, match="could not be read"):
+        assert not VerificationNet(file_name=str(tmp_path / "fashion.keras")).done_training
+    assert verification_net.JUDGE_CLASSES["FashionNet"] is verification_net.FashionNet
+
+
+def test_learning_rate_schedules():
+    digits = [VerificationNet.learning_rate(e, 8) for e in range(8)]
+    assert digits[:3] == [1e-3] * 3 and digits[3] == pytest.approx(6e-4)
+    fashion = [verification_net.FashionNet.learning_rate(e, 30) for e in range(30)]
+    assert fashion[0] == fashion[1] == pytest.approx(1e-3)
+    assert fashion[-1] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in zip(fashion, fashion[1:]))  # never rises
