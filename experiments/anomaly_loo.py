@@ -27,7 +27,7 @@ from models.likelihood import posterior_estimates, reconstruction_nll
 
 QUICK = {"iwae_samples": 2}
 QUICK_CLASSES = 3  # --quick trains this many throw-away models
-DATASETS = tuple(name for name, _ in zoo.LOO_DATA.values())
+DATASETS = tuple(name for name, _ in zoo.DATA_OF_TAG.values())
 SCORES = {"neg_iwae": "-IWAE", "reconstruction_nll": "reconstruction NLL"}
 
 
