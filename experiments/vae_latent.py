@@ -72,12 +72,13 @@ def scatter_panels(panels, path, class_names):
 
     from atomic_io import save_figure
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(1 + 5 * len(panels), 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.5 + 4.5 * len(panels), 5),
+                             squeeze=False, constrained_layout=True)
     for ax, (points, labels, title) in zip(axes[0], panels):
         cloud = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7,
                            vmin=-0.5, vmax=9.5)
         ax.set_title(title, fontsize=10)
-    bar = fig.colorbar(cloud, ax=list(axes[0]), ticks=range(10))
+    bar = fig.colorbar(cloud, ax=list(axes[0]), ticks=range(10), aspect=30, pad=0.01)
     bar.ax.set_yticklabels(class_names)
     save_figure(fig, path)
     plt.close(fig)

@@ -73,13 +73,19 @@ def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
     out = tmp_path / "vae_latent"
     path = importlib.import_module("experiments.vae_latent").main(["--quick", "--out", str(out)])
     metrics = json.loads(path.read_text())
-    assert set(metrics["section_seconds"]) == {"2d", "maps", "interpolate", "traverse"}
+    assert set(metrics["section_seconds"]) == {"2d", "maps", "maps_2d", "interpolate",
+                                               "traverse"}
     for name in ("vae_2d", "vae_8d"):
         assert 0 <= metrics["latent_2d"][name]["reconstruction_accuracy"] <= 1
     assert set(metrics["maps"]) == {"vae_8d", "ae", "vae_2d", "pixels", "pixels_pca_2d"}
+    maps_2d = metrics["maps_2d"]
+    assert maps_2d["train_images"] == maps_2d["test_images"] == 100  # --quick's t-SNE points
+    for name in ("ae_2d", "vae_2d", "pixels_pca_2d", "pixels_tsne_2d"):
+        assert 0 <= maps_2d[name]["knn5_accuracy"] <= 1
+        assert 0 <= maps_2d[name]["linear_probe_accuracy"] <= 1
     assert metrics["interpolate"]["pairs"] == 20
     assert len(metrics["traverse"]["active"]) == 8
     for figure in ("latent_2d_scatter", "latent_2d_manifold", "vae_8d_pca", "vae_8d_tsne",
-                   "ae_tsne", "interpolation", "traversal"):
+                   "ae_tsne", "latent_maps_2d", "interpolation", "traversal"):
         assert (out / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     common._CACHE.clear()
