@@ -257,7 +257,7 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
     assert capsys.readouterr().err == "error: images must have shape (N, 28, 28, 1)\n"
 
 
-@pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent"])
+@pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
