@@ -18,7 +18,7 @@ def entry_and_data(request, mnist_dir):
 
 
 def test_unknown_names_are_refused_with_the_known_ones():
-    with pytest.raises(ValueError, match="unknown data set 'emnist'; known: mnist"):
+    with pytest.raises(ValueError, match="unknown data set 'emnist'; known: fashion_mnist, mnist"):
         named_data.get("emnist")
 
 
