@@ -275,7 +275,7 @@ def load_idx_dataset(directory: Optional[str] = None, source: IdxSource = MNIST_
         raise source.not_found(
             f"No local {source.title} directory was given and the keras download failed "
             f"({err}). {source.fix_hint}"
-        ) from err
+        ) from None  # the message says it all: no chain of download tracebacks
 
 
 def load_mnist(mnist_dir: Optional[str] = None):

@@ -520,6 +520,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="directory of the four IDX files (default: the data set's "
                              "environment variable, then the tf_keras download)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a known error instead of one line")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1; got {args.epochs}")
@@ -560,4 +562,14 @@ JUDGE_CLASSES = {judge.__name__: judge for judge in (VerificationNet, FashionNet
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from stacked_mnist import DataNotFoundError
+
+    try:
+        main()
+    except (DataNotFoundError, FileNotFoundError, PermissionError, ValueError) as error:
+        if "--debug" in sys.argv:
+            raise
+        print(f"error: {error}", file=sys.stderr)  # one line, as the experiments' scripts
+        raise SystemExit(2)

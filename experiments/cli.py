@@ -12,7 +12,6 @@ import argparse
 import atexit
 import dataclasses
 import os
-import re
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import named_data
 from atomic_io import process_alive
 from models import HEADS, ModelFileError, zoo
-from models.training import DISTRIBUTE
+from models.training import DISTRIBUTE, check_tf_config
 from named_data import Dataset
 from stacked_mnist import DataNotFoundError
 
@@ -73,22 +72,52 @@ class Run:
         return 0 if self.quick else (2 if os.environ.get("CI") else 1)
 
 
-def integer_at_least(low: int) -> Callable[[str], int]:
-    """argparse type of an integer flag >= ``low``, refused with a message otherwise."""
+def integer_at_least(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """argparse type of an integer flag >= ``low`` (and <= ``high``), refused with a message
+    otherwise."""
+    wanted = f">= {low}" if high is None else f"from {low} to {high}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected an integer {wanted}, got {text!r}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer {wanted}, got {value}")
         return value
 
     return parse
 
 
 count = integer_at_least(1)  # a count flag: --samples, --epochs, ...
-seed_value = integer_at_least(0)  # --seed
+# --seed: TensorFlow takes seeds below 2**32, and the derived streams add up to their offset.
+seed_value = integer_at_least(0, 2 ** 32 - 1 - max(SEED_STREAMS.values()))
+
+
+def folder_name(text: str) -> str:
+    """argparse type of a folder name under runs/ (--run): one plain name, no path."""
+    try:
+        return zoo.check_run_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+
+
+# Folders of the repository no run may write into (--out): the shipped files and the code.
+PROTECTED = ("saved_models", "models", "experiments", "tests", "docs", "benchmarks", ".git",
+             ".ci")
+
+
+def output_folder(text: str) -> Path:
+    """argparse type of --out: any folder except the repository itself and its code and
+    shipped-model folders (a run writes metrics.json, figures and models there)."""
+    out = Path(text).expanduser().resolve()  # a user's relative path is relative to the cwd
+    root = REPO_ROOT.resolve()
+    if out == root or any(out == root / name or out.is_relative_to(root / name)
+                          for name in PROTECTED):
+        raise argparse.ArgumentTypeError(
+            f"{text} is the repository or one of its code or shipped-model folders "
+            f"({', '.join(PROTECTED)}); choose an output folder such as results/<name>")
+    return out
 
 
 def datasets_with_models(families: Sequence[str]) -> Tuple[str, ...]:
@@ -109,10 +138,15 @@ def add_training_flags(parser) -> None:
                              "CPU), multiworker = the cluster in TF_CONFIG (default none)")
 
 
-def check_training_flags(parser, distribute: str) -> None:
-    if distribute == "multiworker" and "TF_CONFIG" not in os.environ:
-        parser.error("--distribute multiworker needs the cluster in the TF_CONFIG environment "
-                     "variable (docs/guide.md: Watch, resume, scale out)")
+def check_training_flags(parser, distribute: str, tensorboard: Optional[str] = None) -> None:
+    """Refuse, before any work, a training setup that would fail later."""
+    if distribute == "multiworker":
+        try:
+            check_tf_config(os.environ.get("TF_CONFIG"))
+        except ValueError as err:
+            parser.error(str(err))
+    if tensorboard is not None and Path(tensorboard).exists() and not Path(tensorboard).is_dir():
+        parser.error(f"--tensorboard {tensorboard} is a file; give a folder for the summaries")
 
 
 def add_data_flags(parser, datasets: Sequence[str]) -> None:
@@ -151,7 +185,7 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
         _add_model_flags(parser, family)
     parser.add_argument("--seed", type=seed_value, default=0,
                         help="run seed: data stacking, training and sampling derive from it")
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--out", type=output_folder, default=None,
                         help=f"output folder (default results/{row}/, or runs/<run>/{row}/ "
                              "for a model that is not the shipped one)")
     parser.add_argument("--quick", action="store_true",
@@ -188,7 +222,7 @@ def _add_model_flags(parser, family: str) -> None:
     parser.add_argument("--ship", action="store_true",
                         help="with --retrain: write the retrained mono model(s) to "
                              "saved_models/, replacing the shipped ones")
-    parser.add_argument("--run", default=None,
+    parser.add_argument("--run", type=folder_name, default=None,
                         help="run folder name under runs/ (default: from the family, the "
                              "--set values and the seed); alone, use that run's models")
     default_epochs = zoo.recipe(zoo.shipped_name(family, False)).epochs
@@ -213,14 +247,10 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
             zoo.recipe(zoo.shipped_name(family, False)).config.with_settings(settings)
         except ValueError as err:
             parser.error(str(err))
-        if args.run is not None and not re.fullmatch(r"[A-Za-z0-9_=,+-][A-Za-z0-9_.=,+-]*",
-                                                     args.run):
-            parser.error(f"--run takes a folder name under runs/ (letters, digits, _ . = , + -), "
-                         f"got {args.run!r}")
         if args.ship and (settings or not args.retrain or args.quick):
             parser.error("--ship replaces the shipped models: it needs --retrain, and neither "
                          "--set, another --head nor --quick")
-        check_training_flags(parser, args.distribute)
+        check_training_flags(parser, args.distribute, args.tensorboard)
         run_dir = None
         if (args.retrain or settings or args.run) and not args.quick and not args.ship:
             # Another data set's models train into their own run folder.
@@ -237,8 +267,7 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
         out = (model_flags.get("run_dir") or REPO_ROOT / "results") / output_name(
             row, family, default_family, dataset, parser.get_default("dataset"),
             latent if latent != parser.get_default("latent") else None)
-    return Run(row=row, family=family, dataset=dataset, seed=args.seed,
-               out=Path(out).resolve(),  # a user's relative path is relative to their cwd
+    return Run(row=row, family=family, dataset=dataset, seed=args.seed, out=Path(out).resolve(),
                command=command, quick=args.quick, data_dir=args.data_dir, **model_flags)
 
 

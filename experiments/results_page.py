@@ -12,6 +12,7 @@ import html
 import json
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import named_data
 from atomic_io import atomic_path
@@ -40,7 +41,13 @@ def _summary_tables(results: Path) -> str:
         if name not in named_data.DATASETS:
             continue
         dataset = named_data.get(name)
-        lines = results_table(json.loads(summary.read_text()), dataset).strip().splitlines()
+        try:
+            lines = results_table(json.loads(summary.read_text()), dataset).strip().splitlines()
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) \
+                as err:
+            parts.append(f"<h3>{html.escape(dataset.title)}</h3><p>{html.escape(summary.name)} "
+                         f"could not be read ({html.escape(type(err).__name__)}).</p>")
+            continue
         cells = [[c.strip().replace("&#124;", "|").strip("`") for c in line.strip("|").split("|")]
                  for line in lines if not line.startswith("| ---")]
         parts.append(f"<h3>{html.escape(dataset.title)}</h3>" + _table(cells[0], cells[1:]))
@@ -74,24 +81,49 @@ def is_results_folder(folder: Path) -> bool:
     return folder.name == "results" or folder.parent == (REPO_ROOT / "runs").resolve()
 
 
+def _link(*parts: str) -> str:
+    """A link target relative to results/: each part percent-encoded (no scheme, no "..",
+    nothing the browser could run), then HTML-escaped."""
+    return html.escape("./" + "/".join(quote(part, safe="") for part in parts))
+
+
+def _read_metrics(folder: Path):
+    """A folder's metrics.json as a dict, or the reason it cannot be read."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, f"{type(err).__name__}: {err}"
+    if not isinstance(metrics, dict):
+        return None, "not a JSON object"
+    return metrics, None
+
+
 def write_index(results) -> Path:
-    """Write ``results/index.html`` from what the folder holds now; returns its path."""
+    """Write ``results/index.html`` from what the folder holds now; returns its path. A
+    metrics.json that cannot be read is listed as such; the page is written all the same."""
     results = Path(results)
     sections, links = [], []
     for folder in _folders(results):
-        metrics = json.loads((folder / "metrics.json").read_text())
         name = folder.name
-        links.append(f'<a href="#{html.escape(name)}">{html.escape(name)}</a>')
+        anchor = quote(name, safe="")
+        metrics, problem = _read_metrics(folder)
+        links.append(f'<a href="#{html.escape(anchor)}">{html.escape(name)}</a>')
         figures = "".join(
-            f'<figure><img src="{html.escape(name)}/{html.escape(png.name)}" '
+            f'<figure><img src="{_link(name, png.name)}" '
             f'alt="{html.escape(png.stem)}"><figcaption>{html.escape(png.stem)}</figcaption>'
             "</figure>" for png in sorted(folder.glob("*.png")))
-        command = html.escape(str(metrics.get("command", "")))
-        sections.append(
-            f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
-            f"<p><code>{command}</code> &middot; "
-            f'<a href="{html.escape(name)}/metrics.json">metrics.json</a></p>'
-            f"{_score_tables(metrics)}{figures}</section>")
+        if problem:
+            body = f"<p>metrics.json could not be read ({html.escape(problem)}).</p>"
+        else:
+            command = html.escape(str(metrics.get("command", "")))
+            try:
+                tables = _score_tables(metrics)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                tables = "<p>Its anomaly scores could not be read.</p>"
+            body = (f"<p><code>{command}</code> &middot; "
+                    f'<a href="{_link(name, "metrics.json")}">metrics.json</a></p>{tables}')
+        sections.append(f'<section id="{html.escape(anchor)}"><h2>{html.escape(name)}</h2>'
+                        f"{body}{figures}</section>")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Results</title>"
             f"<style>{STYLE}</style></head><body><h1>Deep generative models on MNIST and "
             f"stackedMNIST: results</h1><p>Written {time.strftime('%Y-%m-%d %H:%M')} from "

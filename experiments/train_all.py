@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed (default 0)")
     parser.add_argument("--epochs", type=cli.count, default=None,
                         help="epochs for every model (default: each recipe's)")
-    parser.add_argument("--run", default=None,
+    parser.add_argument("--run", type=cli.folder_name, default=None,
                         help="run folder under runs/ (default train_all, or train_all-seed=S)")
     parser.add_argument("--ship", action="store_true",
                         help="write the models to saved_models/, replacing the shipped ones")
@@ -46,7 +46,7 @@ def main(argv=None):
                         help="with --dataset: the directory of its IDX files (default: its "
                              "environment variable, then the keras download)")
     args = parser.parse_args(argv)
-    cli.check_training_flags(parser, args.distribute)
+    cli.check_training_flags(parser, args.distribute, args.tensorboard)
     if args.data_dir and not args.dataset:
         parser.error("--data-dir needs --dataset: the recipes train on several data sets")
     if args.ship and args.quick:

@@ -38,12 +38,22 @@ class EpochCheckpoint(tf_keras.callbacks.Callback):
         self.history: dict = {}
 
     def restore(self) -> int:
+        """Load the latest checkpoint; a damaged one (or history file) is refused with the fix:
+        the model may hold some of its values by then, so it cannot start over by itself."""
         if self.manager.latest_checkpoint is None:
             return 0
-        self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         history_file = self.directory / "history.json"
-        if history_file.is_file():
-            self.history = json.loads(history_file.read_text())
+        try:
+            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+            if history_file.is_file():
+                self.history = json.loads(history_file.read_text())
+            if not isinstance(self.history, dict):
+                raise ValueError("the history is not a JSON object")
+        except Exception as err:  # OpError, IndexError (truncated data), ValueError (JSON) ...
+            raise ValueError(
+                f"the checkpoint of an interrupted training in {self.directory} is damaged "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                f"delete that folder to train from the start.") from None
         return int(self.epoch.numpy())
 
     def on_epoch_end(self, epoch, logs=None):

@@ -10,6 +10,7 @@ under it.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -33,11 +34,36 @@ def distribution_strategy(name: str):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
-                             "environment variable (docs/guide.md: Watch, resume, scale out).")
+        check_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
     return None
+
+
+def check_tf_config(text: Optional[str]) -> dict:
+    """The cluster of a multi-worker training, from the TF_CONFIG environment variable's
+    ``text``: JSON with a "cluster" of named lists of host:port addresses and this process's
+    "task" (type and index); ``ValueError`` saying what is wrong otherwise."""
+    guide = "(docs/guide.md: Watch, resume, scale out)"
+    if not text:
+        raise ValueError("--distribute multiworker needs the cluster in the TF_CONFIG "
+                         f"environment variable {guide}.")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({err}) {guide}.") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if (not isinstance(cluster, dict) or not cluster
+            or not all(isinstance(v, list) and v and all(isinstance(a, str) for a in v)
+                       for v in cluster.values())):
+        raise ValueError('TF_CONFIG needs "cluster": {"worker": ["host:port", ...]} '
+                         f"{guide}.")
+    if (not isinstance(task, dict) or task.get("type") not in cluster
+            or not isinstance(task.get("index"), int)
+            or not 0 <= task["index"] < len(cluster[task["type"]])):
+        raise ValueError('TF_CONFIG needs "task": {"type": "worker", "index": i} naming one '
+                         f"of its cluster's addresses {guide}.")
+    return config
 
 
 def worker_suffix(strategy=None) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+from atomic_io import atomic_path
+
 from .config import ModelConfig
 from .families import build_model
 from .io import load_model, load_sampler, read_metadata, save
@@ -260,14 +262,24 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
 
 
 def _claim_backup(directory: Path, identity: dict) -> None:
-    """Keep a checkpoint folder only for the training it belongs to."""
+    """Keep a checkpoint folder only for the training it belongs to (an unreadable record of
+    whose it is counts as another training's)."""
     key = directory / "training.json"
-    if directory.exists() and (not key.is_file() or json.loads(key.read_text()) != identity):
-        print(f"discarding the checkpoints in {directory}: another training's", flush=True)
+    if directory.exists() and _backup_owner(key) != identity:
+        print(f"discarding the checkpoints in {directory}: another training's, or no readable "
+              "record of whose", flush=True)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if not key.is_file():
-        key.write_text(json.dumps(identity))
+        with atomic_path(key) as tmp:
+            tmp.write_text(json.dumps(identity))
+
+
+def _backup_owner(key: Path) -> Optional[dict]:
+    try:
+        return json.loads(key.read_text())
+    except (OSError, ValueError):  # missing, unreadable, truncated
+        return None
 
 
 FLOW_EPOCHS = 20  # about 2 minutes on 60,000 codes
@@ -322,8 +334,21 @@ def run_name(base: str, settings: Optional[dict] = None, seed: int = 0) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(parts))
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9_=,+-][A-Za-z0-9_.=,+-]*")
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it is one plain folder name (letters, digits, _ . = , + -, not starting
+    with a dot): run folders stay under runs/; ``ValueError`` otherwise."""
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or len(name) > 200:
+        raise ValueError(f"a run is a folder name under runs/ (letters, digits, _ . = , + -, "
+                         f"not starting with a dot, at most 200 characters), got {name!r}")
+    return name
+
+
 def run_folder(name: str) -> Path:
-    return RUNS / name
+    """runs/<name>/ for a plain folder name (``check_run_name``)."""
+    return RUNS / check_run_name(name)
 
 
 def file_config(model_path) -> Optional[ModelConfig]:

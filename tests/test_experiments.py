@@ -328,3 +328,61 @@ def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path):
     table = (out / "table.md").read_text().splitlines()
     assert table[2].startswith("| 1 Trouser |") and table[-1].startswith("| **worst** |")
     check_files(out, ["anomaly_loo.png"])
+
+
+def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):
+    from experiments.results_page import write_index
+
+    hostile = tmp_path / "javascript:alert(1)"
+    hostile.mkdir()
+    (hostile / "metrics.json").write_text(json.dumps({"command": "<script>x</script>"}))
+    (hostile / "figure.png").write_bytes(PNG_MAGIC)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text("{not json")
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "metrics.json").write_text("[1, 2]")
+    (tmp_path / "summary.json").write_text("{truncated")
+    page = write_index(tmp_path).read_text()
+    assert 'href="javascript' not in page and 'src="javascript' not in page
+    assert 'href="./javascript%3Aalert%281%29/metrics.json"' in page
+    assert "<script>" not in page
+    assert page.count("metrics.json could not be read") == 2  # broken and list
+    assert "summary.json could not be read" in page
+
+
+def test_run_and_output_folders_are_confined(tmp_path, capsys):
+    for bad in ("../../somewhere", "/abs/path", "../saved_models", ".hidden", "a/b"):
+        with pytest.raises(ValueError, match="folder name under runs/"):
+            zoo.run_folder(bad)
+        for script, flags in (("train_all", ["--quick"]), ("vae_gen", ["--quick"])):
+            with pytest.raises(SystemExit):
+                importlib.import_module(f"experiments.{script}").main([*flags, "--run", bad])
+            assert "folder name under runs/" in capsys.readouterr().err
+    for bad in ("saved_models", str(zoo.SAVED_MODELS / "x"), str(zoo.REPO_ROOT),
+                str(zoo.REPO_ROOT / "models")):
+        with pytest.raises(SystemExit):
+            importlib.import_module("experiments.vae_gen").main(["--quick", "--out", bad])
+        assert "code or shipped-model folders" in capsys.readouterr().err
+
+
+def test_training_setups_that_would_fail_later_are_refused_first(tmp_path, capsys, monkeypatch):
+    from models.training import check_tf_config
+
+    for text, match in (("", "needs the cluster"), ("{", "not valid JSON"),
+                        ('{"cluster": {}}', '"cluster"'),
+                        ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", '
+                         '"index": 3}}', '"task"')):
+        with pytest.raises(ValueError, match=match):
+            check_tf_config(text)
+    good = '{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}}'
+    assert check_tf_config(good)["task"]["index"] == 1
+    monkeypatch.setenv("TF_CONFIG", "{")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for flags, message in ((["--distribute", "multiworker"], "not valid JSON"),
+                           (["--tensorboard", str(a_file)], "is a file"),
+                           (["--seed", str(2 ** 32)], "--seed: must be an integer from 0")):
+        with pytest.raises(SystemExit):
+            importlib.import_module("experiments.train_all").main(["--quick", *flags])
+        assert message in capsys.readouterr().err

@@ -170,3 +170,39 @@ def test_results_page_parses_and_every_reference_exists(mnist_dir, verifier, tmp
     assert any(ref.endswith(".png") for ref in parser.references)
     for reference in parser.references:
         assert (results / reference).is_file(), reference
+
+
+def _tiny_fit(backup, epochs=1):
+    from models import ModelConfig, build_model, fit_model
+
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=8),
+                        seed=0)
+    return fit_model(model, x, None, epochs=epochs, batch_size=32, seed=0, verbose=0,
+                     decay_from=1, backup_dir=str(backup))
+
+
+@pytest.mark.parametrize("damage", ["checkpoint", "history"])
+def test_a_damaged_checkpoint_is_refused_with_the_fix(tmp_path, damage):
+    backup = tmp_path / "backup"
+    _tiny_fit(backup, epochs=1)
+    if damage == "checkpoint":
+        data = next(backup.glob("ckpt-1.data-*"))
+        data.write_bytes(data.read_bytes()[:100])
+    else:
+        (backup / "history.json").write_text('{"loss": [1.0')
+    with pytest.raises(ValueError, match="is damaged.*delete that folder"):
+        _tiny_fit(backup, epochs=2)
+
+
+def test_an_unreadable_training_record_discards_the_checkpoints(tmp_path, capsys):
+    from models import zoo
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training.json").write_text('{"recipe": "vae_mo')  # truncated
+    (backup / "ckpt-1.index").write_text("old")
+    zoo._claim_backup(backup, {"recipe": "vae_mono_complete"})
+    assert "discarding the checkpoints" in capsys.readouterr().out
+    assert not (backup / "ckpt-1.index").exists()
+    assert json.loads((backup / "training.json").read_text()) == {"recipe": "vae_mono_complete"}
