@@ -109,11 +109,11 @@ def main(argv=None):
                                quick_caps=QUICK, trains=False, datasets=DATASETS)
     dataset = run.dataset
     classes = sorted(set(opts.classes))[:QUICK_CLASSES if run.quick else None]
+    _, _, x_test, y_test = load_data(run, dataset)  # one test set for every model
     per_class, models = {}, {}
     for held_out in classes:
         name = zoo.loo_name(held_out, dataset.model_tag)
         without = dataclasses.replace(dataset, anomaly_class=held_out)
-        _, _, x_test, y_test = load_data(run, without, missing=True)
         model = shipped_or_quick(run, name, without, missing=True)
         is_anomaly = evaluation.anomaly_labels(y_test, without)
         scores = class_scores(model, x_test, run.seed, opts.iwae_samples)

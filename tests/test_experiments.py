@@ -17,7 +17,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASIC = {"reconstruction_predictability", "reconstruction_accuracy", "judged_image",
          "test_reconstruction_nll_nats"}
 GEN = {"quality_predictability", "coverage", "kl_class_frequencies_to_uniform_nats",
-       "latent_distribution", "samples_file", "judged_image", "judged_image_precision"}
+       "latent_distribution", "samples_file", "judged_image", "judged_image_precision",
+       "real_test_images_quality_predictability", "real_test_images_coverage"}
 ANOM = {"roc_auc", "pr_auc", "default_score", "scores", "top_k_share_of_8s"}
 EXPECTED = {
     "ae_basic": (BASIC, ["reconstructions.png"]),
@@ -86,6 +87,24 @@ def test_mono_rows(row, tmp_path):
     if row == "vae_anom":
         assert set(metrics["scores"]) == {"reconstruction_nll", "neg_elbo", "neg_iwae",
                                           "neg_prior_mc"}
+
+
+@pytest.mark.slow
+def test_the_rows_run_on_fashion_mnist_with_its_own_judge_and_models(tmp_path):
+    fashion = named_data.get("fashion_mnist")
+    out, basic = run("vae_basic", tmp_path, "--dataset", "fashion_mnist")
+    assert basic["data"] == "FASHION_MNIST_FLOAT_COMPLETE" and basic["model"]["quick"]
+    assert basic["tolerance"] == fashion.tolerance
+    assert basic["original_test_images_accuracy"] > 0.6  # the Fashion judge on real garments
+    x_test = np.asarray(fashion.load()[2])
+    assert 0 < x_test.mean() < 1 and len(np.unique(x_test)) > 2  # grey levels
+    out, gen = run("vae_gen", tmp_path, "--dataset", "fashion_mnist", "--latent", "flow")
+    check_section(gen, GEN, channels=1)
+    assert gen["real_test_images_coverage"] == 1.0
+    assert gen["latent_flow"]["fitted_on"] == "FASHION_MNIST_FLOAT_COMPLETE"
+    out, anom = run("vae_anom", tmp_path, "--dataset", "fashion_mnist")
+    assert anom["anomaly"] == "test image contains a bag" and "top_k_share_of_Bags" in anom
+    check_files(out, ["anomaly_curves.png", "top_anomalies.png"])
 
 
 @pytest.mark.slow
