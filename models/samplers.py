@@ -22,6 +22,7 @@ whose settings and metadata are plain config values, so it is a ``.keras`` file 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -181,9 +182,27 @@ class FittedGaussian(LatentSampler):
                                       name="covariance")
 
     def _fit(self, codes, scales, seed, **options):
+        if len(codes) <= self.latent_dim:
+            raise ValueError(
+                f"a full covariance of {self.latent_dim}-dimensional codes needs at least "
+                f"{self.latent_dim + 1} codes, got {len(codes)}: fit to more codes, or use the "
+                "'standard' sampler.")
         z = _draw(codes, scales, np.random.default_rng(seed))
+        covariance = np.atleast_2d(np.cov(z, rowvar=False))
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            # Codes on a lower-dimensional subspace (a dead latent dimension, repeated codes):
+            # the covariance is singular and log_prob would fail. A ridge of 1e-6 of the mean
+            # variance keeps it a density; the file and a warning say so.
+            ridge = 1e-6 * max(float(np.trace(covariance)) / self.latent_dim, 1e-12)
+            covariance = covariance + ridge * np.eye(self.latent_dim)
+            self.metadata["covariance_ridge"] = ridge
+            warnings.warn(f"the codes' covariance is singular (they span fewer than "
+                          f"{self.latent_dim} dimensions); added {ridge:.3g} to its diagonal.",
+                          stacklevel=3)
         self.mean.assign(z.mean(axis=0).astype(np.float64))
-        self.covariance.assign(np.cov(z, rowvar=False))
+        self.covariance.assign(covariance)
 
     def _sample(self, count, rng):
         return rng.multivariate_normal(self.mean.numpy(), self.covariance.numpy(), size=count)

@@ -180,7 +180,7 @@ def test_evaluate_scores_rejects_bad_input():
 
 
 def test_contains_digit():
-    np.testing.assert_array_equal(contains_digit([8, 3, 18], 8, 1), [True, False, True])
+    np.testing.assert_array_equal(contains_digit([8, 3, 0], 8, 1), [True, False, False])
     np.testing.assert_array_equal(contains_digit([8, 80, 800, 123, 888], 8, 3),
                                   [True, True, True, False, True])
 
