@@ -96,7 +96,7 @@ def log_class_prior(digit_counts=None) -> np.ndarray:
             or not np.all(np.isfinite(counts)) or np.any(counts < 0) or counts.sum() <= 0):
         # NaN or inf counts (a damaged model file's metadata) would give NaN priors and a
         # classifier that silently guesses.
-        raise ValueError(f"digit_counts must be 10 finite counts >= 0, not all 0 (a model "
+        raise ValueError(f"digit_counts must be 10 counts, finite and >= 0, not all 0 (a model "
                          f"file's metadata['digit_counts'], or None for a uniform p(y)); got "
                          f"{digit_counts!r}.")
     with np.errstate(divide="ignore"):

@@ -243,7 +243,7 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
                          ids=["nan", "inf", "negative", "zeros", "nine", "string", "none"])
 def test_log_class_prior_refuses_counts_that_would_give_nan(counts):
     """One NaN in a CVAE file's digit_counts used to give NaN priors (classifier at 8 %)."""
-    with pytest.raises(ValueError, match="digit_counts must be 10 finite counts >= 0"):
+    with pytest.raises(ValueError, match="digit_counts must be 10 counts, finite and >= 0"):
         log_class_prior(counts)
 
 
