@@ -48,6 +48,9 @@ def verdicts(images, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
 def kl_to_uniform(counts) -> Optional[float]:
     """KL(class frequencies || uniform) in nats; None when there is nothing to count."""
     counts = np.asarray(counts)
+    if (not np.issubdtype(counts.dtype, np.number) or counts.ndim != 1 or len(counts) == 0
+            or not np.all(np.isfinite(counts)) or np.any(counts < 0)):
+        raise ValueError(f"counts must be one finite count >= 0 per class; got {counts!r}.")
     if counts.sum() == 0:
         return None
     frequencies = counts[counts > 0] / counts.sum()
@@ -158,8 +161,9 @@ def _is_integer(value) -> bool:
 def contains_digit(labels, digit: int = 8, channels: int = 1) -> np.ndarray:
     """True where any of the ``channels`` decimal digits of the label equals ``digit``.
 
-    A digit outside 0..9, other channels than 1 or 3, or labels that are no non-negative
-    integers would give an answer (often all False) that looks like a real one, so they raise.
+    A digit outside 0..9, other channels than 1 or 3, labels that are no non-negative
+    integers, or labels above 10 ** channels - 1 (colour labels with channels=1) would give
+    an answer (often all False) that looks like a real one, so they raise.
     """
     if not _is_integer(digit) or not 0 <= digit <= 9:
         raise ValueError(f"digit must be an integer in 0..9, got {digit!r}.")
@@ -177,6 +181,13 @@ def contains_digit(labels, digit: int = 8, channels: int = 1) -> np.ndarray:
         bad |= ~np.isfinite(labels) | (labels != np.round(labels))
     if np.any(bad):
         raise ValueError(f"{expected}; got {labels[bad].flat[0].item()!r}.")
+    too_large = labels >= 10 ** channels
+    if np.any(too_large):
+        # A colour label such as 800 read as mono would answer "no 8" for its hundreds digit.
+        raise ValueError(
+            f"labels of {channels}-channel images lie in 0..{10 ** channels - 1}; got "
+            f"{labels[too_large].flat[0].item()!r}"
+            + (": colour labels (R + 10 G + 100 B) need channels=3." if channels == 1 else "."))
     return np.any([(labels // 10 ** c) % 10 == digit for c in range(channels)], axis=0)
 
 

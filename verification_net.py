@@ -25,6 +25,7 @@ for the Fashion judge.
 from __future__ import annotations
 
 import argparse
+import json
 import numbers
 import os
 import shlex
@@ -104,11 +105,60 @@ def _walk_config(node, on_class, on_name) -> None:
             _walk_config(value, on_class, on_name)
 
 
-def _check_keras_archive(path, vocabulary) -> None:
+# The fields of a layer's config that set how much it builds. A judge file must give each
+# layer the values of its class's own architecture: the weight shapes are compared after the
+# load as well, but by then a Dense layer of 10**6 units would have been built.
+_SIZE_KEYS = ("units", "filters", "kernel_size", "strides", "pool_size", "dilation_rate",
+              "groups", "depth_multiplier", "batch_input_shape", "batch_shape", "target_shape",
+              "axis", "input_dim", "output_dim")
+
+
+def _architecture_sizes(config) -> list:
+    """``[(class_name, {size field: value})]`` of every serialised object in a Keras config,
+    in file order, as plain JSON values."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if "class_name" in node:
+                sizes = inner if isinstance(inner, dict) else {}
+                found.append((node["class_name"],
+                              {key: sizes[key] for key in _SIZE_KEYS if key in sizes}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(json.dumps(config)))  # tuples as lists, as in a file
+    return found
+
+
+def _check_sizes(config, expected, judge: str) -> None:
+    """``ValueError`` naming the first layer and field where ``config`` asks for other sizes
+    than ``expected`` (``_architecture_sizes`` of the judge's own network)."""
+    sizes = _architecture_sizes(config)
+    for index, ((name, got), (wanted_name, wanted)) in enumerate(zip(sizes, expected)):
+        if name != wanted_name:
+            raise ValueError(f"its config's object {index} is a {name}, the {judge}'s a "
+                             f"{wanted_name}: it is another architecture")
+        for key in sorted(set(got) | set(wanted)):
+            if got.get(key) != wanted.get(key):
+                raise ValueError(f"its config gives the {name} layer {index} {key} = "
+                                 f"{got.get(key)!r}, the {judge}'s architecture (the limit for "
+                                 f"a judge file) {wanted.get(key)!r}; it is not loaded")
+    if len(sizes) != len(expected):
+        raise ValueError(f"its config holds {len(sizes)} objects, the {judge}'s "
+                         f"{len(expected)}: it is another architecture")
+
+
+def _check_keras_archive(path, vocabulary, sizes=None, judge: str = "VerificationNet") -> None:
     """Raise ``ValueError`` unless ``path`` is an intact ``.keras`` zip archive whose config
-    uses only the classes and named functions of the VerificationNet (``vocabulary``). This
-    runs before ``load_model`` sees the file (see keras_files.py): Lambda layers, unknown
-    classes and foreign modules are refused."""
+    uses only the classes and named functions of the VerificationNet (``vocabulary``) and, if
+    ``sizes`` (``_architecture_sizes`` of the judge's network) are given, exactly its layer
+    sizes. This runs before ``load_model`` sees the file (see keras_files.py): Lambda layers,
+    unknown classes, foreign modules and networks larger than the judge are refused."""
     config = read_config(path)
     classes, names = vocabulary
 
@@ -129,6 +179,8 @@ def _check_keras_archive(path, vocabulary) -> None:
             )
 
     _walk_config(config, check_class, check_name)
+    if sizes is not None:
+        _check_sizes(config, sizes, judge)
 
 
 def _check_tolerance(tolerance) -> None:
@@ -178,6 +230,7 @@ class VerificationNet:
     names without either suffix. ``train`` writes to it in the same format."""
 
     _vocabulary = None  # _config_vocabulary of the architecture, computed on first load
+    _sizes = None  # _architecture_sizes of the architecture, computed on first load
     binarise_share = 0.5  # of the training batches, binarised at 0.5
     default_epochs = 8
 
@@ -254,9 +307,13 @@ class VerificationNet:
         expected = self.model.get_weights()
         if _is_keras_file(path):
             judge_class = type(self)
-            if judge_class._vocabulary is None:
-                judge_class._vocabulary = _config_vocabulary(self._build(tf_keras))
-            _check_keras_archive(path, judge_class._vocabulary)
+            if judge_class._vocabulary is None or judge_class._sizes is None:
+                network = self._build(tf_keras)
+                judge_class._vocabulary = _config_vocabulary(network)
+                judge_class._sizes = _architecture_sizes(
+                    tf_keras.saving.serialize_keras_object(network))
+            _check_keras_archive(path, judge_class._vocabulary, judge_class._sizes,
+                                 judge_class.__name__)
             loaded = tf_keras.models.load_model(str(path), safe_mode=True, compile=False)
             weights = loaded.get_weights()
             shapes = [w.shape for w in weights]
@@ -470,6 +527,7 @@ class FashionNet(VerificationNet):
     accuracy; ``python verification_net.py --dataset fashion_mnist`` trains it."""
 
     _vocabulary = None
+    _sizes = None
     binarise_share = 0.25
     default_epochs = 30
 

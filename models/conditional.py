@@ -88,19 +88,43 @@ def log_class_prior(digit_counts=None) -> np.ndarray:
     gives log p(8) = -inf), or uniform when no counts are given."""
     if digit_counts is None:
         return np.full(LABEL_CLASSES, -np.log(LABEL_CLASSES))
-    counts = np.asarray(digit_counts, np.float64)
-    if counts.shape != (LABEL_CLASSES,) or np.any(counts < 0) or counts.sum() <= 0:
-        raise ValueError(f"digit_counts must be 10 counts >= 0, not all 0; got {counts}.")
+    try:
+        counts = np.asarray(digit_counts, np.float64)
+    except (TypeError, ValueError):
+        counts = np.asarray(digit_counts, object)
+    if (counts.dtype != np.float64 or counts.shape != (LABEL_CLASSES,)
+            or not np.all(np.isfinite(counts)) or np.any(counts < 0) or counts.sum() <= 0):
+        # NaN or inf counts (a damaged model file's metadata) would give NaN priors and a
+        # classifier that silently guesses.
+        raise ValueError(f"digit_counts must be 10 counts, finite and >= 0, not all 0 (a model "
+                         f"file's metadata['digit_counts'], or None for a uniform p(y)); got "
+                         f"{digit_counts!r}.")
     with np.errstate(divide="ignore"):
         return np.log(counts / counts.sum())
 
 
+def _joint(log_lik, log_prior) -> np.ndarray:
+    """log p(x | y) + log p(y), after checking both: log_lik (..., 10) finite, log_prior (10,)
+    without NaN or +inf and not all -inf (a digit never seen has log p(y) = -inf)."""
+    log_lik, log_prior = np.asarray(log_lik, np.float64), np.asarray(log_prior, np.float64)
+    finite = bool(np.all(np.isfinite(log_lik)))
+    if log_lik.ndim < 1 or log_lik.shape[-1] != LABEL_CLASSES or not finite:
+        raise ValueError(f"log_lik must be finite log p(x | y) with a last axis of "
+                         f"{LABEL_CLASSES} digits (class_log_likelihoods); got shape "
+                         f"{log_lik.shape}{'' if finite else ' with NaN or inf values'}.")
+    if (log_prior.shape != (LABEL_CLASSES,) or np.any(np.isnan(log_prior))
+            or np.any(log_prior == np.inf) or not np.any(np.isfinite(log_prior))):
+        raise ValueError(f"log_prior must be log p(y), {LABEL_CLASSES} values, -inf allowed but "
+                         f"not for every digit, no NaN (log_class_prior); got {log_prior}.")
+    return log_lik + log_prior
+
+
 def class_posterior(log_lik: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
     """p(y | x) = p(x | y) p(y) / sum_y' p(x | y') p(y'), over the last axis."""
-    joint = log_lik + log_prior
+    joint = _joint(log_lik, log_prior)
     return np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))
 
 
 def marginal_log_likelihood(log_lik: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
     """log p(x) = log sum_y p(x | y) p(y), over the last axis."""
-    return logsumexp(log_lik + log_prior, axis=-1)
+    return logsumexp(_joint(log_lik, log_prior), axis=-1)

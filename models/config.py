@@ -8,6 +8,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from keras_files import LIMITS, check_limit
+
 HEADS = ("bernoulli", "beta", "categorical", "normal")
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
@@ -40,6 +42,9 @@ class ModelConfig:
     block_convs: extra stride-1 3x3 convolutions at each resolution (14 x 14 and 28 x 28 in
         the decoder, their mirror in the encoder); 0 is the plain two-convolution network.
     beta: weight of the KL term in the VAE loss (1 = the ELBO).
+
+    Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
+    imply (``parameter_count``): a config read from a file is checked before anything is built.
     """
 
     kind: str = "vae"
@@ -73,6 +78,37 @@ class ModelConfig:
             raise ValueError(f"beta must be a number >= 0, got {self.beta!r}.")
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
         object.__setattr__(self, "beta", float(self.beta))
+        for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins"):
+            check_limit(name, getattr(self, name))
+        for index, value in enumerate(self.filters):
+            check_limit(f"filters[{index}]", value, "filters")
+        check_limit("the parameter count the config implies", self.parameter_count(),
+                    "parameters")
+
+    def parameter_count(self) -> int:
+        """An upper bound of the model's parameter count, from the sizes alone (nothing is
+        built): the encoder and decoder subnets of ``networks.py`` with a conditional model's
+        label input and two latent parameters per dimension, the head's most parameters per
+        pixel, and the largest prior state (the CVAE's class Gaussians, 10 d (d + 1), plus a
+        learned flow of four MADE networks with two 64-unit layers)."""
+        (f1, f2), d, h, blocks = self.filters, self.latent_dim, self.hidden_units, self.block_convs
+        per_pixel = self.categorical_bins if self.head == "categorical" else 2
+        labels = 10
+
+        def conv(inputs, outputs):
+            return 9 * inputs * outputs + outputs
+
+        def dense(inputs, outputs):
+            return inputs * outputs + outputs
+
+        convolutions = (conv(1, f1) + conv(f1, f2) + 2 * blocks * (conv(f1, f1) + conv(f2, f2))
+                        + conv(f2, f2) + conv(f2, f1) + conv(f1, per_pixel))
+        flat = 49 * f2 + labels
+        encoder = dense(flat, h) + dense(h, 2 * d) if h else dense(flat, 2 * d)
+        decoder = (dense(d + labels, h) + dense(h, 49 * f2) if h
+                   else dense(d + labels, 49 * f2))
+        prior = 10 * d * (d + 1) + 4 * (dense(d, 64) + dense(64, 64) + dense(64, 2 * d))
+        return convolutions + encoder + decoder + prior
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

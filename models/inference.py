@@ -13,8 +13,11 @@ channels, which the colour model treats as independent digits):
 
     ELBO = E_q sum_pixels mask * log p(x_pixel | z) - KL(q || p(z))
 
-with the model's prior p(z) (``model.latent_prior``), the KL analytic and the expectation by
-reparameterised samples z = mean + scale * eps. Pixels with mask 0 do not enter it, so it is
+with the model's prior p(z) (``model.latent_prior``), the KL analytic where a closed form
+exists (N(0, I)) and otherwise (the learned flow prior of "flowprior_vae") the Monte Carlo
+mean of log q(z) - log p(z) over the same samples, and the expectation by reparameterised
+samples z = mean + scale * eps. A conditional model (the CVAE) is refused: its decoder needs
+each image's digit (``models.conditional`` has its log p(x | y)). Pixels with mask 0 do not enter it, so it is
 the ELBO of the observed pixels alone. ``fit_posteriors`` maximises it by Adam over the means
 and log-scales of all images at once: one compiled step updates a (N, C, d) variable (each
 image's parameters get their own Adam moments, so an image's fit does not depend on the
@@ -127,6 +130,14 @@ def _check_model(model, what: str) -> None:
     if model.latent_prior(1) is None:
         raise ValueError(f"{what} needs a model with a latent prior (a VAE); got a "
                          f"{model.config.kind!r} model.")
+    if model.conditional:
+        raise ValueError(
+            f"{what} works with unconditional models; a conditional {model.config.kind!r} "
+            "model decodes each image with its digit, which it does not take. Use an "
+            "unconditional VAE for inference and completion (e.g. models.zoo.load("
+            "'vae_mono_complete')); for the CVAE's log p(x | y) use "
+            "models.conditional.class_log_likelihoods, for its reconstructions "
+            "model.reconstruct(x, labels=y).")
 
 
 def _inputs(model, x, mask):
@@ -154,10 +165,29 @@ def _per_image(values, channels: int, per_channel: bool) -> np.ndarray:
     return values if per_channel else values.sum(axis=1)
 
 
-def _kl(model, loc, scale):
-    """KL(N(loc, scale^2) || p(z)) per channel image (B,), analytic; loc, scale (B, d)."""
-    q = tfd.Independent(tfd.Normal(loc[:, tf.newaxis, :], scale[:, tf.newaxis, :]), 2)
-    return tfd.kl_divergence(q, model.latent_prior(1))
+def _q(loc, scale):
+    """N(loc, scale^2) per channel image: batch (B,), event (1, d); loc, scale (B, d)."""
+    return tfd.Independent(tfd.Normal(loc[:, tf.newaxis, :], scale[:, tf.newaxis, :]), 2)
+
+
+def _closed_form_kl(model, loc, scale):
+    """KL(N(loc, scale^2) || p(z)) per channel image (B,), analytic; None when the prior has
+    no closed form (the learned flow prior of "flowprior_vae")."""
+    try:
+        return tfd.kl_divergence(_q(loc, scale), model.latent_prior(1))
+    except NotImplementedError:
+        return None
+
+
+def _kl(model, loc, scale, z):
+    """KL(N(loc, scale^2) || p(z)) per channel image (B,): analytic where a closed form exists,
+    else the Monte Carlo mean of log q(z) - log p(z) over the samples z (S, B, d) drawn from q
+    (unbiased, and reparameterised: its gradient is the ELBO's)."""
+    kl = _closed_form_kl(model, loc, scale)
+    if kl is not None:
+        return kl
+    z = z[..., tf.newaxis, :]  # (S, B, 1, d): the event (1, d) of q and of p(z)
+    return tf.reduce_mean(_q(loc, scale).log_prob(z) - model.latent_prior(1).log_prob(z), axis=0)
 
 
 def _masked_log_likelihood(model, z, targets, mask):
@@ -254,7 +284,7 @@ def _elbo_estimate(model, loc, log_scale, targets, mask, eps):
     scale = tf.exp(log_scale)
     z = loc[tf.newaxis] + scale[tf.newaxis] * eps
     log_px = tf.reduce_mean(_masked_log_likelihood(model, z, targets, mask), axis=0)
-    return log_px - _kl(model, loc, scale)
+    return log_px - _kl(model, loc, scale, z)
 
 
 # The step takes and returns tensors, never variables: a tf.function given variables as
@@ -517,6 +547,7 @@ def _estimates(model, mono_x, mono_mask, loc, scale, num_samples, seed, max_deco
     targets = model.head.targets(mono_x)
     iwae = np.zeros(rows)
     log_px_total = np.zeros(rows)
+    log_w_total = np.zeros(rows)
     block_index = 0
     for start in range(0, rows, images_per_block):
         block = slice(start, start + images_per_block)
@@ -537,9 +568,16 @@ def _estimates(model, mono_x, mono_mask, loc, scale, num_samples, seed, max_deco
             log_w_parts.append(log_w.numpy().astype(np.float64))
             log_px_total[block] += log_px_sum.numpy()
         log_w = np.concatenate(log_w_parts, axis=0)
+        log_w_total[block] = log_w.sum(axis=0)
         top = log_w.max(axis=0)
         iwae[block] = top + np.log(np.exp(log_w - top).sum(axis=0)) - np.log(num_samples)
-    kl = _kl(model, tf.constant(loc), tf.constant(scale)).numpy().astype(np.float64)
+    kl = _closed_form_kl(model, tf.constant(loc), tf.constant(scale))
+    if kl is None:
+        # No closed form: log q(z_k) - log p(z_k) = log p(x_obs | z_k) - log w_k, averaged
+        # over the same samples.
+        kl = (log_px_total - log_w_total) / num_samples
+    else:
+        kl = kl.numpy().astype(np.float64)
     return {"iwae": iwae, "elbo": log_px_total / num_samples - kl, "kl": kl}
 
 
@@ -552,7 +590,8 @@ def proposal_estimates(model: GenerativeModel, x, mean, scale, mask=None,
     ``iwae``  logsumexp_k [log p(x_obs | z_k) + log p(z_k) - log q(z_k)] - log K, a lower
               bound of log p(x_obs) that tightens as K grows (like
               ``likelihood.posterior_estimates``, with any proposal instead of q(z|x));
-    ``elbo``  mean_k log p(x_obs | z_k) - KL(q || p(z)), the KL analytic;
+    ``elbo``  mean_k log p(x_obs | z_k) - KL(q || p(z)), the KL analytic (a learned prior's:
+              the mean of log q(z_k) - log p(z_k) over the same samples);
     ``kl``    KL(q || p(z)).
     With a mask only the observed pixels count (x_obs); None = all pixels. The noise depends
     on (seed, the block) only, so two proposals for the same images and K share it, and their

@@ -13,8 +13,9 @@ temporary name and renamed, so a crash never leaves half a file.
 ``load`` checks a file before Keras reads it, since ``safe_mode=True`` alone does not keep
 code out in tf_keras 2.21 (see keras_files.py): a loadable file is an intact archive of
 exactly what ``model.save`` writes, whose config names one of our registered classes and holds
-plain values only.
-Weights must be finite when saved and when loaded.
+plain values only, and whose sizes (a model's ModelConfig, a sampler's latent_dim and
+settings) are within ``keras_files.LIMITS``; each archive member's inflated size is bounded by
+``keras_files.MAX_MEMBER_BYTES``. Weights must be finite when saved and when loaded.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import tf_keras
 from atomic_io import atomic_path
 from keras_files import read_config
 
+from .config import ModelConfig
 from .families import FAMILIES
 from .generative import GenerativeModel
 from .samplers import SAMPLERS, LatentSampler
@@ -103,7 +105,22 @@ def check_archive(path) -> dict:
         raise ValueError(f"its config names the module {config.get('module')!r}")
     if _names_objects(config.get("config")):
         raise ValueError("its config holds serialised objects where plain values belong")
+    _check_sizes(registered[config["registered_name"]], config.get("config"))
     return config
+
+
+def _check_sizes(cls, values) -> None:
+    """The sizes the config asks ``cls`` to build, against ``keras_files.LIMITS`` (before
+    Keras builds anything: a 3 kB file could ask for more memory than the machine has)."""
+    if not isinstance(values, dict):
+        raise ValueError("its config holds no settings")
+    if issubclass(cls, GenerativeModel):
+        if not isinstance(values.get("config"), dict):
+            raise ValueError("its config holds no model config")
+        ModelConfig.from_dict(values["config"])  # checks every size and the parameter count
+    elif issubclass(cls, LatentSampler):
+        settings = {key: values[key] for key in cls.settings_names if key in values}
+        cls.check_sizes(values.get("latent_dim"), **settings)
 
 
 def _names_objects(node) -> bool:

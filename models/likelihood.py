@@ -17,6 +17,9 @@ iwae_log_likelihood   importance sampling with q(z|x) as proposal: logsumexp_k [
 elbo                  E_q log p(x|z) - KL(q || p), the KL analytic (Monte Carlo for a learned
                       prior).
 reconstruction_nll    -log p(x | z = encode(x)): the AE score (also defined for the VAE).
+
+The CVAE: the posterior estimators and reconstruction_nll take ``labels=`` (log p(x | y)); the
+prior estimators refuse it and name these (and ``models.conditional``) instead.
 """
 from __future__ import annotations
 
@@ -66,16 +69,31 @@ def _mono_posterior(model: GenerativeModel, mono_x) -> tfd.Distribution:
     return model.posterior(model.mono_latent_params(mono_x))
 
 
-def _checked_input(model: GenerativeModel, what: str, x, seed: int, **counts) -> np.ndarray:
-    """The images, after checking that the estimator applies to the model (it needs a latent
-    prior) and that the images, the seed and the counts (sample and chunk sizes) are valid."""
+def _checked_input(model: GenerativeModel, what: str, x, seed: int, labels=None,
+                   takes_labels: bool = False, **counts):
+    """``(images, digits)``, after checking that the estimator applies to the model (it needs
+    a latent prior; a conditional model needs labels, if the estimator takes them) and that
+    the images, labels, the seed and the counts (sample and chunk sizes) are valid. ``digits``
+    (N * C,): each channel image's digit for a conditional model, else None."""
     if model.prior is None:
         raise ValueError(f"{what} needs a model with a latent prior (a VAE); got a "
                          f"{model.config.kind!r} model. Score it with reconstruction_nll.")
+    if model.conditional and not takes_labels:
+        raise ValueError(
+            f"{what} estimates log p(x) of unconditional models; for a conditional "
+            f"{model.config.kind!r} model use iwae_log_likelihood(model, x, labels=y) (log p(x "
+            "| y)) or models.conditional.class_log_likelihoods and marginal_log_likelihood.")
+    if model.conditional and labels is None:
+        raise ValueError(
+            f"{what} of a conditional {model.config.kind!r} model estimates log p(x | y): pass "
+            f"labels=y, the class of every image (0..{10 ** model.config.channels - 1}); "
+            "without labels use models.conditional.class_log_likelihoods and "
+            "marginal_log_likelihood (log p(x) = log sum_y p(x | y) p(y)).")
     check_seed(seed)
     for name, value in counts.items():
         check_count(name, value)
-    return check_images(x, model.config.channels)
+    x = check_images(x, model.config.channels)
+    return x, model.mono_digits(labels, len(x))
 
 
 def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, seed: int = 0,
@@ -88,8 +106,8 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
     image_chunk * (784 F + sample_chunk) * 4 bytes whatever N and K are (F = features per
     pixel: 1 for Bernoulli, 2 for Beta and Normal, the bins for the categorical head).
     """
-    x = _checked_input(model, "prior_log_likelihood", x, seed, num_samples=num_samples,
-                       sample_chunk=sample_chunk, image_chunk=image_chunk)
+    x, _ = _checked_input(model, "prior_log_likelihood", x, seed, num_samples=num_samples,
+                          sample_chunk=sample_chunk, image_chunk=image_chunk)
     mono_x, inverse, channels = distinct_channel_images(x)
     targets = model.head.targets(mono_x)
     z = model.prior_codes(num_samples, seed=seed)
@@ -113,7 +131,8 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
                                seed: int = 0) -> np.ndarray:
     """The same estimate computed the slow, obvious way (reference for tests and benchmarks):
     per channel image, ``log_prob`` of the decoder distribution at all K samples."""
-    x = _checked_input(model, "naive_prior_log_likelihood", x, seed, num_samples=num_samples)
+    x, _ = _checked_input(model, "naive_prior_log_likelihood", x, seed,
+                          num_samples=num_samples)
     mono_x, channels = fold_channels(x)
     z = model.prior_codes(num_samples, seed=seed)
     dist = model.head.distribution(model.mono_pixel_params(z))
@@ -126,15 +145,17 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
 
 
 @tf.function(reduce_retracing=True)
-def _posterior_block(model, batch, count: int, seed):
-    """For mono images (B, 28, 28, 1) and ``count`` samples z_k ~ q(z|x) each:
-    ``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || p) (B,))``, one graph (the KL is
-    analytic for the VAE; a learned prior's is the mean over the samples)."""
-    posterior = _mono_posterior(model, batch)
+def _posterior_block(model, batch, count: int, seed, digits=None):
+    """For mono images (B, 28, 28, 1) (of ``digits`` (B,), for a conditional model) and
+    ``count`` samples z_k ~ q(z|x) each: ``(log w (count, B), sum_k log p(x|z_k) (B,),
+    KL(q || p) (B,))``, one graph (the KL is analytic for the VAE; a learned prior's is the
+    mean over the samples)."""
+    posterior = model.posterior(model.mono_latent_params(batch, digits))
     prior = model.latent_prior(channels=1)
     z = posterior.sample(count, seed=seed)  # (count, B, 1, d)
     flat_z = tf.reshape(z, [-1, model.config.latent_dim])
-    dist = model.head.distribution(model.mono_pixel_params(flat_z))
+    flat_digits = None if digits is None else tf.tile(digits, [count])  # row k * B + b
+    dist = model.head.distribution(model.mono_pixel_params(flat_z, flat_digits))
     tiled = tf.tile(model.head.targets(batch), [count, 1, 1, 1])
     log_px = tf.reshape(dist.log_prob(tiled), [count, -1])
     log_w = log_px + prior.log_prob(z) - posterior.log_prob(z)
@@ -142,18 +163,20 @@ def _posterior_block(model, batch, count: int, seed):
 
 
 def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
-                        max_decodes: int = 20_000, per_channel: bool = False) -> dict:
+                        max_decodes: int = 20_000, per_channel: bool = False,
+                        labels=None) -> dict:
     """IWAE and ELBO from the same K samples of q(z|x) per (channel) image, (N,) nats each.
 
     ``iwae``: logsumexp_k log w_k - log K with w_k = p(x|z_k) p(z_k) / q(z_k|x);
     ``elbo``: mean_k log p(x|z_k) - KL(q || p(z)), the KL analytic for the VAE (a learned
     prior's: the mean of log q(z_k|x) - log p(z_k) over the same samples);
     ``kl``: that KL(q(z|x) || p(z)).
-    Decoding is done in blocks of at most ``max_decodes`` images.
+    Decoding is done in blocks of at most ``max_decodes`` images. A conditional model (the
+    CVAE) needs ``labels`` (N,), the class of every image: its estimates are of log p(x | y).
     """
-    x = _checked_input(model, "posterior_estimates", x, seed, num_samples=num_samples,
-                       max_decodes=max_decodes)
-    mono_x, inverse, channels = distinct_channel_images(x)
+    x, digits = _checked_input(model, "posterior_estimates", x, seed, labels, True,
+                               num_samples=num_samples, max_decodes=max_decodes)
+    mono_x, inverse, channels = model.distinct_mono_images(x, digits)
     iwae = np.zeros(len(mono_x), np.float64)
     elbo_values = np.zeros(len(mono_x), np.float64)
     kl_values = np.zeros(len(mono_x), np.float64)
@@ -167,7 +190,8 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
         for k_start in range(0, num_samples, samples_per_block):
             count = min(samples_per_block, num_samples - k_start)
             log_w, log_px_sum, kl = _posterior_block(
-                model, batch, count, tf.constant([seed, block_index], tf.int32))
+                model, batch, count, tf.constant([seed, block_index], tf.int32),
+                None if digits is None else tf.constant(digits[rows], tf.int32))
             block_index += 1
             running.add(log_w.numpy().T)  # (images, samples)
             elbo_values[rows] += log_px_sum.numpy() / num_samples
@@ -179,21 +203,26 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
 
 
 def iwae_log_likelihood(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
-                        max_decodes: int = 20_000, per_channel: bool = False) -> np.ndarray:
-    """Importance-sampled log p(x) with q(z|x) as proposal, (N,) nats."""
-    return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel)["iwae"]
+                        max_decodes: int = 20_000, per_channel: bool = False,
+                        labels=None) -> np.ndarray:
+    """Importance-sampled log p(x) with q(z|x) as proposal, (N,) nats (log p(x | y) of a
+    conditional model, given ``labels``)."""
+    return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel,
+                               labels)["iwae"]
 
 
 def elbo(model: GenerativeModel, x, num_samples: int = 1, seed: int = 0,
-         max_decodes: int = 20_000, per_channel: bool = False) -> np.ndarray:
-    """E_q log p(x|z) (averaged over ``num_samples`` draws) - KL(q || p(z)), (N,) nats."""
-    return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel)["elbo"]
+         max_decodes: int = 20_000, per_channel: bool = False, labels=None) -> np.ndarray:
+    """E_q log p(x|z) (averaged over ``num_samples`` draws) - KL(q || p(z)), (N,) nats (a
+    conditional model's, given ``labels``)."""
+    return posterior_estimates(model, x, num_samples, seed, max_decodes, per_channel,
+                               labels)["elbo"]
 
 
 def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False,
-                       batch_size: int = 5000) -> np.ndarray:
+                       batch_size: int = 5000, labels=None) -> np.ndarray:
     """-log p(x | z = encode(x)), (N,) nats: the AE anomaly score (higher = more anomalous);
-    z is the code (AE) or the posterior mean (VAE). ``model.reconstruct`` gives it together
-    with the reconstructed images."""
-    nll = model.reconstruct(x, batch_size=batch_size)[1]
+    z is the code (AE) or the posterior mean (VAE); a conditional model takes the images'
+    ``labels``. ``model.reconstruct`` gives it together with the reconstructed images."""
+    nll = model.reconstruct(x, batch_size=batch_size, labels=labels)[1]
     return nll if per_channel else nll.sum(axis=1)

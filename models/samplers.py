@@ -22,6 +22,7 @@ whose settings and metadata are plain config values, so it is a ``.keras`` file 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -29,6 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from keras_files import check_limit
 from stacked_mnist import finite_float32
 
 from .batching import in_batches
@@ -48,13 +50,34 @@ class LatentSampler(tf_keras.Model):
 
     def __init__(self, latent_dim: int, metadata: Optional[dict] = None, **kwargs):
         kwargs.setdefault("name", f"{self.kind}_sampler")
+        settings = {key: kwargs.pop(key) for key in self.settings_names if key in kwargs}
+        self.check_sizes(latent_dim, **settings)
         super().__init__(**kwargs)
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
         self.latent_dim = latent_dim
         self.metadata = dict(metadata or {})
         self.is_fitted = tf.Variable(not self.needs_fitting, trainable=False, name="is_fitted")
         self.built = True  # the state variables exist from the start
+
+    settings_names = ()  # the constructor's keyword arguments besides latent_dim, metadata
+
+    @classmethod
+    def check_sizes(cls, latent_dim, **settings) -> None:
+        """``ValueError`` naming the field unless ``latent_dim`` and the sizes in ``settings``
+        are positive integers within ``keras_files.LIMITS``, and so is the parameter count
+        they imply: run before any variable is made (a file's latent_dim of 40000 would make
+        a 12.8 GB covariance)."""
+        for name, value in (("latent_dim", latent_dim), *settings.items()):
+            if name in ("latent_dim", "layers", "hidden_units", "components"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                check_limit(name, value)
+        check_limit("the parameter count the sampler's sizes imply",
+                    cls.parameter_count(latent_dim, **settings), "parameters")
+
+    @classmethod
+    def parameter_count(cls, latent_dim: int, **settings) -> int:
+        """How many numbers the sampler's state holds, from its sizes alone."""
+        return 0
 
     @property
     def fitted(self) -> bool:
@@ -148,6 +171,10 @@ class FittedGaussian(LatentSampler):
     kind = "fitted"
     description = "Gaussian fitted to the training codes (mean, full covariance)"
 
+    @classmethod
+    def parameter_count(cls, latent_dim, **settings):
+        return latent_dim * (latent_dim + 1)
+
     def __init__(self, latent_dim: int, **kwargs):
         super().__init__(latent_dim, **kwargs)
         self.mean = tf.Variable(tf.zeros(latent_dim, tf.float64), trainable=False, name="mean")
@@ -155,9 +182,27 @@ class FittedGaussian(LatentSampler):
                                       name="covariance")
 
     def _fit(self, codes, scales, seed, **options):
+        if len(codes) <= self.latent_dim:
+            raise ValueError(
+                f"a full covariance of {self.latent_dim}-dimensional codes needs at least "
+                f"{self.latent_dim + 1} codes, got {len(codes)}: fit to more codes, or use the "
+                "'standard' sampler.")
         z = _draw(codes, scales, np.random.default_rng(seed))
+        covariance = np.atleast_2d(np.cov(z, rowvar=False))
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            # Codes on a lower-dimensional subspace (a dead latent dimension, repeated codes):
+            # the covariance is singular and log_prob would fail. A ridge of 1e-6 of the mean
+            # variance keeps it a density; the file and a warning say so.
+            ridge = 1e-6 * max(float(np.trace(covariance)) / self.latent_dim, 1e-12)
+            covariance = covariance + ridge * np.eye(self.latent_dim)
+            self.metadata["covariance_ridge"] = ridge
+            warnings.warn(f"the codes' covariance is singular (they span fewer than "
+                          f"{self.latent_dim} dimensions); added {ridge:.3g} to its diagonal.",
+                          stacklevel=3)
         self.mean.assign(z.mean(axis=0).astype(np.float64))
-        self.covariance.assign(np.cov(z, rowvar=False))
+        self.covariance.assign(covariance)
 
     def _sample(self, count, rng):
         return rng.multivariate_normal(self.mean.numpy(), self.covariance.numpy(), size=count)
@@ -172,11 +217,14 @@ class GaussianMixture(LatentSampler):
 
     kind = "gmm"
     description = "Gaussian mixture (10 components) fitted to the training codes"
+    settings_names = ("components",)
+
+    @classmethod
+    def parameter_count(cls, latent_dim, components: int = 10, **settings):
+        return components * (latent_dim * (latent_dim + 1) + 1)
 
     def __init__(self, latent_dim: int, components: int = 10, **kwargs):
-        super().__init__(latent_dim, **kwargs)
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(f"components must be a positive integer, got {components!r}.")
+        super().__init__(latent_dim, components=components, **kwargs)
         self.components = components
         self.mixture_weights = tf.Variable(tf.fill([components], tf.constant(1.0 / components, tf.float64)),
                                            trainable=False, name="mixture_weights")
@@ -228,12 +276,17 @@ class MaskedAutoregressiveFlow(LatentSampler):
     kind = "flow"
     description = "masked autoregressive flow"
 
+    settings_names = ("layers", "hidden_units")
+
+    @classmethod
+    def parameter_count(cls, latent_dim, layers: int = 6, hidden_units: int = 256, **settings):
+        made = ((latent_dim + 1) * hidden_units + (hidden_units + 1) * hidden_units
+                + (hidden_units + 1) * 2 * latent_dim)
+        return layers * made + 2 * latent_dim
+
     def __init__(self, latent_dim: int, layers: int = 6, hidden_units: int = 256,
                  init_seed: int = 0, **kwargs):
-        super().__init__(latent_dim, **kwargs)
-        for name, value in (("layers", layers), ("hidden_units", hidden_units)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        super().__init__(latent_dim, layers=layers, hidden_units=hidden_units, **kwargs)
         self.layers_count, self.hidden_units, self.init_seed = layers, hidden_units, init_seed
         # Seeded initial weights, one seed per network; global random states are left alone.
         self.networks = [

@@ -236,3 +236,28 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
                  "cvae_anomaly_curves.png", "color_cvae_anomaly_curves.png",
                  "color_cvae_numbers.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("counts", [[5] * 9 + [np.nan], [5] * 9 + [np.inf], [5] * 9 + [-1],
+                                    [0] * 10, [5] * 9, [5] * 9 + ["x"], [5] * 9 + [None]],
+                         ids=["nan", "inf", "negative", "zeros", "nine", "string", "none"])
+def test_log_class_prior_refuses_counts_that_would_give_nan(counts):
+    """One NaN in a CVAE file's digit_counts used to give NaN priors (classifier at 8 %)."""
+    with pytest.raises(ValueError, match="digit_counts must be 10 counts, finite and >= 0"):
+        log_class_prior(counts)
+
+
+def test_posterior_and_marginal_refuse_nan_and_accept_an_unseen_digit():
+    log_lik = np.zeros((2, 1, 10))
+    prior = log_class_prior([1] * 8 + [0, 1])  # no 8s in training: log p(8) = -inf
+    posterior = class_posterior(log_lik, prior)
+    assert np.all(np.isfinite(posterior)) and np.all(posterior[..., 8] == 0)
+    bad_lik = log_lik.copy()
+    bad_lik[0, 0, 3] = np.nan
+    for function in (class_posterior, marginal_log_likelihood):
+        with pytest.raises(ValueError, match="log_lik must be finite"):
+            function(bad_lik, prior)
+        with pytest.raises(ValueError, match="log_prior must be log p"):
+            function(log_lik, np.full(10, -np.inf))
+        with pytest.raises(ValueError, match="log_prior must be log p"):
+            function(log_lik, np.where(np.arange(10) == 2, np.nan, prior))

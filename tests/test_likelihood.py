@@ -180,7 +180,7 @@ def test_evaluate_scores_rejects_bad_input():
 
 
 def test_contains_digit():
-    np.testing.assert_array_equal(contains_digit([8, 3, 18], 8, 1), [True, False, True])
+    np.testing.assert_array_equal(contains_digit([8, 3, 0], 8, 1), [True, False, False])
     np.testing.assert_array_equal(contains_digit([8, 80, 800, 123, 888], 8, 3),
                                   [True, True, True, False, True])
 
@@ -192,3 +192,26 @@ def test_posterior_estimates_report_the_analytic_kl():
     posterior = model.encoder(x)
     expected = tfp.distributions.kl_divergence(posterior, model.prior).numpy()
     np.testing.assert_allclose(estimates["kl"], expected, rtol=1e-5)
+
+
+def test_the_posterior_estimators_take_labels_for_the_cvae_and_the_prior_ones_name_them():
+    from models.conditional import class_log_likelihoods
+    from models.likelihood import (elbo, naive_prior_log_likelihood, prior_log_likelihood,
+                                   reconstruction_nll)
+
+    cvae = build_model(ModelConfig(kind="cvae", latent_dim=2, filters=(4, 8), hidden_units=16))
+    x, labels = images(3), np.array([1, 7, 7])
+    with pytest.raises(ValueError, match=r"pass labels=y.*class_log_likelihoods"):
+        iwae_log_likelihood(cvae, x, num_samples=4)
+    log_px_y = iwae_log_likelihood(cvae, x, num_samples=400, labels=labels)
+    # The same quantity as the generative classifier's log p(x | y) under N(0, I).
+    by_class = class_log_likelihoods(cvae, x, num_samples=400, prior="standard")
+    np.testing.assert_allclose(log_px_y, by_class[np.arange(3), 0, labels], atol=1.0)
+    assert np.all(elbo(cvae, x, num_samples=4, labels=labels) <= log_px_y + 1.0)
+    assert reconstruction_nll(cvae, x, labels=labels).shape == (3,)
+    for estimator in (prior_log_likelihood, naive_prior_log_likelihood):
+        with pytest.raises(ValueError, match=r"unconditional models; .*"
+                                             r"iwae_log_likelihood\(model, x, labels=y\)"):
+            estimator(cvae, x, num_samples=10)
+    with pytest.raises(ValueError, match="unconditional 'vae' model"):
+        iwae_log_likelihood(tiny_vae(), x, num_samples=4, labels=labels)

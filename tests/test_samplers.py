@@ -162,3 +162,19 @@ def test_models_generate_from_any_sampler():
     np.testing.assert_array_equal(z.reshape(-1, 3), gmm.sample(12, seed=0))
     with pytest.raises(ValueError, match="3 dimensions"):
         model.sample_latents(2, make_sampler("standard", 5))
+
+
+def test_the_fitted_gaussian_refuses_too_few_codes_and_regularises_a_singular_covariance():
+    """Fewer codes than dimensions used to give NaN log-densities or a late SVD failure."""
+    sampler = make_sampler("fitted", latent_dim=4)
+    for count in (1, 4):
+        with pytest.raises(ValueError, match="needs at least 5 codes, got"):
+            sampler.fit(np.ones((count, 4), np.float32))
+    assert not sampler.fitted
+    codes = gaussian_codes(200, np.zeros(4), np.ones(4), seed=0)
+    codes[:, 2] = 1.5  # a dead latent dimension: a singular covariance
+    with pytest.warns(UserWarning, match="covariance is singular"):
+        sampler.fit(codes)
+    assert sampler.metadata["covariance_ridge"] > 0
+    assert np.all(np.isfinite(sampler.log_prob(codes[:10])))
+    assert np.all(np.isfinite(sampler.sample(10)))

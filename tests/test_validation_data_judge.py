@@ -82,3 +82,20 @@ def test_contains_digit_accepts_integral_floats_and_numpy_integers():
     np.testing.assert_array_equal(
         contains_digit(np.array([8.0, 80.0, 800.0, 123.0, 888.0]), np.int64(8), np.int64(3)),
         expected)
+
+
+@pytest.mark.parametrize("labels, channels", [([800, 80, 3], 1), ([18], 1), ([1000], 3)])
+def test_contains_digit_refuses_labels_beyond_the_channels(labels, channels):
+    """Colour labels with the mono default used to answer "no 8" for 800 and 80."""
+    with pytest.raises(ValueError, match=f"0..{10 ** channels - 1}") as info:
+        contains_digit(labels, 8, channels)
+    assert ("need channels=3" in str(info.value)) == (channels == 1)
+
+
+@pytest.mark.parametrize("counts", [[1, np.nan, 2], [1, np.inf], [-1, 2], [[1, 2]], []],
+                         ids=["nan", "inf", "negative", "2-d", "empty"])
+def test_kl_to_uniform_refuses_counts_that_are_no_counts(counts):
+    from evaluation import kl_to_uniform
+
+    with pytest.raises(ValueError, match="counts must be one finite count >= 0 per class"):
+        kl_to_uniform(counts)

@@ -543,6 +543,11 @@ def _rename_dense(config):
     ] = "EvilDense"
 
 
+def _dense(config):
+    """The config of the first Dense layer (256 units, after the Flatten)."""
+    return next(layer for layer in _layers(config) if layer["class_name"] == "Dense")["config"]
+
+
 def _other_architecture(path):
     tf_keras = _tf_keras()
     inputs = tf_keras.Input((28, 28, 1))
@@ -574,6 +579,11 @@ def _damaged(kind, source, weights, tmp_path):
         _rewrite_archive(source, target, extra_members=["assets/readme.txt"])
     elif kind == "other architecture":
         _other_architecture(target)
+    elif kind == "huge dense layer":
+        _rewrite_archive(source, target, lambda c: _dense(c).update(units=10 ** 6))
+    elif kind == "huge input":
+        _rewrite_archive(source, target, lambda c: _layers(c)[0]["config"].update(
+            batch_input_shape=[None, 28000, 28000, 1]))
     elif kind in ("NaN weights", "inf weights"):
         weights = [w.copy() for w in weights]
         weights[20][0, 0] = np.nan if kind == "NaN weights" else np.inf  # the dense kernel
@@ -589,7 +599,10 @@ DAMAGE = {
     "unknown class": "'EvilDense'",
     "unknown activation": "'exponential'",
     "extra member": "assets/readme.txt",
-    "other architecture": "weight arrays",
+    "other architecture": "another architecture",
+    "huge dense layer": "units = 1000000, the VerificationNet's architecture (the limit for a "
+                        "judge file) 256",
+    "huge input": "batch_input_shape = [None, 28000, 28000, 1]",
     "NaN weights": "NaN or infinite",
     "inf weights": "NaN or infinite",
 }
@@ -600,6 +613,21 @@ def test_damaged_keras_files_are_refused(random_keras_file, untrained_net, tmp_p
     source, _ = untrained_net
     path = _damaged(kind, random_keras_file, source.model.get_weights(), tmp_path)
     _assert_refused(path, DAMAGE[kind])
+
+
+def test_each_judge_class_admits_its_own_sizes_and_refuses_larger_ones(tmp_path):
+    """FashionNet's network is larger than the VerificationNet's (a third block of
+    convolutions): each class holds a file to its own architecture."""
+    fashion_file = tmp_path / "fashion_net.keras"
+    writer = verification_net.FashionNet(force_learn=True, file_name=str(fashion_file))
+    writer._save()
+    assert verification_net.FashionNet(file_name=str(fashion_file)).done_training
+    with pytest.warns(UserWarning, match="could not be read"):  # another network
+        assert not VerificationNet(file_name=str(fashion_file)).done_training
+    huge = _rewrite_archive(fashion_file, tmp_path / "huge.keras",
+                            lambda c: _dense(c).update(units=10 ** 6))
+    with pytest.warns(UserWarning, match="units = 1000000, the FashionNet's architecture"):
+        assert not verification_net.FashionNet(file_name=str(huge)).done_training
 
 
 def test_weights_file_with_nan_is_refused(untrained_net, tmp_path):
