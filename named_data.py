@@ -150,8 +150,12 @@ _FASHION = dict(title="Fashion-MNIST", source=FASHION_SOURCE, class_names=FASHIO
                 judge_file="fashion_net.keras", judge_class="FashionNet", anomaly_class=8,
                 anomaly_phrase="a bag", model_tag="fashion", mono_name="fashion_mnist",
                 stacked_name="stacked_fashion_mnist", binary=False)
-register(Dataset(name="fashion_mnist", channels=1, tolerance=0.8, **_FASHION))
-register(Dataset(name="stacked_fashion_mnist", channels=3, tolerance=0.5,
+# Tolerances by the rule of verification_net.rule_tolerance (the least tolerance at which at
+# most 2 % of the judge's confident answers on the real test images are wrong; `python
+# verification_net.py --dataset fashion_mnist` prints the table); a stack's is the cube,
+# rounded down to 0.05 (which turns the course's 0.8 into its 0.5).
+register(Dataset(name="fashion_mnist", channels=1, tolerance=0.85, **_FASHION))
+register(Dataset(name="stacked_fashion_mnist", channels=3, tolerance=0.6,
                  **{**_FASHION, "title": "stacked Fashion-MNIST"}))
 
 

@@ -175,7 +175,7 @@ def test_bad_output_folders_are_refused_before_any_work(tmp_path, capsys):
         sleeper.wait()
     with pytest.raises(SystemExit):
         vae_gen.main(["--quick", "--seed", "-1", "--out", str(tmp_path / "x")])
-    assert "--seed: must be an integer >= 0" in capsys.readouterr().err
+    assert "--seed: must be an integer from 0 to" in capsys.readouterr().err
 
 
 def test_a_killed_writers_temporary_file_is_cleaned_up(tmp_path):
