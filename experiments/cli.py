@@ -190,7 +190,7 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
                              "for a model that is not the shipped one)")
     parser.add_argument("--quick", action="store_true",
                         help="a few hundred images and one epoch into --out (for tests; seconds)")
-    add_data_flags(parser, tuple(datasets or datasets_with_models(choices)))
+    add_data_flags(parser, tuple(datasets or datasets_with_models((family,))))
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a known error instead of one line")
     shared = {action.dest for action in parser._actions}
@@ -238,6 +238,9 @@ def _add_model_flags(parser, family: str) -> None:
 def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -> Run:
     family = getattr(args, "family", default_family)
     dataset = named_data.get(args.dataset)
+    if trains and not zoo.has_recipe(family, False, dataset.model_tag):
+        parser.error(f"--family {family} has no models for --dataset {dataset.name}; "
+                     f"it runs on: {', '.join(datasets_with_models((family,)))}")
     command = " ".join([f"python experiments/{row}.py"]
                        + list(sys.argv[1:] if argv is None else argv))
     model_flags = {}
