@@ -224,6 +224,27 @@ def _mix_in_non_digits(x, y, share: float = 0.1):
     return x, y
 
 
+def _conv_classifier(tf_keras, inputs, x, filters, dense_dropout: float, name: str):
+    """The judges' network after their augmentation layers: per entry of ``filters`` two 3 x 3
+    convolutions (batch norm, ReLU), max-pooling and dropout; a 256-unit dense layer; softmax
+    over the 10 classes."""
+    layers = tf_keras.layers
+    for width in filters:
+        for _ in range(2):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Dropout(dense_dropout)(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    return tf_keras.Model(inputs, outputs, name=name)
+
+
 class VerificationNet:
     """The judge. ``file_name`` is a ``.keras`` model file (default: the shipped
     saved_models/verification_net.keras), or a ``.h5`` weights file; see ``_model_path`` for
@@ -251,20 +272,7 @@ class VerificationNet:
         # percent of test accuracy.
         x = layers.RandomTranslation(0.08, 0.08, fill_mode="constant")(inputs)
         x = layers.RandomRotation(0.04, fill_mode="constant")(x)
-        for filters in (32, 64):
-            for _ in range(2):
-                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-                x = layers.BatchNormalization()(x)
-                x = layers.ReLU()(x)
-            x = layers.MaxPooling2D()(x)
-            x = layers.Dropout(0.25)(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(256, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.Dropout(0.4)(x)
-        outputs = layers.Dense(10, activation="softmax")(x)
-        return tf_keras.Model(inputs, outputs, name="verification_net")
+        return _conv_classifier(tf_keras, inputs, x, (32, 64), 0.4, "verification_net")
 
     def load_weights(self) -> bool:
         """Load the weights in ``self.file_name``; on failure say why and how to fix it, and
@@ -537,20 +545,7 @@ class FashionNet(VerificationNet):
         inputs = tf_keras.Input(shape=(28, 28, 1))
         x = layers.RandomFlip("horizontal")(inputs)
         x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
-        for filters in (32, 64, 128):
-            for _ in range(2):
-                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-                x = layers.BatchNormalization()(x)
-                x = layers.ReLU()(x)
-            x = layers.MaxPooling2D()(x)
-            x = layers.Dropout(0.25)(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(256, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.Dropout(0.5)(x)
-        outputs = layers.Dense(10, activation="softmax")(x)
-        return tf_keras.Model(inputs, outputs, name="fashion_net")
+        return _conv_classifier(tf_keras, inputs, x, (32, 64, 128), 0.5, "fashion_net")
 
     @staticmethod
     def learning_rate(epoch: int, epochs: int) -> float:
