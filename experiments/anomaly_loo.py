@@ -21,9 +21,9 @@ from atomic_io import atomic_path
 from experiments import cli
 from experiments.cli import count
 from experiments.outputs import write_metrics
+from experiments.rows import anomaly_scores
 from experiments.runs import load_data, shipped_or_quick
 from models import zoo
-from models.likelihood import posterior_estimates, reconstruction_nll
 
 QUICK = {"iwae_samples": 2}
 QUICK_CLASSES = 3  # --quick trains this many throw-away models
@@ -37,12 +37,6 @@ def add_flags(parser) -> None:
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)),
                         choices=range(10), metavar="CLASS",
                         help="the classes held out in turn (default all ten)")
-
-
-def class_scores(model, x, seed: int, iwae_samples: int) -> dict:
-    """Both anomaly scores of every image, higher = more anomalous."""
-    estimates = posterior_estimates(model, x, iwae_samples, seed)
-    return {"neg_iwae": -estimates["iwae"], "reconstruction_nll": reconstruction_nll(model, x)}
 
 
 def summarise(per_class: dict) -> dict:
@@ -116,7 +110,7 @@ def main(argv=None):
         without = dataclasses.replace(dataset, anomaly_class=held_out)
         model = shipped_or_quick(run, name, without, missing=True)
         is_anomaly = evaluation.anomaly_labels(y_test, without)
-        scores = class_scores(model, x_test, run.seed, opts.iwae_samples)
+        scores = anomaly_scores(model, x_test, run.seed, opts.iwae_samples)
         per_class[held_out] = {
             **{score: evaluation.evaluate_scores(values, is_anomaly)
                for score, values in scores.items()},

@@ -186,10 +186,10 @@ def add_anom_flags(parser, likelihood: bool) -> None:
 WORST_CHANNEL = "max_channel_"  # prefix of the colour scores that take the worst channel
 
 
-def anomaly_scores(model, x, seed: int, iwae_samples: int, prior_samples: int) -> dict:
+def anomaly_scores(model, x, seed: int, iwae_samples: int, prior_samples: int = 0) -> dict:
     """Scores per test image, higher = more anomalous: the negated log-likelihood estimates
-    (a model with a prior; IWAE and ELBO share the same K samples of q(z|x)) and the
-    reconstruction NLL.
+    (a model with a prior; IWAE and ELBO share the same K samples of q(z|x); the slow
+    prior Monte Carlo estimate only if ``prior_samples`` > 0) and the reconstruction NLL.
 
     Colour: the model factorises over channels, so each score is the sum of three channel
     terms. "An 8 in any channel" is a question about the worst channel, and one odd digit is
@@ -201,8 +201,9 @@ def anomaly_scores(model, x, seed: int, iwae_samples: int, prior_samples: int) -
     if model.prior is not None:
         estimates = posterior_estimates(model, x, iwae_samples, seed, per_channel=per_channel)
         scores["neg_elbo"], scores["neg_iwae"] = -estimates["elbo"], -estimates["iwae"]
-        scores["neg_prior_mc"] = -prior_log_likelihood(model, x, prior_samples, seed,
-                                                       per_channel=per_channel)
+        if prior_samples > 0:
+            scores["neg_prior_mc"] = -prior_log_likelihood(model, x, prior_samples, seed,
+                                                           per_channel=per_channel)
     if not per_channel:
         return scores
     return {**{name: s.sum(axis=1) for name, s in scores.items()},

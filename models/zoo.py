@@ -148,12 +148,13 @@ SHIPPED.update({
 # 16-dimensional latent (the KL term switches off what it does not need), the AE's 32 as on
 # MNIST. The class held out for the anomaly row is the bag (8).
 _FASHION_NET = dict(filters=(32, 64), hidden_units=0, head="bernoulli")
+_dataset, _prefix = DATA_OF_TAG["fashion"]
 for _kind, _latent in (("ae", 32), ("vae", 16)):
     for _missing in (False, True):
         SHIPPED[f"{_kind}_fashion_{'missing' if _missing else 'complete'}"] = Recipe(
             ModelConfig(kind=_kind, latent_dim=_latent, **_FASHION_NET),
-            f"FASHION_MNIST_FLOAT_{'MISSING' if _missing else 'COMPLETE'}", epochs=20,
-            decay_from=10, flow=not _missing, dataset="fashion_mnist",
+            f"{_prefix}_{'MISSING' if _missing else 'COMPLETE'}", epochs=20,
+            decay_from=10, flow=not _missing, dataset=_dataset,
             held_out=8 if _missing else None)
 
 
