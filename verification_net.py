@@ -24,7 +24,6 @@ for the Fashion judge.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import numbers
 import os
@@ -574,16 +573,18 @@ class FashionNet(VerificationNet):
 
 def main(argv=None) -> None:
     import named_data
+    from experiments import cli  # the scripts' one-line errors and flag types
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--retrain", action="store_true", help="train even if a trained net exists"
     )
     parser.add_argument("--dataset", default="mnist", choices=named_data.names(channels=1),
                         help="the data set whose judge to train or check (default mnist)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=cli.count, default=None,
                         help="training epochs (default: the judge's, 8 for digits)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for training and stacking")
+    parser.add_argument("--seed", type=cli.seed_value, default=0,
+                        help="seed for training and stacking")
     parser.add_argument(
         "--file", default=None,
         help="model file (.keras) or weights file (.h5); default: the data set's shipped judge"
@@ -591,18 +592,23 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="directory of the four IDX files (default: the data set's "
                              "environment variable, then the tf_keras download)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of a known error instead of one line")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; got {args.epochs}")
+    cli.check_count_limits(parser, {"epochs": args.epochs})
 
     dataset = named_data.get(args.dataset)
     judge_class = JUDGE_CLASSES[dataset.judge_class]
-    net = judge_class(force_learn=args.retrain,
-                      file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
+    # The data first: without it nothing below can run, whatever the judge file holds.
     mono = StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, seed=args.seed, mnist_dir=args.data_dir,
                             source=dataset.source)
+    net = judge_class(force_learn=args.retrain,
+                      file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
+    if args.retrain or not net.done_training:  # it trains: the file must be writable first
+        target = Path(net.file_name)
+        parent = _existing_parent(target)
+        if target.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            parser.error(f"the judge would be trained and written to {target}, which cannot be "
+                         "written (a folder, or no write access); choose another --file")
     net.train(generator=mono, epochs=args.epochs, seed=args.seed)
 
     x_test, y_test = mono.get_full_data_set(training=False)
@@ -629,18 +635,18 @@ def main(argv=None) -> None:
                   f"{accuracy:.4f}, coverage {coverage:.3f}")
 
 
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder of ``path`` that exists (where a write would create the rest)."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
 JUDGE_CLASSES = {judge.__name__: judge for judge in (VerificationNet, FashionNet)}
 
 
 if __name__ == "__main__":
-    import sys
+    from experiments.cli import run_script
 
-    from stacked_mnist import DataNotFoundError
-
-    try:
-        main()
-    except (DataNotFoundError, FileNotFoundError, PermissionError, ValueError) as error:
-        if "--debug" in sys.argv:
-            raise
-        print(f"error: {error}", file=sys.stderr)  # one line, as the experiments' scripts
-        raise SystemExit(2)
+    run_script(main)  # a known error is one line on stderr, exit status 2, as every script

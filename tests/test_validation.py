@@ -189,3 +189,41 @@ def test_a_killed_writers_temporary_file_is_cleaned_up(tmp_path):
         tmp.write_bytes(b"whole")
     assert not stale.exists() and alive.exists()
     assert (tmp_path / "model.keras").read_bytes() == b"whole"
+
+
+def test_atomic_writes_name_a_file_where_a_folder_belongs(tmp_path):
+    """models.save(model, "a_file/m.keras") said "[Errno 17] File exists: 'a_file'"."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(NotADirectoryError, match=f"{a_file} is a file, not a folder"):
+        with atomic_path(a_file / "sub" / "m.keras"):
+            pass
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        with atomic_path(tmp_path):
+            pass
+
+
+def test_verification_net_and_stacked_mnist_commands_refuse_in_one_line(tmp_path, capsys):
+    """verification_net.py printed the usage text, took --seed -1 and --epochs 10**9, and would
+    train for minutes before finding --file unwritable; stacked_mnist.py ended in a
+    traceback without data."""
+    verification_net = importlib.import_module("verification_net")
+    for argv, message in ((["--seed", "-1"], "--seed: must be an integer from 0 to"),
+                          (["--epochs", "20000"], "--epochs 20,000 is above its limit"),
+                          (["--dataset", "cifar"], "invalid choice: 'cifar'")):
+        with pytest.raises(SystemExit) as stop:
+            verification_net.main(argv)
+        lines = capsys.readouterr().err.splitlines()
+        assert stop.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(SystemExit), pytest.warns(UserWarning, match="not found"):
+        verification_net.main(["--file", str(a_file / "judge.keras")])  # would train
+    assert "cannot be written" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/*.keras"))
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "stacked_mnist.py")], cwd=tmp_path,
+                            env={**os.environ, "MNIST_DIR": str(tmp_path / "none")},
+                            capture_output=True, text=True)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert f"MNIST directory {tmp_path / 'none'} does not exist" in lines[0]
