@@ -13,8 +13,8 @@ import numpy as np
 
 from stacked_mnist import finite_float32, validate_images
 
-__all__ = ["check_count", "check_seed", "check_images", "check_latents", "check_values",
-           "check_finite_output"]
+__all__ = ["check_count", "check_seed", "check_positive", "check_images", "check_latents",
+           "check_values", "check_finite_output"]
 
 
 def check_count(name: str, value, low: int = 1) -> int:
@@ -22,6 +22,14 @@ def check_count(name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """A finite number > 0 (a learning rate, a tolerance), as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
 
 
 def check_seed(seed) -> int:

@@ -47,7 +47,8 @@ import tensorflow_probability as tfp
 
 from stacked_mnist import fold_channels, validate_images
 
-from .checks import check_count, check_images, check_latents, check_seed
+from .checks import check_count, check_images, check_latents, check_seed, check_values
+from .checks import check_positive as _check_positive
 from .generative import GenerativeModel
 from .heads import IMAGE_KINDS
 
@@ -261,8 +262,8 @@ class PosteriorFit:
 def steps_to_converge(trace, tolerance: float = 0.2, window: int = 10) -> Optional[int]:
     """The first step t >= 2 window at which |mean(trace[t-w+1 .. t]) - mean(trace[t-2w+1 ..
     t-w])| < tolerance; None if none. ``trace`` is a mean ELBO per step (nats)."""
-    trace = np.asarray(trace, np.float64)
-    window = check_count("window", window)
+    trace = check_values(trace, "trace", ndim=1, what="mean ELBOs, one per step")
+    window, tolerance = check_count("window", window), _check_positive("tolerance", tolerance)
     if len(trace) < 2 * window:
         return None
     means = np.convolve(trace, np.ones(window) / window, mode="valid")  # means[i]: i..i+w-1
@@ -273,7 +274,9 @@ def steps_to_converge(trace, tolerance: float = 0.2, window: int = 10) -> Option
 
 def steps_to_fraction(trace, fraction: float = 0.95) -> int:
     """The first step at which the mean ELBO has made ``fraction`` of its total gain."""
-    trace = np.asarray(trace, np.float64)
+    trace = check_values(trace, "trace", ndim=1, what="mean ELBOs, one per step")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}.")
     target = trace[0] + fraction * (trace[-1] - trace[0])
     return int(np.flatnonzero(trace >= target)[0]) if trace[-1] > trace[0] else 0
 
@@ -438,13 +441,6 @@ def fit_posteriors(model: GenerativeModel, x, mask=None, steps: int = 100,
         settings={"final_learning_rate": final_learning_rate, "eval_samples": eval_samples,
                   "convergence_tolerance_nats": tolerance, "convergence_window": window,
                   **({"search_samples": search_samples} if init == "search" else {})})
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------------

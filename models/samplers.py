@@ -34,7 +34,7 @@ from keras_files import check_limit
 from stacked_mnist import finite_float32
 
 from .batching import in_batches
-from .checks import check_count
+from .checks import check_count, check_positive
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -364,8 +364,7 @@ class MaskedAutoregressiveFlow(LatentSampler):
         a third for the last 30 % of the epochs. ``validation``: held-out ``(codes, scales)``
         whose NLL is logged beside that of N(0, I) ("val_standard_normal")."""
         epochs, batch_size = check_count("epochs", epochs), check_count("batch_size", batch_size)
-        if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < float("inf")):
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
+        learning_rate = check_positive("learning_rate", learning_rate)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
 
         @tf.function(reduce_retracing=True)

@@ -86,6 +86,24 @@ def test_counts_and_seeds_are_checked():
             call()
 
 
+def test_learning_rates_and_traces_are_checked():
+    """A NaN learning rate built a model that trained to NaN; a NaN ELBO trace 'never
+    converged' (None) instead of failing."""
+    from models.inference import steps_to_converge, steps_to_fraction
+
+    config = ModelConfig(kind="vae", **TINY)
+    for rate in (float("nan"), 0, -1e-3, float("inf"), "1e-3"):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            build_model(config, learning_rate=rate)
+    with pytest.raises(ValueError, match="trace contains NaN"):
+        steps_to_converge([np.nan] * 20)
+    with pytest.raises(ValueError, match="tolerance must be a positive number"):
+        steps_to_converge(np.arange(30.0), tolerance=float("nan"))
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        steps_to_fraction(np.arange(5.0), fraction=2)
+    assert steps_to_converge(np.ones(30)) == 19 and steps_to_fraction(np.arange(5.0)) == 4
+
+
 def test_non_finite_outputs_are_an_error_never_a_metric():
     model = tiny()
     weights = model.network_weights()
