@@ -62,6 +62,9 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
             os.remove(tmp)
 
 
+MAX_STATE_BYTES = 64 << 20  # a state file larger than this is damaged (they hold kilobytes)
+
+
 def read_json_object(path, what: str = "state file") -> Optional[dict]:
     """The JSON object a state file holds (written with ``atomic_path``); None when there is
     no such file. A damaged one (unreadable, not UTF-8, not JSON, no JSON object) gives a
@@ -70,6 +73,8 @@ def read_json_object(path, what: str = "state file") -> Optional[dict]:
     if not path.exists():
         return None
     try:
+        if path.stat().st_size > MAX_STATE_BYTES:
+            raise ValueError(f"larger than {MAX_STATE_BYTES:,} bytes")
         value = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(value, dict):
             raise ValueError("it holds no JSON object")

@@ -460,3 +460,18 @@ def test_a_damaged_state_file_is_ignored_with_a_warning(tmp_path):
             assert read_json_object(tmp_path / "summary.json") is None
     assert run_all.combined_metrics({"vae_gen": [1], "ae_gen": {"quick": True}}, {},
                                     quick=True) == {"ae_gen": {"quick": True}}
+
+
+def test_results_page_does_not_read_a_huge_metrics_file(tmp_path, monkeypatch):
+    """A metrics.json of gigabytes dropped under results/ was read whole into memory."""
+    from experiments import results_page
+
+    monkeypatch.setattr(results_page, "MAX_JSON_BYTES", 100)
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "metrics.json").write_text(json.dumps({"command": "x" * 200}))
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "metrics.json").write_text(json.dumps({"command": "ok"}))
+    page = results_page.write_index(tmp_path).read_text()
+    assert "metrics.json could not be read (ValueError: 215 bytes, above the limit 100 " in page
+    assert "<code>ok</code>" in page
