@@ -1,11 +1,13 @@
 """Atomic file writes: nothing half-written is ever left at the target path."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 def process_alive(pid: int) -> bool:
@@ -37,6 +39,15 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     ``path`` is left untouched.
     """
     path = Path(path)
+    for folder in (path.parent, *path.parent.parents):  # a file where a folder belongs
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(20, f"cannot write {path}: {folder} is a file, not a "
+                                             "folder", str(folder))
+            break
+    if path.is_dir():
+        raise IsADirectoryError(21, f"cannot write {path}: it is a folder; give a file name",
+                                str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or ".tmp",
@@ -49,6 +60,29 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+MAX_STATE_BYTES = 64 << 20  # a state file larger than this is damaged (they hold kilobytes)
+
+
+def read_json_object(path, what: str = "state file") -> Optional[dict]:
+    """The JSON object a state file holds (written with ``atomic_path``); None when there is
+    no such file. A damaged one (unreadable, not UTF-8, not JSON, no JSON object) gives a
+    warning naming it and None: the caller starts over instead of failing after its work."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        if path.stat().st_size > MAX_STATE_BYTES:
+            raise ValueError(f"larger than {MAX_STATE_BYTES:,} bytes")
+        value = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(value, dict):
+            raise ValueError("it holds no JSON object")
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError included
+        warnings.warn(f"ignoring the {what} {path}: it cannot be read ({type(err).__name__}: "
+                      f"{' '.join(str(err).split())[:120]}); starting over.", stacklevel=2)
+        return None
+    return value
 
 
 def save_figure(fig, path) -> Path:

@@ -24,7 +24,7 @@ from sklearn.metrics import roc_curve
 
 from atomic_io import save_figure
 from named_data import Dataset
-from stacked_mnist import channel_digits, validate_labels
+from stacked_mnist import channel_digits, validate_images, validate_labels
 
 JUDGED_IMAGE_PRECISION = "8-bit grey levels (k / 255)"
 
@@ -35,7 +35,7 @@ JUDGED_IMAGE_PRECISION = "8-bit grey levels (k / 255)"
 def judged_images(images) -> np.ndarray:
     """The one judged-image rule: images (N, 28, 28, C) in [0, 1] as 8-bit grey levels k / 255
     (binary images are unchanged)."""
-    return np.round(np.asarray(images, np.float32) * 255) / 255
+    return np.round(validate_images(images, "images") * 255) / 255
 
 
 def verdicts(images, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
@@ -59,7 +59,10 @@ def kl_to_uniform(counts) -> Optional[float]:
 
 def class_shares(predictions, channels: int) -> np.ndarray:
     """(channels, 10): how often each class is predicted in each channel."""
-    per_channel = channel_digits(predictions, channels).T
+    predictions = np.asarray(predictions)
+    if predictions.size:  # none at all: every share is 0
+        predictions = validate_labels(predictions, channels, "predictions")
+    per_channel = channel_digits(predictions.astype(np.int64), channels).T
     return np.array([np.bincount(c, minlength=10) / max(1, len(c)) for c in per_channel])
 
 
@@ -74,8 +77,8 @@ def generation_metrics(images, dataset: Dataset, predictions=None, beliefs=None)
     """
     if predictions is None:
         predictions, beliefs = verdicts(images, dataset)
-    predictions = np.asarray(predictions).astype(int)
-    confident = np.asarray(beliefs) >= dataset.tolerance
+    predictions, beliefs = _checked_verdicts(predictions, beliefs, dataset.channels)
+    confident = beliefs >= dataset.tolerance
     classes = dataset.num_classes
     confident_counts = np.bincount(predictions[confident], minlength=classes)
     shares = class_shares(predictions[confident], dataset.channels)
@@ -93,6 +96,23 @@ def generation_metrics(images, dataset: Dataset, predictions=None, beliefs=None)
         "digit_frequencies_per_channel": {f"channel_{c}": np.round(shares[c], 4).tolist()
                                           for c in range(dataset.channels)},
     }
+
+
+def _checked_verdicts(predictions, beliefs, channels: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The judge's ``(predictions, beliefs)`` given by a caller: at least one, one belief per
+    prediction, classes of ``channels`` channels, beliefs finite in [0, 1] (a NaN belief
+    would silently count as not confident, a class 10 of mono images as an eleventh class)."""
+    predictions = validate_labels(np.asarray(predictions), channels, "predictions")
+    beliefs = np.asarray(beliefs)
+    if beliefs.shape != predictions.shape:
+        raise ValueError(f"beliefs must hold one value per prediction, {predictions.shape}; "
+                         f"got shape {beliefs.shape}.")
+    if len(predictions) == 0:
+        raise ValueError("there are no predictions: generation metrics need samples.")
+    if (not np.issubdtype(beliefs.dtype, np.floating) or not np.all(np.isfinite(beliefs))
+            or np.any((beliefs < 0) | (beliefs > 1))):
+        raise ValueError("beliefs must be finite numbers in [0, 1] (the judge's).")
+    return predictions.astype(int), beliefs
 
 
 def real_images_reference(x, dataset: Dataset) -> dict:
@@ -128,8 +148,10 @@ def conditional_metrics(images, labels, dataset: Dataset) -> dict:
         "coverage": float(len(np.unique(predictions[confident])) / classes),
         "labels_with_a_correct_sample": int(np.sum(hits > 0)),
         "fewest_correct_samples_of_a_label": int(hits.min()),
-        **({"conditional_accuracy_per_digit": np.round(
-            hits / np.bincount(labels, minlength=10), 4).tolist()}
+        # A digit never requested has no accuracy (None, null in JSON), not NaN.
+        **({"conditional_accuracy_per_digit": [
+            None if requested == 0 else round(float(hit / requested), 4)
+            for hit, requested in zip(hits, np.bincount(labels, minlength=10))]}
            if dataset.channels == 1 else {}),
     }
 

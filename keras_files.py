@@ -49,7 +49,8 @@ def check_limit(field: str, value, limit: str = "") -> None:
     if value > bound:
         raise ValueError(f"{field} = {value:,} is above the limit {bound:,} "
                          f"(keras_files.LIMITS[{limit or field!r}]); no shipped model comes "
-                         "near it: the file is damaged or not one of ours")
+                         "near it (a file asking for it is damaged or not one of ours): ask "
+                         "for less")
 
 
 def read_config(path) -> dict:

@@ -160,6 +160,9 @@ register(Dataset(name="stacked_fashion_mnist", channels=3, tolerance=0.6,
 
 
 def names(channels: Optional[int] = None) -> Tuple[str, ...]:
-    """The registered names, optionally only those with ``channels`` channels."""
+    """The registered names, optionally only those with ``channels`` channels (1 or 3: any
+    other count has no data set, and an empty answer would look like "none registered")."""
+    if channels is not None and channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (mono), 3 (stacked) or None, got {channels!r}.")
     return tuple(n for n, d in DATASETS.items() if channels in (None, d.channels))
 

@@ -511,8 +511,28 @@ class StackedMNISTData:
             save_figure(fig, save_to)
 
 
-if __name__ == "__main__":
-    gen = StackedMNISTData(mode=DataMode.COLOR_BINARY_MISSING, default_batch_size=9)
-    out = Path("results") / "stacked_mnist_example.png"
-    gen.plot_example(save_to=str(out))
+def _example(argv=None) -> None:
+    """``python stacked_mnist.py``: a grid of colour training stacks, results/stacked_mnist_
+    example.png (under the current folder). A known error is one line on stderr, exit status
+    2, as in every script (``--debug`` shows the traceback)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if [a for a in argv if a != "--debug"]:
+        print(f"error: stacked_mnist.py takes no arguments but --debug, got {argv}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        gen = StackedMNISTData(mode=DataMode.COLOR_BINARY_MISSING, default_batch_size=9)
+        out = Path("results") / "stacked_mnist_example.png"
+        gen.plot_example(save_to=str(out))
+    except (DataNotFoundError, OSError, ValueError) as err:
+        if "--debug" in argv:
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2)
     print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    _example()

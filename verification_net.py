@@ -24,7 +24,6 @@ for the Fashion judge.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import numbers
 import os
@@ -63,13 +62,18 @@ def _model_path(file_name) -> Path:
     return keras_file
 
 
-def _restore_hint(path) -> str:
-    """How to get a working judge back; every warning about an unusable file ends with it."""
+def _restore_hint(path, judge: Optional[type] = None) -> str:
+    """How to get a working judge back; every warning about an unusable file ends with it.
+    ``judge``: the judge class (its shipped file and its ``--dataset``); default the digits'."""
+    judge = judge or VerificationNet
+    shipped = judge.shipped_path()
     retrain = "python verification_net.py --retrain"
-    if Path(path).resolve() != DEFAULT_FILE:
+    if judge.dataset != "mnist":
+        retrain += f" --dataset {judge.dataset}"
+    if Path(path).resolve() != shipped:
         retrain += f" --file {shlex.quote(str(path))}"
     return (
-        "restore the shipped judge with `git checkout saved_models/verification_net.keras` "
+        f"restore the shipped judge with `git checkout saved_models/{shipped.name}` "
         f"or retrain with `{retrain}`"
     )
 
@@ -167,15 +171,14 @@ def _check_keras_archive(path, vocabulary, sizes=None, judge: str = "Verificatio
             module, class_name, _ = key
             raise ValueError(
                 f"its config names {class_name!r} (module {module!r}), which is no part of "
-                "the VerificationNet; it is not loaded, since such objects (Lambda layers, "
+                f"the {judge}; it is not loaded, since such objects (Lambda layers, "
                 "custom classes) can run code from the file"
             )
 
     def check_name(name):
         if name not in names:
             raise ValueError(
-                f"its config names the function {name!r}, which the VerificationNet does "
-                "not use"
+                f"its config names the function {name!r}, which the {judge} does not use"
             )
 
     _walk_config(config, check_class, check_name)
@@ -254,12 +257,14 @@ class VerificationNet:
     _sizes = None  # _architecture_sizes of the architecture, computed on first load
     binarise_share = 0.5  # of the training batches, binarised at 0.5
     default_epochs = 8
+    shipped_file = None  # under saved_models/ (None: DEFAULT_FILE); every message names it
+    dataset = "mnist"  # the data set it judges (`python verification_net.py --dataset ...`)
 
-    def __init__(self, force_learn: bool = False, file_name: str = str(DEFAULT_FILE)) -> None:
+    def __init__(self, force_learn: bool = False, file_name: Optional[str] = None) -> None:
         import tf_keras
 
         self.force_relearn = force_learn
-        self.file_name = str(_model_path(file_name))
+        self.file_name = str(_model_path(file_name or self.shipped_path()))
         self.model = self._build(tf_keras)
         self._classify = None  # the compiled forward pass, built on first use
         self.done_training = False if force_learn else self.load_weights()
@@ -274,6 +279,11 @@ class VerificationNet:
         x = layers.RandomRotation(0.04, fill_mode="constant")(x)
         return _conv_classifier(tf_keras, inputs, x, (32, 64), 0.4, "verification_net")
 
+    @classmethod
+    def shipped_path(cls) -> Path:
+        """The judge's shipped file, saved_models/<shipped_file>."""
+        return DEFAULT_FILE if cls.shipped_file is None else DEFAULT_FILE.parent / cls.shipped_file
+
     def load_weights(self) -> bool:
         """Load the weights in ``self.file_name``; on failure say why and how to fix it, and
         return False (the net's own weights stay as they were).
@@ -286,11 +296,14 @@ class VerificationNet:
         """
         path = Path(self.file_name)
         if not path.is_file():
+            judge, shipped = type(self).__name__, self.shipped_path().name
+            train = "python verification_net.py" + (
+                "" if self.dataset == "mnist" else f" --dataset {self.dataset}")
             warnings.warn(
-                f"VerificationNet weights not found at {path}. Train them with "
-                "`python verification_net.py` (or net.train(generator, epochs)), restore the "
-                "shipped judge with `git checkout saved_models/verification_net.keras`, or "
-                "pass file_name= pointing at saved_models/verification_net.keras.",
+                f"{judge} weights not found at {path}. Train them with `{train}` (or "
+                "net.train(generator, epochs)), restore the shipped judge with `git checkout "
+                f"saved_models/{shipped}`, or pass file_name= pointing at "
+                f"saved_models/{shipped}.",
                 stacklevel=3,
             )
             return False
@@ -298,9 +311,9 @@ class VerificationNet:
             weights = self._read_weights(path)
         except Exception as err:  # zipfile, json, h5py (OSError), Keras (ValueError, TypeError)
             warnings.warn(
-                f"VerificationNet weights at {path} could not be read ({type(err).__name__}: "
-                f"{err}). The file is damaged, unsafe or from another architecture: "
-                f"{_restore_hint(path)}.",
+                f"{type(self).__name__} weights at {path} could not be read "
+                f"({type(err).__name__}: {err}). The file is damaged, unsafe or from another "
+                f"architecture: {_restore_hint(path, type(self))}.",
                 stacklevel=3,
             )
             return False
@@ -332,7 +345,7 @@ class VerificationNet:
                     min(len(shapes), len(wanted)),
                 )
                 raise ValueError(
-                    f"its network has {len(shapes)} weight arrays, the VerificationNet "
+                    f"its network has {len(shapes)} weight arrays, the {type(self).__name__} "
                     f"{len(wanted)}; array {first} has shape "
                     f"{shapes[first] if first < len(shapes) else 'none'} instead of "
                     f"{wanted[first] if first < len(wanted) else 'none'}"
@@ -446,9 +459,11 @@ class VerificationNet:
     def _predict(self, data: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``predict`` for input that ``validate_images`` has already checked."""
         if not self.done_training:
+            train = "python verification_net.py" + (
+                "" if self.dataset == "mnist" else f" --dataset {self.dataset}")
             raise ValueError(
-                "VerificationNet has no trained weights: run `python verification_net.py` "
-                "or call net.train(generator, epochs) first."
+                f"{type(self).__name__} has no trained weights: run `{train}` or call "
+                "net.train(generator, epochs) first."
             )
         # Every channel image is a mono digit; each distinct one is classified once.
         distinct, inverse, channels = distinct_channel_images(data)
@@ -457,9 +472,9 @@ class VerificationNet:
             # NaN beliefs are never >= tolerance: a broken judge would score 0, not fail.
             broken = int(np.sum(~np.all(np.isfinite(probs), axis=-1)))
             raise FloatingPointError(
-                f"VerificationNet {self.file_name} gave NaN or infinite class probabilities "
-                f"for {broken} of {len(probs)} channel images; its weights are broken, so it "
-                f"cannot judge: {_restore_hint(self.file_name)}."
+                f"{type(self).__name__} {self.file_name} gave NaN or infinite class "
+                f"probabilities for {broken} of {len(probs)} channel images; its weights are "
+                f"broken, so it cannot judge: {_restore_hint(self.file_name, type(self))}."
             )
         probs = probs[inverse].reshape(len(data), channels, 10)
         return combine_channels(np.argmax(probs, axis=-1), np.max(probs, axis=-1))
@@ -538,6 +553,8 @@ class FashionNet(VerificationNet):
     _sizes = None
     binarise_share = 0.25
     default_epochs = 30
+    shipped_file = "fashion_net.keras"
+    dataset = "fashion_mnist"
 
     @staticmethod
     def _build(tf_keras):
@@ -556,16 +573,18 @@ class FashionNet(VerificationNet):
 
 def main(argv=None) -> None:
     import named_data
+    from experiments import cli  # the scripts' one-line errors and flag types
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--retrain", action="store_true", help="train even if a trained net exists"
     )
     parser.add_argument("--dataset", default="mnist", choices=named_data.names(channels=1),
                         help="the data set whose judge to train or check (default mnist)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=cli.count, default=None,
                         help="training epochs (default: the judge's, 8 for digits)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for training and stacking")
+    parser.add_argument("--seed", type=cli.seed_value, default=0,
+                        help="seed for training and stacking")
     parser.add_argument(
         "--file", default=None,
         help="model file (.keras) or weights file (.h5); default: the data set's shipped judge"
@@ -573,18 +592,23 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="directory of the four IDX files (default: the data set's "
                              "environment variable, then the tf_keras download)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of a known error instead of one line")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; got {args.epochs}")
+    cli.check_count_limits(parser, {"epochs": args.epochs})
 
     dataset = named_data.get(args.dataset)
     judge_class = JUDGE_CLASSES[dataset.judge_class]
-    net = judge_class(force_learn=args.retrain,
-                      file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
+    # The data first: without it nothing below can run, whatever the judge file holds.
     mono = StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, seed=args.seed, mnist_dir=args.data_dir,
                             source=dataset.source)
+    net = judge_class(force_learn=args.retrain,
+                      file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
+    if args.retrain or not net.done_training:  # it trains: the file must be writable first
+        target = Path(net.file_name)
+        parent = _existing_parent(target)
+        if target.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            parser.error(f"the judge would be trained and written to {target}, which cannot be "
+                         "written (a folder, or no write access); choose another --file")
     net.train(generator=mono, epochs=args.epochs, seed=args.seed)
 
     x_test, y_test = mono.get_full_data_set(training=False)
@@ -611,18 +635,18 @@ def main(argv=None) -> None:
                   f"{accuracy:.4f}, coverage {coverage:.3f}")
 
 
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder of ``path`` that exists (where a write would create the rest)."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
 JUDGE_CLASSES = {judge.__name__: judge for judge in (VerificationNet, FashionNet)}
 
 
 if __name__ == "__main__":
-    import sys
+    from experiments.cli import run_script
 
-    from stacked_mnist import DataNotFoundError
-
-    try:
-        main()
-    except (DataNotFoundError, FileNotFoundError, PermissionError, ValueError) as error:
-        if "--debug" in sys.argv:
-            raise
-        print(f"error: {error}", file=sys.stderr)  # one line, as the experiments' scripts
-        raise SystemExit(2)
+    run_script(main)  # a known error is one line on stderr, exit status 2, as every script

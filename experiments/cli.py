@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -72,6 +73,49 @@ class Run:
         return 0 if self.quick else (2 if os.environ.get("CI") else 1)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals are one line on stderr (exit status 2), like every
+    other known error of the scripts (``run_script``), instead of the usage text and a line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (--help lists the flags)\n")
+
+
+# The largest value of each count flag (by its dest), so that no flag can ask for more memory
+# or time than a run can give: the images a flag makes are held in memory (100,000 mono
+# images fill 314 MB, colour ones three times that), test sets hold 10,000 images. Every other
+# count flag stops at MAX_COUNT.
+MAX_COUNT = 1_000_000
+COUNT_LIMITS = {
+    "samples": 100_000, "per_digit": 10_000, "per_number": 100, "non_digits": 10_000,
+    "top": 1000, "images": 10_000, "iwae_images": 10_000, "completion_images": 10_000,
+    "subset": 10_000, "pairs": 10_000, "probe_train": 60_000, "tsne_points": 10_000,
+    "iwae_samples": 100_000, "full_k": 1000, "subset_k": 10_000, "anomaly_samples": 1000,
+    "eval_samples": 10_000, "steps": 100_000, "search_steps": 100_000,
+    "refine_steps": 100_000, "completion_steps": 100_000, "epochs": 10_000,
+}
+
+
+# Count flags that need more than one: a t-SNE map of one point is no map.
+COUNT_MINIMUMS = {"tsne_points": 2}
+
+
+def check_count_limits(parser, values: dict) -> None:
+    """Refuse (``parser.error``) a count flag above its ``COUNT_LIMITS`` entry or below its
+    ``COUNT_MINIMUMS`` one."""
+    for name, value in values.items():
+        limit, least = COUNT_LIMITS.get(name), COUNT_MINIMUMS.get(name)
+        flag = f"--{name.replace('_', '-')}"
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, int):
+                continue
+            if limit is not None and item > limit:
+                parser.error(f"{flag} {item:,} is above its limit {limit:,} "
+                             "(experiments.cli.COUNT_LIMITS); ask for fewer")
+            if least is not None and item < least:
+                parser.error(f"{flag} must be at least {least}, got {item}")
+
+
 def integer_at_least(low: int, high: Optional[int] = None) -> Callable[[str], int]:
     """argparse type of an integer flag >= ``low`` (and <= ``high``), refused with a message
     otherwise."""
@@ -89,7 +133,7 @@ def integer_at_least(low: int, high: Optional[int] = None) -> Callable[[str], in
     return parse
 
 
-count = integer_at_least(1)  # a count flag: --samples, --epochs, ...
+count = integer_at_least(1, MAX_COUNT)  # a count flag: --samples, --epochs, ...
 # --seed: TensorFlow takes seeds below 2**32, and the derived streams add up to their offset.
 seed_value = integer_at_least(0, 2 ** 32 - 1 - max(SEED_STREAMS.values()))
 
@@ -149,6 +193,11 @@ def check_training_flags(parser, distribute: str, tensorboard: Optional[str] = N
         parser.error(f"--tensorboard {tensorboard} is a file; give a folder for the summaries")
 
 
+def add_debug_flag(parser) -> None:
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a known error instead of one line")
+
+
 def add_data_flags(parser, datasets: Sequence[str]) -> None:
     parser.add_argument("--dataset", choices=datasets, default=datasets[0],
                         help=f"data set by name (default {datasets[0]})")
@@ -169,8 +218,8 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
         (--family; ``flowprior_vae`` also as --learned-prior). datasets: the --dataset choices
         (default: those with shipped models of the families).
     """
-    parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0], epilog=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=doc.strip().split("\n")[0], epilog=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     choices = tuple(dict.fromkeys((family, *families)))
     if len(choices) > 1:
         parser.add_argument("--family", choices=choices, default=family,
@@ -191,13 +240,13 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
     parser.add_argument("--quick", action="store_true",
                         help="a few hundred images and one epoch into --out (for tests; seconds)")
     add_data_flags(parser, tuple(datasets or datasets_with_models((family,))))
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of a known error instead of one line")
+    add_debug_flag(parser)
     shared = {action.dest for action in parser._actions}
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
     own = {name: value for name, value in vars(args).items() if name not in shared}
+    check_count_limits(parser, {**own, "epochs": getattr(args, "epochs", None)})
     if args.quick:  # keep --quick at seconds whatever the defaults
         for name, cap in {**QUICK_CAPS, **(quick_caps or {})}.items():
             value = own.get(name)
@@ -301,18 +350,24 @@ def _parse_settings(pairs, head: str) -> dict:
     return settings
 
 
+def check_writable_folder(parser, folder: Path, flag: str = "--out") -> None:
+    """Make ``folder`` (and its parents) and check that a file can be written there, before
+    any work starts; ``parser.error`` naming ``flag`` otherwise."""
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"{flag} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        parser.error(f"{flag} {folder} is not a writable folder ({err.strerror})")
+
+
 def _claim_output_folder(parser, out: Path) -> None:
     """Make sure ``out`` is a writable folder before any work starts, and that no other live
     run writes into it (a lock file with the owner's process id; a dead owner's is taken
     over). The lock is released when this process ends."""
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as err:
-        parser.error(f"--out {out} is not a writable folder ({err.strerror})")
+    check_writable_folder(parser, out)
     lock = out / ".run.lock"
     try:
         owner = int(lock.read_text())
@@ -326,18 +381,33 @@ def _claim_output_folder(parser, out: Path) -> None:
                     if lock.is_file() and lock.read_text() == str(os.getpid()) else None)
 
 
-# Errors a user can fix: shown as one line (exit status 2) unless --debug.
-KNOWN_ERRORS = (DataNotFoundError, ModelFileError, FileNotFoundError, PermissionError,
-                ValueError)
+# Errors a user can fix: shown as one line (exit status 2) unless --debug. OSError: a path
+# that cannot be written or read (a file where a folder belongs, a full disk); FloatingPoint-
+# Error: damaged weights (the message names the file and the fix); MemoryError: more than the
+# machine holds.
+KNOWN_ERRORS = (DataNotFoundError, ModelFileError, OSError, ValueError, FloatingPointError,
+                MemoryError)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 def run_script(main: Callable) -> None:
     """Run a script's ``main()``; a known error ends it with one line on stderr and exit
-    status 2 (``--debug`` shows the traceback)."""
+    status 2 (``--debug`` shows the traceback). Warnings are one line each as well."""
+    debug, formatter = "--debug" in sys.argv, warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _one_line_warning
     try:
         main()
     except KNOWN_ERRORS as err:
-        if "--debug" in sys.argv:
+        if debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, MemoryError):
+            text = f"out of memory ({text}); ask for fewer samples or images"
+        print(f"error: {text}", file=sys.stderr)
         raise SystemExit(2)
+    finally:
+        warnings.formatwarning = formatter

@@ -23,13 +23,13 @@ Sections (each one's seconds in metrics.json):
     python experiments/cvae.py            # shipped weights, about 4 minutes here
     python experiments/cvae.py --quick    # tiny models on a few hundred images
 """
-import json
 import time
+import warnings
 
 import numpy as np
 
 import evaluation
-from atomic_io import save_figure
+from atomic_io import read_json_object, save_figure
 from experiments import REPO_ROOT, cli
 from experiments.cli import count
 from experiments.outputs import save_image_grid, save_samples, write_metrics
@@ -252,11 +252,14 @@ def vae_numbers() -> dict:
     found = {}
     for row, key in (("vae_anom", None), ("vae_stack", "anom")):
         path = REPO_ROOT / "results" / row / "metrics.json"
-        if path.is_file():
-            metrics = json.loads(path.read_text())
+        metrics = read_json_object(path, "metrics file")
+        try:
             metrics = metrics[key] if key else metrics
             found[row] = {"score": metrics["default_score"], "roc_auc": metrics["roc_auc"],
                           "pr_auc": metrics["pr_auc"], "file": f"results/{row}/metrics.json"}
+        except (KeyError, TypeError):  # no file, or one without the anomaly numbers
+            if metrics is not None:
+                warnings.warn(f"ignoring {path}: it holds no anomaly AUCs.", stacklevel=2)
     return found or {"missing": "run python experiments/vae_anom.py and vae_stack.py"}
 
 

@@ -42,7 +42,7 @@ def _summary_tables(results: Path) -> str:
             continue
         dataset = named_data.get(name)
         try:
-            lines = results_table(json.loads(summary.read_text()), dataset).strip().splitlines()
+            lines = results_table(_read_json(summary), dataset).strip().splitlines()
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) \
                 as err:
             parts.append(f"<h3>{html.escape(dataset.title)}</h3><p>{html.escape(summary.name)} "
@@ -87,10 +87,24 @@ def _link(*parts: str) -> str:
     return html.escape("./" + "/".join(quote(part, safe="") for part in parts))
 
 
+# A metrics.json or summary.json larger than this is not read (the largest written is about
+# 20 kB): the page is built from files anyone may drop under results/.
+MAX_JSON_BYTES = 16 << 20
+
+
+def _read_json(path: Path):
+    """The parsed JSON of ``path``; ``ValueError`` if it is larger than ``MAX_JSON_BYTES``."""
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{size:,} bytes, above the limit {MAX_JSON_BYTES:,} "
+                         "(results_page.MAX_JSON_BYTES)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _read_metrics(folder: Path):
     """A folder's metrics.json as a dict, or the reason it cannot be read."""
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = _read_json(folder / "metrics.json")
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return None, f"{type(err).__name__}: {err}"
     if not isinstance(metrics, dict):

@@ -8,11 +8,10 @@ against the targets, is the one README.md reports; it is written to results/summ
 every row's metrics together to results/summary.json. With --rows, the rows not run keep their
 previous results in both files (those of a run of the same kind, quick or not).
 """
-import argparse
 import importlib
 import json
 
-from atomic_io import atomic_path
+from atomic_io import atomic_path, read_json_object
 from experiments import REPO_ROOT, cli
 import named_data
 from experiments.grading import ALL_ROWS, results_table, script_of
@@ -24,19 +23,21 @@ def combined_metrics(previous: dict, fresh: dict, quick: bool) -> dict:
 
     Previous rows of the other kind (a --quick smoke run versus a real one) are dropped.
     """
-    kept = {row: m for row, m in previous.items() if bool(m.get("quick")) == quick}
+    kept = {row: m for row, m in previous.items()
+            if isinstance(m, dict) and bool(m.get("quick")) == quick}
     merged = {**kept, **fresh}
     return {row: merged[row] for row in ALL_ROWS if row in merged}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data, seconds per row")
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed for every row")
     parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=ALL_ROWS,
                         help="rows to run (default: all; the last two are the generation rows "
                              "with the latent flow sampler)")
     cli.add_data_flags(parser, cli.datasets_with_models(("ae", "vae")))
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     all_metrics = {}
     for row in args.rows:
@@ -51,12 +52,7 @@ def main(argv=None):
     stem = "summary" if args.dataset == parser.get_default("dataset") else \
         f"summary-{args.dataset}"
     summary = results / f"{stem}.json"
-    previous = {}
-    if summary.is_file():
-        try:
-            previous = json.loads(summary.read_text())
-        except json.JSONDecodeError:
-            print(f"ignoring {summary}: not valid JSON; it is rewritten")
+    previous = read_json_object(summary, "results summary") or {}  # damaged: rewritten
     all_metrics = combined_metrics(previous, all_metrics, args.quick)
     table = results_table(all_metrics, named_data.get(args.dataset))
     with atomic_path(summary) as tmp:

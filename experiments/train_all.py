@@ -11,7 +11,6 @@ AE and VAE) also get their ex-post latent prior fitted again, a flow beside the 
 saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
-import argparse
 import dataclasses
 import shutil
 import time
@@ -25,7 +24,7 @@ from models.training import distribution_strategy, worker_suffix
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(zoo.SHIPPED),
                         help="train these models only")
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed (default 0)")
@@ -39,6 +38,7 @@ def main(argv=None):
                         help="a few hundred images, one epoch (flows: two), into "
                              "runs/train_all-quick/ (for tests; seconds)")
     cli.add_training_flags(parser)
+    cli.add_debug_flag(parser)
     parser.add_argument("--dataset", choices=sorted({r.dataset for r in zoo.SHIPPED.values()}),
                         default=None, help="train only the recipes of this data set (default: "
                                            "every recipe, each on its own data set)")
@@ -46,6 +46,7 @@ def main(argv=None):
                         help="with --dataset: the directory of its IDX files (default: its "
                              "environment variable, then the keras download)")
     args = parser.parse_args(argv)
+    cli.check_count_limits(parser, {"epochs": args.epochs})
     cli.check_training_flags(parser, args.distribute, args.tensorboard)
     if args.data_dir and not args.dataset:
         parser.error("--data-dir needs --dataset: the recipes train on several data sets")
@@ -58,6 +59,8 @@ def main(argv=None):
                   data_dir=args.data_dir)
     run_dir = zoo.run_folder(args.run or zoo.run_name("train_all-quick" if args.quick
                                                       else "train_all", seed=args.seed))
+    if not args.ship:  # before any training: the folder the models are written to
+        cli.check_writable_folder(parser, run_dir, "--run")
     for name in args.only or sorted(zoo.names(args.dataset), reverse=True):  # the VAEs first
         recipe = zoo.recipe(name)
         x_train, y_train, x_test, y_test = load_data(run, training_set(recipe), recipe.missing)

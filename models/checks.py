@@ -13,7 +13,8 @@ import numpy as np
 
 from stacked_mnist import finite_float32, validate_images
 
-__all__ = ["check_count", "check_seed", "check_images", "check_latents", "check_finite_output"]
+__all__ = ["check_count", "check_seed", "check_positive", "check_images", "check_latents",
+           "check_values", "check_finite_output"]
 
 
 def check_count(name: str, value, low: int = 1) -> int:
@@ -21,6 +22,14 @@ def check_count(name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """A finite number > 0 (a learning rate, a tolerance), as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
 
 
 def check_seed(seed) -> int:
@@ -44,6 +53,25 @@ def check_latents(z, channels: int, latent_dim: int, name: str = "latents") -> n
             f" or (N, {latent_dim})" if channels == 1 else "")
         raise ValueError(f"{name} must have shape {expected}; got {z.shape}.")
     return finite_float32(z, name, what="codes")
+
+
+def check_values(values, name: str, ndim: Optional[int] = None, min_rows: int = 1,
+                 what: str = "values", dtype=np.float64) -> np.ndarray:
+    """Real, finite numbers as ``dtype`` (float64): ``ndim`` dimensions if given, and at least
+    ``min_rows`` along the first axis (for arrays of one or more dimensions). NaN or inf in,
+    NaN out: every such input is refused here, saying which argument it was."""
+    values = np.asarray(values)
+    if values.dtype == bool or not (np.issubdtype(values.dtype, np.integer)
+                                    or np.issubdtype(values.dtype, np.floating)):
+        raise ValueError(f"{name} must be real numbers ({what}); got dtype {values.dtype}.")
+    if ndim is not None and values.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension{'s' if ndim != 1 else ''} "
+                         f"({what}); got shape {values.shape}.")
+    if values.ndim and len(values) < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} {what}; got shape {values.shape}.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains NaN or infinite values; expected finite {what}.")
+    return values.astype(dtype, copy=False)
 
 
 def check_finite_output(values: np.ndarray, what: str, source: Optional[str] = None):

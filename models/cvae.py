@@ -27,7 +27,7 @@ import tf_keras
 
 from stacked_mnist import channel_digits, fold_channels, validate_labels
 
-from .checks import check_count, check_seed
+from .checks import check_count, check_seed, check_values
 from .networks import LABEL_CLASSES, FoldLabels
 from .priors import StandardNormalPrior
 from .vae import VAE
@@ -143,7 +143,7 @@ class CVAE(VAE):
         turn, each round of classes in an order drawn from ``seed``, so class counts differ by
         at most one (and a colour model's first 1000 images are 1000 distinct numbers)."""
         if labels is not None:
-            return labels
+            return self.check_labels(labels, check_count("count", count))
         classes = 10 ** self.config.channels
         rng = np.random.default_rng([check_seed(seed), classes])  # apart from the codes' draw
         rounds = -(-count // classes)
@@ -197,4 +197,6 @@ class CVAE(VAE):
             noise = np.random.default_rng(check_seed(seed)).standard_normal((len(digits), d))
         elif np.shape(noise) != (len(digits), d):
             raise ValueError(f"noise must have shape {(len(digits), d)}, got {np.shape(noise)}.")
+        else:
+            noise = check_values(noise, "noise", what="standard-normal draws")
         return self.z_prior.class_codes(digits, noise).reshape(-1, channels, d)

@@ -13,7 +13,7 @@ from typing import Optional
 import tf_keras
 
 from .ae import AE
-from .checks import check_seed
+from .checks import check_positive, check_seed
 from .config import ModelConfig, register_families
 from .cvae import CVAE
 from .flowprior import FlowPriorVAE
@@ -34,6 +34,7 @@ def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional
     """
     if config.kind not in FAMILIES:  # a clear error, not a KeyError
         raise ValueError(f"kind must be one of {tuple(FAMILIES)}, got {config.kind!r}.")
+    learning_rate = check_positive("learning_rate", learning_rate)  # NaN: a NaN model later
     if seed is not None:
         tf_keras.utils.set_random_seed(check_seed(seed))
     with strategy.scope() if strategy is not None else contextlib.nullcontext():

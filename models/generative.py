@@ -37,6 +37,7 @@ from .config import ModelConfig
 from .heads import IMAGE_KINDS, make_head
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 from .priors import LatentPrior
+from .samplers import LatentSampler
 
 
 class GenerativeModel(tf_keras.Model):
@@ -404,6 +405,10 @@ class GenerativeModel(tf_keras.Model):
         """(count, C, d) codes for generation, every channel's latent drawn independently
         from ``sampler`` (a ``models.samplers`` object; default the family's prior,
         ``prior_codes``)."""
+        if sampler is not None and not isinstance(sampler, LatentSampler):
+            raise TypeError(f"sampler must be a models.LatentSampler (models.make_sampler(kind, "
+                            f"d).fit(codes), models.load_sampler(path)) or None for the "
+                            f"family's prior; got {type(sampler).__name__} {sampler!r:.40}.")
         if sampler is not None and sampler.latent_dim != self.config.latent_dim:
             raise ValueError(f"the sampler draws {sampler.latent_dim}-dimensional codes, the "
                              f"model's latent has {self.config.latent_dim} dimensions.")

@@ -16,13 +16,15 @@ channels, which the colour model treats as independent digits):
 with the model's prior p(z) (``model.latent_prior``), the KL analytic where a closed form
 exists (N(0, I)) and otherwise (the learned flow prior of "flowprior_vae") the Monte Carlo
 mean of log q(z) - log p(z) over the same samples, and the expectation by reparameterised
-samples z = mean + scale * eps. A conditional model (the CVAE) is refused: its decoder needs
-each image's digit (``models.conditional`` has its log p(x | y)). Pixels with mask 0 do not enter it, so it is
-the ELBO of the observed pixels alone. ``fit_posteriors`` maximises it by Adam over the means
-and log-scales of all images at once: one compiled step updates a (N, C, d) variable (each
-image's parameters get their own Adam moments, so an image's fit does not depend on the
-others). The noise of step t is drawn for all images with the stateless seed (seed, t), so a
-fit does not depend on ``batch_size`` (images per compiled step, a memory bound only).
+samples z = mean + scale * eps. A conditional model (the CVAE) is refused, with or without
+``labels=``: its decoder needs each image's digit (``models.likelihood.iwae_log_likelihood``
+with labels and ``models.conditional`` have its log p(x | y)). Pixels with mask 0 do not enter
+it, so it is the ELBO of the observed pixels alone. ``fit_posteriors`` maximises it by Adam
+over the means and log-scales of all images at once: one compiled step updates a (N, C, d)
+variable (each image's parameters get their own Adam moments, so an image's fit does not
+depend on the others). The noise of step t is drawn for all images with the stateless seed
+(seed, t), so a fit does not depend on ``batch_size`` (images per compiled step, a memory
+bound only).
 
 Inits: "random" means drawn from N(0, I) (seeded) with scale 1, so the encoder is never used;
 "encoder" the encoder's q(z|x), applied to the image with its missing pixels set to 0;
@@ -45,7 +47,8 @@ import tensorflow_probability as tfp
 
 from stacked_mnist import fold_channels, validate_images
 
-from .checks import check_count, check_images, check_latents, check_seed
+from .checks import check_count, check_images, check_latents, check_seed, check_values
+from .checks import check_positive as _check_positive
 from .generative import GenerativeModel
 from .heads import IMAGE_KINDS
 
@@ -124,7 +127,10 @@ def check_mask(mask, shape, name: str = "mask") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Checks and folding: every computation runs on channel images (N * C, 28, 28, 1)
 # --------------------------------------------------------------------------------------------
-def _check_model(model, what: str) -> None:
+def _check_model(model, what: str, labels=None) -> None:
+    """Refuse a model the function cannot serve, naming what to use instead. ``labels``: the
+    class labels a caller passed (a conditional model is refused with or without them; an
+    unconditional one refuses them)."""
     if not isinstance(model, GenerativeModel):
         raise ValueError(f"{what} needs a models.GenerativeModel; got {type(model).__name__}.")
     if model.latent_prior(1) is None:
@@ -132,12 +138,16 @@ def _check_model(model, what: str) -> None:
                          f"{model.config.kind!r} model.")
     if model.conditional:
         raise ValueError(
-            f"{what} works with unconditional models; a conditional {model.config.kind!r} "
-            "model decodes each image with its digit, which it does not take. Use an "
-            "unconditional VAE for inference and completion (e.g. models.zoo.load("
-            "'vae_mono_complete')); for the CVAE's log p(x | y) use "
+            f"{what} works with unconditional models only; a conditional "
+            f"{model.config.kind!r} model is refused"
+            f"{' even with labels=' if labels is not None else ''} (its decoder needs each "
+            "image's digit, which these fits do not thread through). "
+            "Use an unconditional VAE for inference and completion (e.g. models.zoo.load("
+            "'vae_mono_complete') or 'flowprior_vae_mono_complete'); for the CVAE's log p(x | "
+            "y) use models.likelihood.iwae_log_likelihood(model, x, labels=y) or "
             "models.conditional.class_log_likelihoods, for its reconstructions "
             "model.reconstruct(x, labels=y).")
+    model.check_labels(labels, 0)  # an unconditional model refuses labels
 
 
 def _inputs(model, x, mask):
@@ -252,8 +262,8 @@ class PosteriorFit:
 def steps_to_converge(trace, tolerance: float = 0.2, window: int = 10) -> Optional[int]:
     """The first step t >= 2 window at which |mean(trace[t-w+1 .. t]) - mean(trace[t-2w+1 ..
     t-w])| < tolerance; None if none. ``trace`` is a mean ELBO per step (nats)."""
-    trace = np.asarray(trace, np.float64)
-    window = check_count("window", window)
+    trace = check_values(trace, "trace", ndim=1, what="mean ELBOs, one per step")
+    window, tolerance = check_count("window", window), _check_positive("tolerance", tolerance)
     if len(trace) < 2 * window:
         return None
     means = np.convolve(trace, np.ones(window) / window, mode="valid")  # means[i]: i..i+w-1
@@ -264,7 +274,9 @@ def steps_to_converge(trace, tolerance: float = 0.2, window: int = 10) -> Option
 
 def steps_to_fraction(trace, fraction: float = 0.95) -> int:
     """The first step at which the mean ELBO has made ``fraction`` of its total gain."""
-    trace = np.asarray(trace, np.float64)
+    trace = check_values(trace, "trace", ndim=1, what="mean ELBOs, one per step")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}.")
     target = trace[0] + fraction * (trace[-1] - trace[0])
     return int(np.flatnonzero(trace >= target)[0]) if trace[-1] > trace[0] else 0
 
@@ -332,7 +344,7 @@ def fit_posteriors(model: GenerativeModel, x, mask=None, steps: int = 100,
                    samples: int = 1, seed: int = 0, final_learning_rate: Optional[float] = None,
                    eval_samples: int = 100, tolerance: float = 0.2, window: int = 10,
                    batch_size: int = 2000, search_samples: int = 20_000,
-                   keep_better: bool = False) -> PosteriorFit:
+                   keep_better: bool = False, labels=None) -> PosteriorFit:
     """Fit a diagonal Gaussian q(z | psi_n) per image to the frozen decoder by maximising the
     ELBO of its observed pixels (module docstring), all images at once.
 
@@ -351,7 +363,7 @@ def fit_posteriors(model: GenerativeModel, x, mask=None, steps: int = 100,
     of init "search". ``tolerance``, ``window``: the convergence criterion
     (``steps_to_converge``).
     """
-    _check_model(model, "fit_posteriors")
+    _check_model(model, "fit_posteriors", labels)
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}.")
     steps = check_count("steps", steps, low=0)
@@ -431,13 +443,6 @@ def fit_posteriors(model: GenerativeModel, x, mask=None, steps: int = 100,
                   **({"search_samples": search_samples} if init == "search" else {})})
 
 
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
-
-
 # --------------------------------------------------------------------------------------------
 # A start without the encoder: the best of K prior samples, one decoder pass for all images
 # --------------------------------------------------------------------------------------------
@@ -505,13 +510,13 @@ def _prior_search(model, mono_x, mono_mask, num_samples: int, seed: int,
 
 
 def prior_search(model: GenerativeModel, x, mask=None, num_samples: int = 20_000,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, labels=None) -> np.ndarray:
     """Codes (N, C, d): for each (channel) image the one among ``num_samples`` draws from the
     prior with the largest log p(x_observed | z) + log p(z), without the encoder. The draws
     are decoded once for all images; each head's per-pixel log p(x | z) is linear in fixed
     features of x, so the masked N x K table is two matrix products per chunk of draws:
     (mask * features) . weights + mask . per-pixel constants."""
-    _check_model(model, "prior_search")
+    _check_model(model, "prior_search", labels)
     num_samples, seed = check_count("num_samples", num_samples), check_seed(seed)
     x, mono_x, mono_mask = _inputs(model, x, mask)
     z = _prior_search(model, mono_x, mono_mask, num_samples, seed)
@@ -583,7 +588,8 @@ def _estimates(model, mono_x, mono_mask, loc, scale, num_samples, seed, max_deco
 
 def proposal_estimates(model: GenerativeModel, x, mean, scale, mask=None,
                        num_samples: int = 1000, seed: int = 0, max_decodes: int = 4000,
-                       per_channel: bool = False, antithetic: bool = True) -> dict:
+                       per_channel: bool = False, antithetic: bool = True,
+                       labels=None) -> dict:
     """Estimates under the proposal q = N(mean, diag scale^2) (mean, scale (N, C, d)), from
     the same K = ``num_samples`` samples per image, each (N,) nats (or (N, C)):
 
@@ -598,7 +604,7 @@ def proposal_estimates(model: GenerativeModel, x, mean, scale, mask=None,
     per-image difference is nearly free of sampling noise. ``antithetic``: samples in pairs
     (eps, -eps), see ``_estimates``. At most ``max_decodes`` latents are decoded at once
     (memory: about 0.5 MB each)."""
-    _check_model(model, "proposal_estimates")
+    _check_model(model, "proposal_estimates", labels)
     num_samples, seed = check_count("num_samples", num_samples), check_seed(seed)
     max_decodes = check_count("max_decodes", max_decodes)
     x, mono_x, mono_mask = _inputs(model, x, mask)
@@ -610,20 +616,22 @@ def proposal_estimates(model: GenerativeModel, x, mean, scale, mask=None,
 
 
 def masked_elbo(model: GenerativeModel, x, mean, scale, mask=None, num_samples: int = 100,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, labels=None) -> np.ndarray:
     """The ELBO of the observed pixels per image, (N,) nats, under q = N(mean, scale^2)."""
-    return proposal_estimates(model, x, mean, scale, mask, num_samples, seed)["elbo"]
+    return proposal_estimates(model, x, mean, scale, mask, num_samples, seed,
+                              labels=labels)["elbo"]
 
 
 def proposal_iwae(model: GenerativeModel, x, mean, scale, mask=None, num_samples: int = 1000,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, labels=None) -> np.ndarray:
     """IWAE estimate of log p(x_obs) per image, (N,) nats, with the proposal N(mean, scale^2)."""
-    return proposal_estimates(model, x, mean, scale, mask, num_samples, seed)["iwae"]
+    return proposal_estimates(model, x, mean, scale, mask, num_samples, seed,
+                              labels=labels)["iwae"]
 
 
-def encoder_q(model: GenerativeModel, x, mask=None):
+def encoder_q(model: GenerativeModel, x, mask=None, labels=None):
     """``(mean, scale)`` (N, C, d) of the encoder's q(z|x), missing pixels set to 0."""
-    _check_model(model, "encoder_q")
+    _check_model(model, "encoder_q", labels)
     x, mono_x, mono_mask = _inputs(model, x, mask)
     mean, scale = model.mono_code_distribution(mono_x * mono_mask)
     if scale is None:
@@ -653,7 +661,7 @@ def fill(x, mask, values) -> np.ndarray:
 
 def complete(model: GenerativeModel, x, mask, steps: int = 15,
              learning_rate: Optional[float] = None, init: str = "search", seed: int = 0,
-             how: str = "mean", **fit_options):
+             how: str = "mean", labels=None, **fit_options):
     """Complete images from their observed pixels: fit q(z | psi_n) to the observed pixels
     (``fit_posteriors``; by default 15 steps from the best of 20,000 prior draws, no encoder,
     learning rate 0.2 for that start), decode its mean (``model.decode_images``, ``how`` =
@@ -661,7 +669,7 @@ def complete(model: GenerativeModel, x, mask, steps: int = 15,
     untouched, bit for bit. ``steps=0`` with ``init="encoder"`` is the encoder applied to the
     masked image (missing pixels 0). ``fit_options`` go to ``fit_posteriors``. Returns
     ``(completed (N, 28, 28, C) float32, fit)``."""
-    _check_model(model, "complete")
+    _check_model(model, "complete", labels)
     if learning_rate is None:
         learning_rate = COMPLETION_LEARNING_RATE if init == "search" else LEARNING_RATES.get(init)
     if how not in IMAGE_KINDS:

@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .checks import check_count
+from .checks import check_count, check_values
 
 PATHS = ("linear", "spherical")
 
@@ -24,7 +24,8 @@ def interpolate(z_start, z_end, steps: int = 10, path: str = "linear") -> np.nda
     linear: (1 - t) a + t b. spherical: along the great circle between the two directions,
     the norm interpolated linearly (a Gaussian's typical set is a shell: the straight line
     between two codes cuts through its low-norm inside; White 2016)."""
-    a, b = np.asarray(z_start, np.float64), np.asarray(z_end, np.float64)
+    a, b = check_values(z_start, "z_start", what="codes"), check_values(z_end, "z_end",
+                                                                          what="codes")
     if a.shape != b.shape:
         raise ValueError(f"the two codes must have one shape, got {a.shape} and {b.shape}.")
     if path not in PATHS:
@@ -46,10 +47,12 @@ def interpolate(z_start, z_end, steps: int = 10, path: str = "linear") -> np.nda
 
 def traverse(z, values) -> np.ndarray:
     """For a code z (d,): (d, V, d) codes, row i with dimension i set to each of ``values``."""
-    z = np.asarray(z, np.float32)
+    z = np.asarray(z)
     if z.ndim != 1:
         raise ValueError(f"traverse takes one code (d,), got shape {z.shape}.")
-    values = np.asarray(values, np.float32)
+    z = check_values(z, "z", what="code values").astype(np.float32)
+    values = check_values(values, "values", ndim=1, what="values of a dimension").astype(
+        np.float32)
     codes = np.repeat(np.repeat(z[None, None, :], len(values), axis=1), len(z), axis=0)
     for i in range(len(z)):
         codes[i, :, i] = values
@@ -69,13 +72,22 @@ def normal_grid(points: int = 20) -> np.ndarray:
 def activity(means, threshold: float = 0.01) -> Tuple[np.ndarray, np.ndarray]:
     """``(Cov_x E_q[z_i] per dimension, active)``: a dimension is active when its posterior
     mean varies across the data by more than ``threshold`` (Burda et al. 2015)."""
-    variance = np.var(np.asarray(means, np.float64), axis=0)
+    means = check_values(means, "means", ndim=2, what="posterior means (N, d)")
+    if not (isinstance(threshold, (int, float, np.floating)) and np.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
+    variance = np.var(means, axis=0)
     return variance, variance > threshold
 
 
 def kl_per_dimension(means, scales) -> np.ndarray:
     """Average KL(q(z_i|x) || N(0, 1)) per dimension over the codes, nats, (d,)."""
-    mean, scale = np.asarray(means, np.float64), np.asarray(scales, np.float64)
+    mean = check_values(means, "means", ndim=2, what="posterior means (N, d)")
+    scale = check_values(scales, "scales", ndim=2, what="posterior scales (N, d)")
+    if scale.shape != mean.shape:
+        raise ValueError(f"scales {scale.shape} must have the shape of means {mean.shape}.")
+    if not np.all(scale > 0):
+        raise ValueError("scales must be positive (posterior standard deviations); KL to "
+                         "N(0, 1) of a zero or negative scale is no number.")
     return np.mean(0.5 * (scale ** 2 + mean ** 2 - 1.0) - np.log(scale), axis=0)
 
 
@@ -89,7 +101,12 @@ def probe_accuracies(train_codes, train_labels, test_codes, test_labels,
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train, test = _flat(train_codes), _flat(test_codes)
+    train, test = _flat(train_codes, "train_codes"), _flat(test_codes, "test_codes")
+    for codes, labels, name in ((train, train_labels, "train_labels"),
+                                (test, test_labels, "test_labels")):
+        if np.shape(labels) != (len(codes),):
+            raise ValueError(f"{name} must hold one label per code, ({len(codes)},); got "
+                             f"shape {np.shape(labels)}.")
     linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000,
                                                                 random_state=seed))
     linear.fit(train, train_labels)
@@ -103,19 +120,32 @@ def pca_2d(train_codes, *others) -> Tuple[list, np.ndarray]:
     variance ratio (2,))``."""
     from sklearn.decomposition import PCA
 
-    pca = PCA(2, random_state=0).fit(_flat(train_codes))
-    return [pca.transform(_flat(c)) for c in (train_codes, *others)], pca.explained_variance_ratio_
+    pca = PCA(2, random_state=0).fit(_flat(train_codes, "train_codes", min_rows=2))
+    projected = [pca.transform(_flat(c, "codes")) for c in (train_codes, *others)]
+    return projected, pca.explained_variance_ratio_
 
 
 def tsne_2d(codes, seed: int = 0, perplexity: Optional[float] = None) -> np.ndarray:
     """A 2-D t-SNE map of the codes (scikit-learn)."""
     from sklearn.manifold import TSNE
 
-    codes = _flat(codes)
+    codes = _flat(codes, "codes", min_rows=2)
+    if not np.any(np.ptp(codes, axis=0) > 0):
+        # scikit-learn's t-SNE divides by the spread of its PCA start: identical codes
+        # crashed the interpreter (a segmentation fault), not just the call.
+        raise ValueError(f"all {len(codes)} codes are the same point: a t-SNE map needs codes "
+                         "that differ.")
+    if perplexity is not None and not 0 < perplexity < len(codes):
+        raise ValueError(f"perplexity must lie in (0, {len(codes)}) for {len(codes)} codes, "
+                         f"got {perplexity!r}.")
     perplexity = perplexity or min(30.0, (len(codes) - 1) / 3)
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
 
 
-def _flat(codes) -> np.ndarray:
-    codes = np.asarray(codes, np.float32)
+def _flat(codes, name: str = "codes", min_rows: int = 1) -> np.ndarray:
+    """Codes (N, ...) as a finite float32 (N, features) array, at least ``min_rows`` of them."""
+    codes = np.asarray(codes)
+    if codes.ndim < 2:
+        raise ValueError(f"{name} must be codes (N, d) or (N, C, d); got shape {codes.shape}.")
+    codes = check_values(codes, name, min_rows=min_rows, what="codes", dtype=np.float32)
     return codes.reshape(len(codes), -1)

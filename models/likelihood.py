@@ -98,7 +98,7 @@ def _checked_input(model: GenerativeModel, what: str, x, seed: int, labels=None,
 
 def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, seed: int = 0,
                          sample_chunk: int = 1000, image_chunk: int = 10_000,
-                         per_channel: bool = False) -> np.ndarray:
+                         per_channel: bool = False, labels=None) -> np.ndarray:
     """Prior Monte Carlo estimate of log p(x), (N,) nats; see the module docstring.
 
     x: (N, 28, 28, C) in [0, 1]. Each chunk of latent samples is decoded once; its weights
@@ -106,7 +106,8 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
     image_chunk * (784 F + sample_chunk) * 4 bytes whatever N and K are (F = features per
     pixel: 1 for Bernoulli, 2 for Beta and Normal, the bins for the categorical head).
     """
-    x, _ = _checked_input(model, "prior_log_likelihood", x, seed, num_samples=num_samples,
+    x, _ = _checked_input(model, "prior_log_likelihood", x, seed, labels,
+                          num_samples=num_samples,
                           sample_chunk=sample_chunk, image_chunk=image_chunk)
     mono_x, inverse, channels = distinct_channel_images(x)
     targets = model.head.targets(mono_x)
@@ -128,10 +129,10 @@ def prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000, s
 
 
 def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_000,
-                               seed: int = 0) -> np.ndarray:
+                               seed: int = 0, labels=None) -> np.ndarray:
     """The same estimate computed the slow, obvious way (reference for tests and benchmarks):
     per channel image, ``log_prob`` of the decoder distribution at all K samples."""
-    x, _ = _checked_input(model, "naive_prior_log_likelihood", x, seed,
+    x, _ = _checked_input(model, "naive_prior_log_likelihood", x, seed, labels,
                           num_samples=num_samples)
     mono_x, channels = fold_channels(x)
     z = model.prior_codes(num_samples, seed=seed)

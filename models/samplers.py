@@ -34,6 +34,7 @@ from keras_files import check_limit
 from stacked_mnist import finite_float32
 
 from .batching import in_batches
+from .checks import check_count, check_positive
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -79,6 +80,12 @@ class LatentSampler(tf_keras.Model):
         """How many numbers the sampler's state holds, from its sizes alone."""
         return 0
 
+    @classmethod
+    def min_codes(cls, latent_dim: int, **settings) -> int:
+        """How many codes ``fit`` needs at least: what the sampler estimates must be
+        determined by them (a full covariance of d dimensions needs d + 1 codes)."""
+        return latent_dim + 1
+
     @property
     def fitted(self) -> bool:
         return bool(self.is_fitted.numpy())
@@ -97,6 +104,8 @@ class LatentSampler(tf_keras.Model):
             if scales.shape != codes.shape:
                 raise ValueError(f"scales must have the shape of codes {codes.shape}, got "
                                  f"{scales.shape}.")
+        if self.needs_fitting:
+            self._check_enough_codes(codes, scales)
         self._fit(codes, scales, seed, **options)
         self.is_fitted.assign(True)
         return self
@@ -125,6 +134,25 @@ class LatentSampler(tf_keras.Model):
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"{name} must have shape (N, {self.latent_dim}), got {z.shape}.")
         return finite_float32(z, name, what="codes")
+
+    def _check_enough_codes(self, codes: np.ndarray, scales) -> None:
+        """``ValueError`` unless the codes determine what the sampler fits: at least
+        ``min_codes`` of them, and not all one point (a density fitted to a point has
+        log-densities of +-inf, or a ridge as large as the rounding error)."""
+        needed = self.min_codes(self.latent_dim, **self.settings())
+        if len(codes) < needed:
+            raise ValueError(
+                f"the {self.kind!r} sampler ({self.description}) needs at least {needed} "
+                f"codes, got {len(codes)} (of {self.latent_dim} dimensions): fit it to more "
+                "codes (a training set's), choose a smaller one (fewer mixture components, the "
+                "'fitted' Gaussian), or use the 'standard' sampler, which needs none.")
+        spread = np.ptp(codes, axis=0) if scales is None else np.ptp(codes, axis=0) + np.max(
+            np.abs(scales), axis=0)
+        if not np.any(spread > 0):
+            raise ValueError(
+                f"all {len(codes)} codes are the same point: the {self.kind!r} sampler has "
+                "nothing to fit. Fit it to the codes of different images, or use the "
+                "'standard' sampler.")
 
     def _check_fitted(self) -> None:
         if not self.fitted:
@@ -182,11 +210,6 @@ class FittedGaussian(LatentSampler):
                                       name="covariance")
 
     def _fit(self, codes, scales, seed, **options):
-        if len(codes) <= self.latent_dim:
-            raise ValueError(
-                f"a full covariance of {self.latent_dim}-dimensional codes needs at least "
-                f"{self.latent_dim + 1} codes, got {len(codes)}: fit to more codes, or use the "
-                "'standard' sampler.")
         z = _draw(codes, scales, np.random.default_rng(seed))
         covariance = np.atleast_2d(np.cov(z, rowvar=False))
         try:
@@ -223,11 +246,17 @@ class GaussianMixture(LatentSampler):
     def parameter_count(cls, latent_dim, components: int = 10, **settings):
         return components * (latent_dim * (latent_dim + 1) + 1)
 
+    @classmethod
+    def min_codes(cls, latent_dim, components: int = 10, **settings):
+        """d + 1 codes per component (a full covariance each)."""
+        return components * (latent_dim + 1)
+
     def __init__(self, latent_dim: int, components: int = 10, **kwargs):
         super().__init__(latent_dim, components=components, **kwargs)
         self.components = components
-        self.mixture_weights = tf.Variable(tf.fill([components], tf.constant(1.0 / components, tf.float64)),
-                                           trainable=False, name="mixture_weights")
+        self.mixture_weights = tf.Variable(
+            tf.fill([components], tf.constant(1.0 / components, tf.float64)), trainable=False,
+            name="mixture_weights")
         self.means = tf.Variable(tf.zeros((components, latent_dim), tf.float64),
                                  trainable=False, name="means")
         self.covariances = tf.Variable(
@@ -334,6 +363,8 @@ class MaskedAutoregressiveFlow(LatentSampler):
         scales, every epoch draws a fresh z ~ q(z|x_i) per image. The learning rate drops to
         a third for the last 30 % of the epochs. ``validation``: held-out ``(codes, scales)``
         whose NLL is logged beside that of N(0, I) ("val_standard_normal")."""
+        epochs, batch_size = check_count("epochs", epochs), check_count("batch_size", batch_size)
+        learning_rate = check_positive("learning_rate", learning_rate)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
 
         @tf.function(reduce_retracing=True)

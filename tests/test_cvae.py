@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import ModelConfig, build_model, fit_model, load_model, save_model
+from models import ModelConfig, build_model, fit_model, load_model, make_sampler, save_model
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
                                 marginal_log_likelihood)
 from models.networks import FoldLabels
@@ -103,6 +103,19 @@ def test_without_labels_the_cvae_generates_from_balanced_seeded_labels():
     vae = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8)))
     with pytest.raises(ValueError, match="unconditional"):
         vae.generate_images(2, labels=[1, 2])
+
+
+def test_requested_labels_must_match_the_count_and_style_noise_must_be_finite():
+    """generate_images(2, labels=[0, 1, 2]) returned three images; NaN style noise gave NaN
+    codes."""
+    model = tiny_cvae()
+    with pytest.raises(ValueError, match="got 3 labels for 2 images"):
+        model.generate_images(2, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="got 1 labels for 2 images"):
+        model.generate_images(2, labels=[4], sampler=make_sampler("standard", 3))
+    with pytest.raises(ValueError, match="noise contains NaN"):
+        model.class_codes([0, 1], noise=np.full((2, 3), np.nan))
+    assert model.generate_images(2, labels=[0, 1]).shape == (2, 28, 28, 1)
 
 
 def test_the_class_prior_is_the_extra_state_and_fitted_after_training():

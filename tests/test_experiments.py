@@ -176,7 +176,7 @@ def test_bad_flags_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         importlib.import_module("experiments.vae_gen").main(["--quick", "--epochs", "0",
                                                  "--out", str(tmp_path)])
-    assert "--epochs: must be an integer >= 1" in capsys.readouterr().err
+    assert "--epochs: must be an integer from 1 to" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         importlib.import_module("experiments.vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
     for flags, message in ((["--set", "depth=3"], "unknown model setting 'depth'"),
@@ -405,3 +405,73 @@ def test_training_setups_that_would_fail_later_are_refused_first(tmp_path, capsy
         with pytest.raises(SystemExit):
             importlib.import_module("experiments.train_all").main(["--quick", *flags])
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("vae_gen", ["--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
+    ("vae_gen", ["--samples", "100001"], "--samples 100,001 is above its limit 100,000"),
+    ("vae_anom", ["--prior-samples", str(10 ** 12)], "must be an integer from 1 to 1000000"),
+    ("cvae", ["--per-digit", "10001"], "--per-digit 10,001 is above its limit"),
+    ("cvae", ["--subset-k", "10", "20000"], "--subset-k 20,000 is above its limit"),
+    ("vae_inference", ["--masks", "bogus"], "argument --masks: invalid choice"),
+    ("vae_loglik", ["--images", "20000"], "--images 20,000 is above its limit 10,000"),
+    ("train_all", ["--only", "bogus"], "argument --only: invalid choice"),
+    ("train_all", ["--epochs", "20000"], "--epochs 20,000 is above its limit"),
+    ("run_all", ["--rows", "bogus"], "argument --rows: invalid choice"),
+])
+def test_every_flag_refusal_is_one_line_and_nothing_is_written(script, flags, message, capsys,
+                                                               tmp_path):
+    """argparse printed its usage text (up to 19 lines) above the error; counts had no upper
+    bound (--prior-samples 10**12 ran out of memory inside TensorFlow, --per-digit 10**9
+    inside numpy)."""
+    out = [] if script in ("train_all", "run_all") else ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f"experiments.{script}").main([*flags, *out])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_os_errors_and_warnings_are_one_line_at_the_command_line(capsys):
+    """A file where a folder belongs was a NotADirectoryError traceback (train_all --run);
+    Python's warnings take two lines (the message and the source line)."""
+    def fails():
+        raise NotADirectoryError(20, "Not a directory", "results/a_file/x")
+
+    with pytest.raises(SystemExit) as stop:
+        cli.run_script(fails)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: [Errno 20] Not a directory: 'results/a_file/x'\n"
+    assert cli._one_line_warning("the summary file is damaged;\n  starting over", UserWarning,
+                                 "x.py", 1) == "warning: the summary file is damaged; starting over\n"
+
+
+def test_a_damaged_state_file_is_ignored_with_a_warning(tmp_path):
+    """run_all's results/summary.json that was a JSON list failed after every row had run
+    (AttributeError), one not in UTF-8 likewise."""
+    from atomic_io import read_json_object
+
+    run_all = importlib.import_module("experiments.run_all")
+    assert read_json_object(tmp_path / "none.json") is None
+    for content in (b"[1, 2]", b"\xff\xfe{", b'{"vae_gen": '):
+        (tmp_path / "summary.json").write_bytes(content)
+        with pytest.warns(UserWarning, match="cannot be read.*starting over"):
+            assert read_json_object(tmp_path / "summary.json") is None
+    assert run_all.combined_metrics({"vae_gen": [1], "ae_gen": {"quick": True}}, {},
+                                    quick=True) == {"ae_gen": {"quick": True}}
+
+
+def test_results_page_does_not_read_a_huge_metrics_file(tmp_path, monkeypatch):
+    """A metrics.json of gigabytes dropped under results/ was read whole into memory."""
+    from experiments import results_page
+
+    monkeypatch.setattr(results_page, "MAX_JSON_BYTES", 100)
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "metrics.json").write_text(json.dumps({"command": "x" * 200}))
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "metrics.json").write_text(json.dumps({"command": "ok"}))
+    page = results_page.write_index(tmp_path).read_text()
+    assert "metrics.json could not be read (ValueError: 215 bytes, above the limit 100 " in page
+    assert "<code>ok</code>" in page

@@ -350,3 +350,39 @@ def test_inference_and_completion_refuse_the_cvae_in_one_line_naming_what_to_use
         message = str(info.value)
         assert "\n" not in message and "class_log_likelihoods" in message
         assert "vae_mono_complete" in message
+
+
+def test_every_estimator_takes_labels_for_the_cvae_or_refuses_them_in_one_line():
+    """labels= used to be a TypeError (an unexpected keyword) for the inference functions and
+    the prior estimator: now each takes it and says what to use for the CVAE instead, and an
+    unconditional model refuses labels as everywhere else."""
+    from models.likelihood import naive_prior_log_likelihood, prior_log_likelihood
+
+    tiny = dict(latent_dim=3, filters=(4, 8), hidden_units=16)
+    cvae = models.build_model(models.ModelConfig(kind="cvae", **tiny))
+    vae = models.build_model(models.ModelConfig(kind="vae", **tiny))
+    x, labels = digits(2), np.array([1, 7])
+    q = (np.zeros((2, 1, 3)), np.ones((2, 1, 3)))
+    calls = {
+        "fit_posteriors": lambda m: inference.fit_posteriors(m, x, steps=1, labels=labels),
+        "complete": lambda m: inference.complete(m, x, inference.make_mask("left_half", 2),
+                                                 labels=labels),
+        "prior_search": lambda m: inference.prior_search(m, x, num_samples=10, labels=labels),
+        "encoder_q": lambda m: inference.encoder_q(m, x, labels=labels),
+        "proposal_estimates": lambda m: inference.proposal_estimates(m, x, *q, num_samples=2,
+                                                                     labels=labels),
+        "masked_elbo": lambda m: inference.masked_elbo(m, x, *q, num_samples=2, labels=labels),
+        "proposal_iwae": lambda m: inference.proposal_iwae(m, x, *q, num_samples=2,
+                                                           labels=labels),
+        "prior_log_likelihood": lambda m: prior_log_likelihood(m, x, 10, labels=labels),
+        "naive_prior_log_likelihood": lambda m: naive_prior_log_likelihood(m, x, 10,
+                                                                           labels=labels),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as info:
+            call(cvae)
+        message = str(info.value)
+        assert "\n" not in message and "iwae_log_likelihood" in message, (name, message)
+        assert "labels=y" in message, (name, message)
+        with pytest.raises(ValueError, match="labels were given to an unconditional 'vae'"):
+            call(vae)

@@ -8,7 +8,7 @@ from scipy.stats import norm
 
 from models import ModelConfig, build_model
 from models.latent import (activity, interpolate, kl_per_dimension, normal_grid, pca_2d,
-                           probe_accuracies, traverse)
+                           probe_accuracies, traverse, tsne_2d)
 
 
 
@@ -89,3 +89,28 @@ def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
                    "ae_tsne", "latent_maps_2d", "interpolation", "traversal"):
         assert (out / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     common._CACHE.clear()
+
+
+NAN3 = np.array([0.0, np.nan, 1.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: interpolate(NAN3, np.zeros(3)), "z_start contains NaN"),
+    (lambda: interpolate(np.zeros(3), np.full(3, np.inf)), "z_end contains NaN or infinite"),
+    (lambda: traverse(np.zeros(3), [np.nan, 1.0]), "values contains NaN"),
+    (lambda: traverse(np.zeros(3), []), "values needs at least 1"),
+    (lambda: activity(np.full((5, 3), np.nan)), "means contains NaN"),
+    (lambda: activity(np.zeros((0, 3))), "means needs at least 1"),
+    (lambda: kl_per_dimension(np.zeros((5, 3)), np.zeros((5, 3))), "scales must be positive"),
+    (lambda: kl_per_dimension(np.zeros((5, 3)), -np.ones((5, 3))), "scales must be positive"),
+    (lambda: kl_per_dimension(np.zeros((5, 3)), np.ones((4, 3))), "shape of means"),
+    (lambda: pca_2d(np.full((5, 3), np.nan)), "train_codes contains NaN"),
+    (lambda: tsne_2d(np.zeros((4, 3))), "same point"),
+    (lambda: tsne_2d(np.zeros((1, 3))), "at least 2"),
+    (lambda: probe_accuracies(np.zeros((6, 2)), np.arange(5), np.zeros((2, 2)), np.arange(2)),
+     "train_labels must hold one label per code"),
+])
+def test_latent_tools_refuse_nan_empty_and_degenerate_input(call, message):
+    """NaN in gave NaN out; two identical codes crashed the interpreter inside t-SNE."""
+    with pytest.raises(ValueError, match=message):
+        call()

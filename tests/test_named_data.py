@@ -29,6 +29,13 @@ def test_unknown_names_are_refused_with_the_known_ones():
         named_data.get("emnist")
 
 
+def test_names_refuses_a_channel_count_no_data_set_can_have():
+    for channels in (0, 2, "3"):
+        with pytest.raises(ValueError, match="channels must be 1"):
+            named_data.names(channels=channels)
+    assert set(named_data.names()) == set(named_data.names(1)) | set(named_data.names(3))
+
+
 def test_each_entry_loads_its_shape_classes_and_drops_the_anomaly_class(entry_and_data):
     entry, (x_train, y_train, x_test, y_test) = entry_and_data
     assert x_train.shape[1:] == x_test.shape[1:] == entry.image_shape

@@ -178,3 +178,40 @@ def test_the_fitted_gaussian_refuses_too_few_codes_and_regularises_a_singular_co
     assert sampler.metadata["covariance_ridge"] > 0
     assert np.all(np.isfinite(sampler.log_prob(codes[:10])))
     assert np.all(np.isfinite(sampler.sample(10)))
+
+
+@pytest.mark.parametrize("kind, settings, needed", [
+    ("fitted", {}, 5), ("gmm", {"components": 3}, 15), ("flow", {"layers": 1, "hidden_units": 8}, 5)])
+def test_samplers_refuse_too_few_codes_for_what_they_fit(kind, settings, needed):
+    """A mixture of 10 full-covariance Gaussians fitted to 15 codes of 8 dimensions, or a flow
+    to 3, used to return log-densities that looked like any other."""
+    sampler = make_sampler(kind, 4, **settings)
+    codes = np.random.default_rng(0).normal(size=(needed - 1, 4))
+    with pytest.raises(ValueError, match=f"needs at least {needed} codes, got {needed - 1} "
+                                         r"\(of 4 dimensions\).*'standard' sampler"):
+        sampler.fit(codes)
+    assert not sampler.fitted
+
+
+@pytest.mark.parametrize("kind", ["fitted", "gmm", "flow"])
+def test_samplers_refuse_codes_that_are_all_one_point(kind):
+    """The flow fitted to identical codes gave log p = -inf; the Gaussian a ridge of 1e-18."""
+    sampler = make_sampler(kind, 2, **({"layers": 1, "hidden_units": 8} if kind == "flow"
+                                        else {"components": 2} if kind == "gmm" else {}))
+    with pytest.raises(ValueError, match="all 40 codes are the same point"):
+        sampler.fit(np.ones((40, 2)))
+    with pytest.raises(ValueError, match="same point"):
+        sampler.fit(np.ones((40, 2)), scales=np.zeros((40, 2)))
+
+
+def test_flow_fit_options_and_the_sampler_argument_are_checked():
+    flow = make_sampler("flow", 2, layers=1, hidden_units=8)
+    codes = np.random.default_rng(0).normal(size=(20, 2))
+    for options, message in (({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"),
+                             ({"learning_rate": float("nan")}, "learning_rate")):
+        with pytest.raises(ValueError, match=message):
+            flow.fit(codes, verbose=0, **options)
+    assert not flow.fitted
+    model = build_model(ModelConfig(latent_dim=2, filters=(4, 8), hidden_units=8))
+    with pytest.raises(TypeError, match="sampler must be a models.LatentSampler"):
+        model.generate_images(2, sampler="flow")

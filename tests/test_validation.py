@@ -86,6 +86,24 @@ def test_counts_and_seeds_are_checked():
             call()
 
 
+def test_learning_rates_and_traces_are_checked():
+    """A NaN learning rate built a model that trained to NaN; a NaN ELBO trace 'never
+    converged' (None) instead of failing."""
+    from models.inference import steps_to_converge, steps_to_fraction
+
+    config = ModelConfig(kind="vae", **TINY)
+    for rate in (float("nan"), 0, -1e-3, float("inf"), "1e-3"):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            build_model(config, learning_rate=rate)
+    with pytest.raises(ValueError, match="trace contains NaN"):
+        steps_to_converge([np.nan] * 20)
+    with pytest.raises(ValueError, match="tolerance must be a positive number"):
+        steps_to_converge(np.arange(30.0), tolerance=float("nan"))
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        steps_to_fraction(np.arange(5.0), fraction=2)
+    assert steps_to_converge(np.ones(30)) == 19 and steps_to_fraction(np.arange(5.0)) == 4
+
+
 def test_non_finite_outputs_are_an_error_never_a_metric():
     model = tiny()
     weights = model.network_weights()
@@ -189,3 +207,41 @@ def test_a_killed_writers_temporary_file_is_cleaned_up(tmp_path):
         tmp.write_bytes(b"whole")
     assert not stale.exists() and alive.exists()
     assert (tmp_path / "model.keras").read_bytes() == b"whole"
+
+
+def test_atomic_writes_name_a_file_where_a_folder_belongs(tmp_path):
+    """models.save(model, "a_file/m.keras") said "[Errno 17] File exists: 'a_file'"."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(NotADirectoryError, match=f"{a_file} is a file, not a folder"):
+        with atomic_path(a_file / "sub" / "m.keras"):
+            pass
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        with atomic_path(tmp_path):
+            pass
+
+
+def test_verification_net_and_stacked_mnist_commands_refuse_in_one_line(tmp_path, capsys):
+    """verification_net.py printed the usage text, took --seed -1 and --epochs 10**9, and would
+    train for minutes before finding --file unwritable; stacked_mnist.py ended in a
+    traceback without data."""
+    verification_net = importlib.import_module("verification_net")
+    for argv, message in ((["--seed", "-1"], "--seed: must be an integer from 0 to"),
+                          (["--epochs", "20000"], "--epochs 20,000 is above its limit"),
+                          (["--dataset", "cifar"], "invalid choice: 'cifar'")):
+        with pytest.raises(SystemExit) as stop:
+            verification_net.main(argv)
+        lines = capsys.readouterr().err.splitlines()
+        assert stop.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(SystemExit), pytest.warns(UserWarning, match="not found"):
+        verification_net.main(["--file", str(a_file / "judge.keras")])  # would train
+    assert "cannot be written" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/*.keras"))
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "stacked_mnist.py")], cwd=tmp_path,
+                            env={**os.environ, "MNIST_DIR": str(tmp_path / "none")},
+                            capture_output=True, text=True)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert f"MNIST directory {tmp_path / 'none'} does not exist" in lines[0]

@@ -99,3 +99,42 @@ def test_kl_to_uniform_refuses_counts_that_are_no_counts(counts):
 
     with pytest.raises(ValueError, match="counts must be one finite count >= 0 per class"):
         kl_to_uniform(counts)
+
+
+@pytest.mark.parametrize("predictions, beliefs, message", [
+    ([1, 2], [np.nan, 0.9], "beliefs must be finite numbers in \\[0, 1\\]"),
+    ([1, 2], [0.9, 1.5], "beliefs must be finite"),
+    ([1, 10], [0.9, 0.9], "predictions must be integer class labels in 0..9"),
+    ([1, 2], [0.9], "one value per prediction"),
+    (np.array([], int), np.array([]), "there are no predictions"),
+])
+def test_generation_metrics_refuse_verdicts_that_are_no_verdicts(predictions, beliefs, message):
+    """A NaN belief counted as not confident, a class 10 of mono images as an eleventh class
+    (coverage 11/10 possible), and no samples at all was a ZeroDivisionError."""
+    import named_data
+    from evaluation import generation_metrics
+
+    with pytest.raises(ValueError, match=message):
+        generation_metrics(None, named_data.get("mnist"), np.asarray(predictions),
+                           np.asarray(beliefs))
+
+
+def test_judged_images_and_class_shares_check_their_input():
+    from evaluation import class_shares, judged_images
+
+    with pytest.raises(ValueError, match="NaN"):
+        judged_images(np.full((1, 28, 28, 1), np.nan, np.float32))
+    with pytest.raises(ValueError, match="predictions must be integer class labels in 0..9"):
+        class_shares(np.array([1, 10]), 1)
+    assert class_shares(np.array([], int), 1).shape == (1, 10)
+
+
+def test_conditional_accuracy_of_a_digit_never_requested_is_none_not_nan(verifier):
+    """Labels all 3 gave NaN (0 / 0) for the other nine digits' accuracies in metrics.json."""
+    import named_data
+    from evaluation import conditional_metrics
+
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    per_digit = conditional_metrics(x, [3, 3, 3, 3], named_data.get("mnist"))[
+        "conditional_accuracy_per_digit"]
+    assert per_digit[3] == 0.0 and per_digit[:3] == [None] * 3 and None in per_digit[4:]

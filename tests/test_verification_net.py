@@ -734,3 +734,19 @@ def test_tolerance_rule_takes_the_least_tolerance_with_few_confident_errors():
     assert verification_net.rule_tolerance(predictions, beliefs, labels) == 0.7
     assert verification_net.rule_tolerance(predictions, beliefs, labels, max_error=0.5) == 0.5
     assert verification_net.rule_tolerance(np.ones(100, int), beliefs, labels) == 0.95
+
+
+def test_fashion_judge_messages_name_its_own_class_and_file(tmp_path):
+    """FashionNet's warnings and errors name FashionNet, fashion_net.keras and the
+    --dataset fashion_mnist command, not the digit judge's."""
+    with pytest.warns(UserWarning) as record:
+        net = verification_net.FashionNet(file_name=str(tmp_path / "none.keras"))
+    message = " ".join(str(w.message) for w in record)
+    assert "FashionNet weights not found" in message and "fashion_net.keras" in message
+    assert "VerificationNet" not in message and "verification_net.keras" not in message
+    with pytest.raises(ValueError, match="FashionNet has no trained weights.*--dataset "
+                                         "fashion_mnist"):
+        net.predict(np.zeros((1, 28, 28, 1), np.float32))
+    hint = verification_net._restore_hint(tmp_path / "x.keras", verification_net.FashionNet)
+    assert "saved_models/fashion_net.keras" in hint and "--dataset fashion_mnist" in hint
+    assert verification_net.FashionNet.shipped_path().name == "fashion_net.keras"
