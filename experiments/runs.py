@@ -73,8 +73,8 @@ def _get_model(run: Run, name: str, dataset: Dataset, missing: bool, x_train, x_
     channels, data = dataset.channels, dataset.data_name(missing)
     if run.quick:
         path = run.out / f"quick_model_{data.lower()}.keras"
-        model, info = _train_into(run, name, channels, data, x_train, x_val, path, labels,
-                                  epochs=1)
+        model, info = _quick(run, (name, data), channels, path, lambda: _train_into(
+            run, name, channels, data, x_train, x_val, path, labels, epochs=1)[0])
         return model, {**info, "quick": True}
     if run.run_dir is None and not run.retrain:
         model = zoo.load(name, channels=channels)
@@ -131,12 +131,45 @@ def _train_into(run: Run, name: str, channels: int, data: str, x_train, x_val, p
 
 
 def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = False):
-    """The shipped model ``name``, or with --quick a throw-away one trained on tiny data (the
-    analysis scripts that compare several shipped models)."""
+    """The shipped model ``name``, or with --quick a throw-away one trained on tiny data into
+    the output folder (the analysis scripts that compare several shipped models)."""
     if not run.quick:
         return zoo.load(name)
     x_train, _, x_test, _ = load_data(run, dataset.mono(), missing)
-    return zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0)
+    path = run.out / f"quick_{name}.keras"
+
+    def train():
+        model = zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0)
+        save(model, path)
+        return model
+
+    return _quick(run, (name, dataset.name, missing), 1, path, train)[0]
+
+
+# A --quick model is a function of its recipe, the run's settings and seed and its data: one
+# process (run_all.py --quick, the test suite) trains each once, and later runs that ask for
+# it load a copy of that file into their own output folder.
+_QUICK_FILES = {}
+
+
+def _quick(run: Run, what: tuple, channels: int, path: Path, train):
+    """``(model, info)``: ``train()`` (which saves the model to ``path``), or a copy of the
+    file an earlier run of this process trained for the same ``what`` (recipe and data),
+    channels, settings and seed."""
+    key = (*what, channels, json.dumps(run.settings, sort_keys=True, default=str), run.seed,
+           str(run.data_dir))
+    earlier = _QUICK_FILES.get(key)
+    if earlier is None or earlier == path or not earlier.is_file():
+        model = train()
+        _QUICK_FILES[key] = path
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for source in (earlier, earlier.with_suffix(".json")):
+            if source.is_file():
+                shutil.copyfile(source, path.with_suffix(source.suffix))
+        model = load_model(path, channels=channels)
+        print(f"copied the quick model {earlier.name} this process trained before")
+    return model, {"model_file": zoo.shown_path(path), **model.metadata}
 
 
 def get_latent_flow(run: Run, model, info: dict, dataset: Dataset):
