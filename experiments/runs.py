@@ -159,16 +159,17 @@ def _quick(run: Run, what: tuple, channels: int, path: Path, train):
     key = (*what, channels, json.dumps(run.settings, sort_keys=True, default=str), run.seed,
            str(run.data_dir))
     earlier = _QUICK_FILES.get(key)
-    if earlier is None or earlier == path or not earlier.is_file():
+    if earlier is None or not earlier.is_file():
         model = train()
         _QUICK_FILES[key] = path
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for source in (earlier, earlier.with_suffix(".json")):
-            if source.is_file():
-                shutil.copyfile(source, path.with_suffix(source.suffix))
+        if earlier != path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for source in (earlier, earlier.with_suffix(".json")):
+                if source.is_file():
+                    shutil.copyfile(source, path.with_suffix(source.suffix))
         model = load_model(path, channels=channels)
-        print(f"copied the quick model {earlier.name} this process trained before")
+        print(f"loaded a copy of {zoo.shown_path(earlier)}, which this process trained")
     return model, {"model_file": zoo.shown_path(path), **model.metadata}
 
 

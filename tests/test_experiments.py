@@ -333,9 +333,18 @@ def test_derived_seeds_are_named():
 
 
 @pytest.mark.slow
-def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path):
+def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path, capsys):
     out, metrics = run("anomaly_loo", tmp_path, "--dataset", "fashion_mnist", "--classes", "8",
                        "1")
+    # Run again in this process: its quick models are copies of those files, not trained again.
+    runs._CACHE.clear()
+    capsys.readouterr()
+    again, second = run("anomaly_loo", tmp_path / "again", "--dataset", "fashion_mnist",
+                        "--classes", "8")
+    assert "loaded a copy of" in capsys.readouterr().out
+    assert second["per_class"]["8"] == metrics["per_class"]["8"]
+    name = f"quick_{zoo.loo_name(8, 'fashion')}.keras"
+    assert (again / name).read_bytes() == (out / name).read_bytes()
     assert list(metrics["per_class"]) == ["1", "8"]
     for result in metrics["per_class"].values():
         assert 0.05 < result["anomaly_share"] < 0.2  # one class of ten, in the quick slice
