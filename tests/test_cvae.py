@@ -239,7 +239,8 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
     classify = metrics["classify"]
     assert [(run["num_samples"], run["prior"]) for run in classify["runs"].values()] == [
         (1, "class"), (3, "class"), (1, "standard")]
-    assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == 512
+    assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == (
+        common.QUICK_TEST_IMAGES)
     assert set(classify["non_digits"]) >= {"test_digits", "uniform_noise", "constant"}
     anomaly = metrics["anomaly"]
     for part in ("mono", "colour_worst_channel"):
