@@ -160,10 +160,10 @@ def _quick(run: Run, what: tuple, channels: int, path: Path, train):
     channels, settings and seed."""
     key = (*what, channels, json.dumps(run.settings, sort_keys=True, default=str), run.seed,
            str(run.data_dir))
-    earlier = _QUICK_FILES.get(key)
-    if earlier is None or not earlier.is_file():
-        model = train()
-        _QUICK_FILES[key] = path
+    earlier, digest = _QUICK_FILES.get(key, (None, None))
+    if earlier is None or not earlier.is_file() or zoo.file_digest(earlier) != digest:
+        model = train()  # (a file replaced since, e.g. by another --set into that folder, too)
+        _QUICK_FILES[key] = path, zoo.file_digest(path)
     else:
         if earlier != path:
             path.parent.mkdir(parents=True, exist_ok=True)

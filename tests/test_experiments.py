@@ -345,6 +345,12 @@ def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path, capsys):
     assert second["per_class"]["8"] == metrics["per_class"]["8"]
     name = f"quick_{zoo.loo_name(8, 'fashion')}.keras"
     assert (again / name).read_bytes() == (out / name).read_bytes()
+    (out / name).write_bytes(b"replaced since")  # a changed file is never copied: trained again
+    runs._CACHE.clear()
+    _, third = run("anomaly_loo", tmp_path / "third", "--dataset", "fashion_mnist",
+                   "--classes", "8")
+    assert "loaded a copy of" not in capsys.readouterr().out
+    assert third["per_class"]["8"] == metrics["per_class"]["8"]
     assert list(metrics["per_class"]) == ["1", "8"]
     for result in metrics["per_class"].values():
         assert 0.05 < result["anomaly_share"] < 0.2  # one class of ten, in the quick slice
