@@ -65,6 +65,15 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
 MAX_STATE_BYTES = 64 << 20  # a state file larger than this is damaged (they hold kilobytes)
 
 
+def read_json(path, max_bytes: int, limit_name: str):
+    """The parsed JSON of ``path`` (UTF-8); ``ValueError`` naming ``limit_name`` if the file
+    is larger than ``max_bytes``, so that no file dropped in a folder is read whole."""
+    size = Path(path).stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{size:,} bytes, above the limit {max_bytes:,} ({limit_name})")
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def read_json_object(path, what: str = "state file") -> Optional[dict]:
     """The JSON object a state file holds (written with ``atomic_path``); None when there is
     no such file. A damaged one (unreadable, not UTF-8, not JSON, no JSON object) gives a
@@ -73,9 +82,7 @@ def read_json_object(path, what: str = "state file") -> Optional[dict]:
     if not path.exists():
         return None
     try:
-        if path.stat().st_size > MAX_STATE_BYTES:
-            raise ValueError(f"larger than {MAX_STATE_BYTES:,} bytes")
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = read_json(path, MAX_STATE_BYTES, "atomic_io.MAX_STATE_BYTES")
         if not isinstance(value, dict):
             raise ValueError("it holds no JSON object")
     except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError included

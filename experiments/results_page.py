@@ -9,13 +9,12 @@ script rewrites the page after it writes its metrics, so a section appears once 
 from __future__ import annotations
 
 import html
-import json
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import named_data
-from atomic_io import atomic_path
+from atomic_io import atomic_path, read_json
 
 from . import REPO_ROOT
 from .grading import ALL_ROWS, results_table
@@ -93,12 +92,7 @@ MAX_JSON_BYTES = 16 << 20
 
 
 def _read_json(path: Path):
-    """The parsed JSON of ``path``; ``ValueError`` if it is larger than ``MAX_JSON_BYTES``."""
-    size = path.stat().st_size
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"{size:,} bytes, above the limit {MAX_JSON_BYTES:,} "
-                         "(results_page.MAX_JSON_BYTES)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path, MAX_JSON_BYTES, "results_page.MAX_JSON_BYTES")
 
 
 def _read_metrics(folder: Path):
