@@ -67,9 +67,7 @@ def _restore_hint(path, judge: Optional[type] = None) -> str:
     ``judge``: the judge class (its shipped file and its ``--dataset``); default the digits'."""
     judge = judge or VerificationNet
     shipped = judge.shipped_path()
-    retrain = "python verification_net.py --retrain"
-    if judge.dataset != "mnist":
-        retrain += f" --dataset {judge.dataset}"
+    retrain = judge.train_command(retrain=True)
     if Path(path).resolve() != shipped:
         retrain += f" --file {shlex.quote(str(path))}"
     return (
@@ -280,6 +278,12 @@ class VerificationNet:
         return _conv_classifier(tf_keras, inputs, x, (32, 64), 0.4, "verification_net")
 
     @classmethod
+    def train_command(cls, retrain: bool = False) -> str:
+        """The command line that trains this judge into its shipped file."""
+        return ("python verification_net.py" + (" --retrain" if retrain else "")
+                + ("" if cls.dataset == "mnist" else f" --dataset {cls.dataset}"))
+
+    @classmethod
     def shipped_path(cls) -> Path:
         """The judge's shipped file, saved_models/<shipped_file>."""
         return DEFAULT_FILE if cls.shipped_file is None else DEFAULT_FILE.parent / cls.shipped_file
@@ -297,8 +301,7 @@ class VerificationNet:
         path = Path(self.file_name)
         if not path.is_file():
             judge, shipped = type(self).__name__, self.shipped_path().name
-            train = "python verification_net.py" + (
-                "" if self.dataset == "mnist" else f" --dataset {self.dataset}")
+            train = self.train_command()
             warnings.warn(
                 f"{judge} weights not found at {path}. Train them with `{train}` (or "
                 "net.train(generator, epochs)), restore the shipped judge with `git checkout "
@@ -459,8 +462,7 @@ class VerificationNet:
     def _predict(self, data: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``predict`` for input that ``validate_images`` has already checked."""
         if not self.done_training:
-            train = "python verification_net.py" + (
-                "" if self.dataset == "mnist" else f" --dataset {self.dataset}")
+            train = self.train_command()
             raise ValueError(
                 f"{type(self).__name__} has no trained weights: run `{train}` or call "
                 "net.train(generator, epochs) first."

@@ -23,8 +23,8 @@ from . import REPO_ROOT
 from .cli import Run
 from .outputs import json_default
 
-QUICK_IMAGES = 512  # --quick: training images, and test images (the scoring costs more)
-QUICK_TEST_IMAGES = 256
+QUICK_IMAGES = 512  # --quick's training images
+QUICK_TEST_IMAGES = 256  # and test images: fewer, scoring them costs more than training on them
 _CACHE = {}  # one run's data sets and models: the STACK rows ask for them repeatedly
 
 
