@@ -11,6 +11,7 @@ from typing import Mapping, Optional, Tuple
 from keras_files import LIMITS, check_limit
 
 HEADS = ("bernoulli", "beta", "categorical", "normal")
+DENSE_ACTIVATIONS = ("relu", "elu")
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
 # import the config), so ``models.families`` hands it down with ``register_families``.
@@ -42,6 +43,9 @@ class ModelConfig:
     block_convs: extra stride-1 3x3 convolutions at each resolution (14 x 14 and 28 x 28 in
         the decoder, their mirror in the encoder); 0 is the plain two-convolution network.
     beta: weight of the KL term in the VAE loss (1 = the ELBO).
+    dense_activation: activation of the dense layers (the hidden layers and the decoder's
+        layer into the 7 x 7 grid): relu | elu. ELU has a gradient everywhere, so none of its
+        units can die (a 2-d code decoded through ReLU units loses most of them).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -57,6 +61,7 @@ class ModelConfig:
     hidden_units: int = 256
     block_convs: int = 0
     beta: float = 1.0
+    dense_activation: str = "relu"
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -66,6 +71,9 @@ class ModelConfig:
         for name, low in (("latent_dim", 1), ("channels", 1), ("categorical_bins", 2),
                           ("hidden_units", 0), ("block_convs", 0)):
             object.__setattr__(self, name, _checked_integer(name, getattr(self, name), low))
+        if self.dense_activation not in DENSE_ACTIVATIONS:
+            raise ValueError(f"dense_activation must be one of {DENSE_ACTIVATIONS}, got "
+                             f"{self.dense_activation!r}.")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}.")
         if self.normal_scale is not None and not _positive_number(self.normal_scale):

@@ -95,7 +95,7 @@ def mono_encoder(config: ModelConfig, outputs_per_latent: int,
         y_in = tf_keras.Input((LABEL_CLASSES,), name="mono_label")
         h, inputs = layers.Concatenate()([h, y_in]), [x_in, y_in]
     if config.hidden_units:
-        h = layers.Dense(config.hidden_units, activation="relu")(h)
+        h = layers.Dense(config.hidden_units, activation=config.dense_activation)(h)
     out = layers.Dense(config.latent_dim * outputs_per_latent, name="latent_params")(h)
     return tf_keras.Model(inputs, out, name="mono_encoder")
 
@@ -111,8 +111,8 @@ def mono_decoder(config: ModelConfig, params_per_pixel: int,
         y_in = tf_keras.Input((LABEL_CLASSES,), name="mono_label")
         h, inputs = layers.Concatenate()([z_in, y_in]), [z_in, y_in]
     if config.hidden_units:
-        h = layers.Dense(config.hidden_units, activation="relu")(h)
-    h = layers.Dense(7 * 7 * f2, activation="relu")(h)
+        h = layers.Dense(config.hidden_units, activation=config.dense_activation)(h)
+    h = layers.Dense(7 * 7 * f2, activation=config.dense_activation)(h)
     h = layers.Reshape((7, 7, f2))(h)
     h = layers.Conv2DTranspose(f2, 3, strides=2, padding="same", activation="relu")(h)  # 14
     h = _block_convs(h, f2, config)

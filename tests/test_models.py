@@ -282,12 +282,20 @@ def test_block_convs_add_same_resolution_convolutions_to_both_networks():
     assert deeper.count_params() - plain.count_params() == extra
 
 
+def test_dense_activation_reaches_every_dense_layer_and_keeps_the_weights():
+    relu, elu = tiny("vae"), tiny("vae", dense_activation="elu")
+    assert relu.count_params() == elu.count_params()
+    dense = [layer for net in (elu.mono_encoder, elu.mono_decoder) for layer in net.layers
+             if isinstance(layer, tf_keras.layers.Dense) and layer.name != "latent_params"]
+    assert len(dense) == 3 and all(layer.activation is tf_keras.activations.elu for layer in dense)
+
+
 def test_config_validation_and_json():
     config = ModelConfig(kind="ae", head="categorical", categorical_bins=4, filters=[8, 16])
     assert ModelConfig.from_json(config.to_json()) == config
     for bad in (dict(kind="gan"), dict(head="poisson"), dict(channels=2), dict(latent_dim=0),
                 dict(categorical_bins=1), dict(normal_scale=0.0), dict(filters=(8,)),
-                dict(beta=-1.0), dict(block_convs=-1)):
+                dict(beta=-1.0), dict(block_convs=-1), dict(dense_activation="tanh")):
         with pytest.raises(ValueError):
             ModelConfig(**bad)
     with pytest.raises(ValueError, match="Unknown"):
