@@ -88,10 +88,14 @@ def save_figure_per_class(per_class: dict, class_names, path, title: str) -> Non
                    width, label=label)
         ax.set_xticks(positions, [class_names[c] for c in classes], rotation=30, ha="right",
                       fontsize=8)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.08)
         ax.set_title(f"{measure.replace('_', ' ').upper()} for the held-out class", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left")
+    # chance: ROC AUC 0.5; PR AUC the share of anomalies in the test set
+    axes[0].axhline(0.5, color="k", ls="--", lw=0.8, label="chance")
+    axes[1].hlines([per_class[c]["anomaly_share"] for c in classes], positions - width,
+                   positions + width, colors="k", linestyles="--", lw=0.8)
+    axes[0].legend(fontsize=8, loc="upper center", ncol=3)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
