@@ -8,9 +8,12 @@ images into the output folder.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -150,29 +153,50 @@ def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = Fals
 
 # A --quick model is a function of its recipe, the run's settings and seed and its data: one
 # process (run_all.py --quick, the test suite) trains each once, and later runs that ask for
-# it load a copy of that file into their own output folder.
+# it load a copy of that file into their own output folder. Processes that name one folder in
+# $QUICK_MODEL_CACHE (the test suite's workers) share them: the first to need a model trains
+# it and leaves a copy there for the others.
+QUICK_CACHE_ENV = "QUICK_MODEL_CACHE"
 _QUICK_FILES = {}
 
 
 def _quick(run: Run, what: tuple, channels: int, path: Path, train):
     """``(model, info)``: ``train()`` (which saves the model to ``path``), or a copy of the
-    file an earlier run of this process trained for the same ``what`` (recipe and data),
-    channels, settings and seed."""
+    file an earlier run trained for the same ``what`` (recipe and data), channels, settings
+    and seed: in this process, or in another one sharing $QUICK_MODEL_CACHE."""
     key = (*what, channels, json.dumps(run.settings, sort_keys=True, default=str), run.seed,
            str(run.data_dir))
     earlier, digest = _QUICK_FILES.get(key, (None, None))
+    shared = _shared_quick_file(key)
     if earlier is None or not earlier.is_file() or zoo.file_digest(earlier) != digest:
-        model = train()  # (a file replaced since, e.g. by another --set into that folder, too)
-        _QUICK_FILES[key] = path, zoo.file_digest(path)
-    else:
-        if earlier != path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            for source in (earlier, earlier.with_suffix(".json")):
-                if source.is_file():
-                    shutil.copyfile(source, path.with_suffix(source.suffix))
-        model = load_model(path, channels=channels)
-        print(f"loaded a copy of {zoo.shown_path(earlier)}, which this process trained")
+        if shared is None or not shared.is_file():
+            model = train()  # (a file replaced since, e.g. by another --set into that folder)
+            _QUICK_FILES[key] = path, zoo.file_digest(path)
+            if shared is not None:
+                _copy_model_file(path, shared)
+            return model, {"model_file": zoo.shown_path(path), **model.metadata}
+        earlier = shared
+    if earlier != path:
+        _copy_model_file(earlier, path)
+    model = load_model(path, channels=channels)
+    print(f"loaded a copy of {zoo.shown_path(earlier)}, which an earlier run trained")
     return model, {"model_file": zoo.shown_path(path), **model.metadata}
+
+
+def _shared_quick_file(key: tuple) -> Optional[Path]:
+    folder = os.environ.get(QUICK_CACHE_ENV)
+    if not folder:
+        return None
+    return Path(folder) / f"{hashlib.sha256(repr(key).encode()).hexdigest()[:24]}.keras"
+
+
+def _copy_model_file(source: Path, target: Path) -> None:
+    """The model file and the JSON beside it (if any), each written whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".keras"):  # the model last: its presence means both are there
+        if source.with_suffix(suffix).is_file():
+            with atomic_path(target.with_suffix(suffix)) as tmp:
+                shutil.copyfile(source.with_suffix(suffix), tmp)
 
 
 def get_latent_flow(run: Run, model, info: dict, dataset: Dataset):

@@ -8,6 +8,8 @@ registered data set's variable falls back the same way (``../shared/data/<name>`
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Before anything can import TensorFlow.
@@ -16,6 +18,19 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The processes of one test run share their --quick models (experiments.runs: the first to
+# need one trains it): the controlling process names a folder before the workers start, and
+# they inherit it. Removed at the end of the run.
+_QUICK_CACHE, _OWN_QUICK_CACHE = "QUICK_MODEL_CACHE", None
+if "PYTEST_XDIST_WORKER" not in os.environ and _QUICK_CACHE not in os.environ:
+    _OWN_QUICK_CACHE = tempfile.mkdtemp(prefix="quick-models-")
+    os.environ[_QUICK_CACHE] = _OWN_QUICK_CACHE
+
+
+def pytest_unconfigure(config):
+    if _OWN_QUICK_CACHE:
+        shutil.rmtree(_OWN_QUICK_CACHE, ignore_errors=True)
 
 _FALLBACK_MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
 _USED_FALLBACK = not os.environ.get("MNIST_DIR")

@@ -4,6 +4,7 @@ import hashlib
 import importlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -332,8 +333,37 @@ def test_derived_seeds_are_named():
         cli.derive_seed(5, "elsewhere")
 
 
+def test_processes_sharing_a_quick_cache_folder_train_each_quick_model_once(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(runs.QUICK_CACHE_ENV, str(tmp_path / "cache"))
+    run = SimpleNamespace(settings={}, seed=0, data_dir=None)
+    trained = []
+
+    def ask(folder, seed=0):
+        monkeypatch.setattr(runs, "_QUICK_FILES", {})  # each time a process of its own
+        path = tmp_path / folder / "quick.keras"
+
+        def train():
+            model = build_model(ModelConfig(latent_dim=2, filters=(4, 8), hidden_units=0))
+            save_model(model, path)
+            trained.append(folder)
+            return model
+
+        return path, runs._quick(SimpleNamespace(**{**vars(run), "seed": seed}),
+                                 ("vae_mono_complete", "MONO_BINARY_COMPLETE"), 1, path, train)
+
+    first, _ = ask("a")
+    second, (model, info) = ask("b")
+    assert trained == ["a"] and second.read_bytes() == first.read_bytes()
+    assert "loaded a copy of" in capsys.readouterr().out
+    assert info["model_file"].endswith("b/quick.keras")
+    ask("c", seed=1)  # another seed: another model
+    assert trained == ["a", "c"] and len(list((tmp_path / "cache").glob("*.keras"))) == 2
+
+
 @pytest.mark.slow
-def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path, capsys):
+def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(runs.QUICK_CACHE_ENV, raising=False)  # this process's own copies only
     out, metrics = run("anomaly_loo", tmp_path, "--dataset", "fashion_mnist", "--classes", "8",
                        "1")
     # Run again in this process: its quick models are copies of those files, not trained again.
