@@ -158,14 +158,24 @@ def conditional_metrics(images, labels, dataset: Dataset) -> dict:
 
 def reconstruction_metrics(reconstructions, x, labels, dataset: Dataset) -> dict:
     """The judge on reconstructions of ``x`` (N, 28, 28, C) with labels (N,): predictability,
-    accuracy (confident and right), and the accuracy on ``x`` itself (the ceiling)."""
+    accuracy (confident and right), and the accuracy on ``x`` itself (the ceiling); for a
+    mono data set both accuracies per class too (which classes the reconstructions lose)."""
     judge, tolerance = dataset.judge(), dataset.tolerance
     predictability, accuracy = judge.check_predictability(reconstructions, labels, tolerance)
     _, original_accuracy = judge.check_predictability(x, labels, tolerance)
-    return {"tolerance": tolerance,
-            "reconstruction_predictability": predictability,
-            "reconstruction_accuracy": accuracy,
-            "original_test_images_accuracy": original_accuracy}
+    results = {"tolerance": tolerance,
+               "reconstruction_predictability": predictability,
+               "reconstruction_accuracy": accuracy,
+               "original_test_images_accuracy": original_accuracy}
+    if dataset.channels == 1:
+        labels = np.asarray(labels)
+        results["per_class_accuracy"] = {
+            name: {"reconstructions": judge.check_predictability(
+                       reconstructions[labels == c], labels[labels == c], tolerance)[1],
+                   "test_images": judge.check_predictability(
+                       x[labels == c], labels[labels == c], tolerance)[1]}
+            for c, name in enumerate(dataset.class_names) if np.any(labels == c)}
+    return results
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,6 +78,12 @@ def test_each_judge_scores_real_images_high_and_noise_low(entry_and_data):
                                                       entry)
     assert reconstructed["reconstruction_accuracy"] == reconstructed[
         "original_test_images_accuracy"] > real_floor(entry) - 0.1
+    if entry.channels == 1:  # per class too: the classes' shares weigh them to the whole
+        per_class, counts = reconstructed["per_class_accuracy"], np.bincount(y_test[:500])
+        assert list(per_class) == [n for c, n in enumerate(entry.class_names) if counts[c]]
+        whole = sum(counts[c] * per_class[n]["reconstructions"]
+                    for c, n in enumerate(entry.class_names) if counts[c]) / 500
+        assert whole == pytest.approx(reconstructed["reconstruction_accuracy"])
 
 
 def test_kl_to_uniform_closed_forms():
