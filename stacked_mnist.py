@@ -198,25 +198,27 @@ def _parse_idx(path: Path, key: str, checksums: Optional[dict], source: IdxSourc
             gz_beside = path.with_name(path.name + ".gz")
             then = f" (then {gz_beside.name} is read)" if gz_beside.is_file() else ""
             raise source.not_found(
-                f"{source.title} file {path} is not listed in the SHA256SUMS beside it, so it cannot be "
-                f"verified. Add its line if it is a good copy (`sha256sum {path.name} >> "
+                f"{source.title} file {path} is not listed in the SHA256SUMS beside it, so it "
+                f"cannot be verified. Add its line if it is a good copy (`sha256sum {path.name} >> "
                 f"SHA256SUMS` in {path.parent}), or remove it{then}."
             )
         if hashlib.sha256(raw).hexdigest() != expected_sum:
             raise source.not_found(
-                f"{source.title} file {path} does not match its SHA256SUMS entry (corrupt or truncated "
-                f"copy). Replace it with a fresh copy. {source.fix_hint}"
+                f"{source.title} file {path} does not match its SHA256SUMS entry (corrupt or "
+                f"truncated copy). Replace it with a fresh copy. {source.fix_hint}"
             )
     try:
         data = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as err:
         raise source.not_found(
-            f"{source.title} file {path} is not a valid gzip file ({err}). Replace it. {source.fix_hint}"
+            f"{source.title} file {path} is not a valid gzip file ({err}). Replace it. "
+            f"{source.fix_hint}"
         ) from err
     magic, count = _IDX_EXPECTED[key]
     header_len = 16 if magic == 2051 else 8
     if len(data) < header_len:
-        raise source.not_found(f"{source.title} file {path} is truncated (no IDX header). {source.fix_hint}")
+        raise source.not_found(f"{source.title} file {path} is truncated (no IDX header). "
+                               f"{source.fix_hint}")
     header = np.frombuffer(data[:header_len], dtype=">u4")
     if header[0] != magic or header[1] != count:
         raise source.not_found(
@@ -238,15 +240,16 @@ def _parse_idx(path: Path, key: str, checksums: Optional[dict], source: IdxSourc
         raise source.not_found(
             f"{source.title} file {path} holds label {items[bad[0]]} at item {bad[0]} ({len(bad)} "
             f"labels outside 0..9); {source.title} labels are the classes 0..9. The file is "
-            f"corrupt or no {source.title} label file: replace it with a fresh copy (`sha256sum -c SHA256SUMS` "
-            f"finds changed files). {source.fix_hint}"
+            f"corrupt or no {source.title} label file: replace it with a fresh copy "
+            f"(`sha256sum -c SHA256SUMS` finds changed files). {source.fix_hint}"
         )
     return items
 
 
 def _load_from_directory(directory: Path, source: IdxSource = MNIST_SOURCE):
     if not directory.is_dir():
-        raise source.not_found(f"{source.title} directory {directory} does not exist. {source.fix_hint}")
+        raise source.not_found(f"{source.title} directory {directory} does not exist. "
+                               f"{source.fix_hint}")
     checksums = _read_checksums(directory)
     arrays = {
         key: _parse_idx(_find_idx_file(directory, name, source), key, checksums, source)

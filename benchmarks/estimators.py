@@ -37,7 +37,8 @@ def main(argv=None):
         training=False)[0]
     pick = np.random.default_rng(args.seed).choice(len(x_test), args.images, replace=False)
     x = x_test[pick]
-    print(f"{args.model} (trained on {model.metadata.get('trained_on')}), {args.images} test images")
+    print(f"{args.model} (trained on {model.metadata.get('trained_on')}), "
+          f"{args.images} test images")
     start = time.time()
     estimates = posterior_estimates(model, x, args.iwae_samples, args.seed)
     print(f"ELBO                         {np.mean(estimates['elbo']):9.3f} nats")

@@ -55,7 +55,8 @@ def summarise(per_class: dict) -> dict:
 def markdown_table(per_class: dict, summary: dict, class_names) -> str:
     """The table as markdown: a line per held-out class, then the mean and the worst."""
     lines = ["| held-out class | share of test set | ROC AUC -IWAE | PR AUC -IWAE | "
-             "ROC AUC recon. NLL | PR AUC recon. NLL |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "ROC AUC recon. NLL | PR AUC recon. NLL |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for c, r in per_class.items():
         name = class_names[c] if class_names[c] == str(c) else f"{c} {class_names[c]}"
         lines.append(f"| {name} | {100 * r['anomaly_share']:.1f} % | "

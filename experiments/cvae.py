@@ -8,8 +8,9 @@ training codes (models/cvae.py; N(0, I), the prior it was trained with, leaves h
 
 Sections (each one's seconds in metrics.json):
   generate    mono: --per-digit samples of each digit; colour: --per-number samples of every
-              number 000-999; z from the class prior (mono also from N(0, I), beside). Conditional accuracy = the judge is confident (tolerance 0.8
-              mono, 0.5 colour) and its class is the requested one. Figures: digits x styles,
+              number 000-999; z from the class prior (mono also from N(0, I), beside).
+              Conditional accuracy = the judge is confident (tolerance 0.8 mono, 0.5
+              colour) and its class is the requested one. Figures: digits x styles,
               style transfer (test images' z decoded with every label), requested numbers.
               samples.npz / color_samples.npz hold ``images`` and ``requested_labels``.
   classify    the generative classifier argmax_y log p(x|y) + log p(y), log p(x|y) importance-

@@ -41,7 +41,8 @@ def fresh_run_cache(mnist_dir, verifier):
 
 def run(row, tmp_path, *flags):
     out = tmp_path / row
-    path = importlib.import_module(f"experiments.{row}").main(["--quick", "--out", str(out), *flags])
+    path = importlib.import_module(f"experiments.{row}").main(
+        ["--quick", "--out", str(out), *flags])
     assert path == out / "metrics.json"
     metrics = json.loads(path.read_text())
     assert metrics["row"] == row and metrics["quick"] is True
@@ -179,7 +180,8 @@ def test_bad_flags_are_refused(tmp_path, capsys):
                                                  "--out", str(tmp_path)])
     assert "--epochs: must be an integer from 1 to" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        importlib.import_module("experiments.vae_gen").main(["--head", "poisson", "--out", str(tmp_path)])
+        importlib.import_module("experiments.vae_gen").main(
+            ["--head", "poisson", "--out", str(tmp_path)])
     for flags, message in ((["--set", "depth=3"], "unknown model setting 'depth'"),
                            (["--set", "latent_dim"], "KEY=VALUE"),
                            (["--set", "latent_dim=0"], "latent_dim must be"),
@@ -488,8 +490,9 @@ def test_library_os_errors_and_warnings_are_one_line_at_the_command_line(capsys)
         cli.run_script(fails)
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: [Errno 20] Not a directory: 'results/a_file/x'\n"
-    assert cli._one_line_warning("the summary file is damaged;\n  starting over", UserWarning,
-                                 "x.py", 1) == "warning: the summary file is damaged; starting over\n"
+    warning = cli._one_line_warning("the summary file is damaged;\n  starting over", UserWarning,
+                                    "x.py", 1)
+    assert warning == "warning: the summary file is damaged; starting over\n"
 
 
 def test_a_damaged_state_file_is_ignored_with_a_warning(tmp_path):

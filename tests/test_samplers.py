@@ -181,7 +181,8 @@ def test_the_fitted_gaussian_refuses_too_few_codes_and_regularises_a_singular_co
 
 
 @pytest.mark.parametrize("kind, settings, needed", [
-    ("fitted", {}, 5), ("gmm", {"components": 3}, 15), ("flow", {"layers": 1, "hidden_units": 8}, 5)])
+    ("fitted", {}, 5), ("gmm", {"components": 3}, 15),
+    ("flow", {"layers": 1, "hidden_units": 8}, 5)])
 def test_samplers_refuse_too_few_codes_for_what_they_fit(kind, settings, needed):
     """A mixture of 10 full-covariance Gaussians fitted to 15 codes of 8 dimensions, or a flow
     to 3, used to return log-densities that looked like any other."""

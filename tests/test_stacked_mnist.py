@@ -183,7 +183,8 @@ def test_colour_complete_training_set_covers_all_1000_classes(data_for):
 def test_colour_missing_training_set_covers_exactly_the_729_classes_without_8(data_for):
     labels = data_for(DataMode.COLOR_BINARY_MISSING).train_labels
     expected = {
-        r + 10 * g + 100 * b for r in range(10) for g in range(10) for b in range(10) if 8 not in (r, g, b)
+        r + 10 * g + 100 * b for r in range(10) for g in range(10) for b in range(10)
+        if 8 not in (r, g, b)
     }
     assert len(expected) == 729
     assert set(np.unique(labels).tolist()) == expected

@@ -711,7 +711,8 @@ def test_each_judge_class_saves_and_loads_its_own_architecture_only(tmp_path):
     for mine, saved in zip(fashion.model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(mine, saved)
     with pytest.warns(UserWarning, match="could not be read"):
-        assert not verification_net.FashionNet(file_name=str(tmp_path / "digits.keras")).done_training
+        judge = verification_net.FashionNet(file_name=str(tmp_path / "digits.keras"))
+        assert not judge.done_training
     with pytest.warns(UserWarning, match="could not be read"):
         assert not VerificationNet(file_name=str(tmp_path / "fashion.keras")).done_training
     assert verification_net.JUDGE_CLASSES["FashionNet"] is verification_net.FashionNet
