@@ -92,7 +92,7 @@ for _tag, (_dataset, _prefix) in DATA_OF_TAG.items():
         SHIPPED[f"{_kind}2d_{_tag}_complete"] = Recipe(
             ModelConfig(kind=_kind, latent_dim=2, head="bernoulli", filters=(16, 32),
                         hidden_units=32, dense_activation="elu"),
-            f"{_prefix}_COMPLETE", epochs=15, decay_from=8, batch_size=32, dataset=_dataset)
+            f"{_prefix}_COMPLETE", epochs=30, decay_from=15, batch_size=32, dataset=_dataset)
 
 # The conditional VAE (experiments/cvae.py): the plain network with a 64-unit dense layer (a
 # file of 2 MB); the label carries the class, the 8-dimensional latent the style.
