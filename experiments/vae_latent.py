@@ -5,7 +5,8 @@ Sections (each one's seconds in metrics.json):
   2d          the 2-dimensional VAE (saved_models/vae2d_mono_complete.keras; Fashion-MNIST:
               vae2d_fashion_complete): posterior means of the test images coloured by class;
               the decoded manifold (a 20 x 20 grid through the inverse normal CDF); its
-              reconstruction accuracy and sample quality / coverage beside the shipped VAE's
+              reconstruction accuracy and sample quality / coverage beside the shipped VAE's;
+              the share of its decoder's 7 x 7 grid units that are constant (dead)
   maps        PCA and t-SNE of the test codes of the shipped VAE (8-d on MNIST) and of the AE,
               coloured by class; a linear probe and 5-NN accuracy of the codes (fitted on
               training codes), beside raw pixels and a 2-component PCA of pixels (and the 2-d
@@ -91,6 +92,19 @@ def model_names(dataset) -> dict:
             "vae_2d": f"vae2d_{tag}_complete", "ae_2d": f"ae2d_{tag}_complete"}
 
 
+def constant_grid_share(model, codes, spread: float = 0.01) -> float:
+    """The share of the units of the decoder's dense layer into the 7 x 7 grid whose output
+    varies by less than ``spread`` over ``codes`` (N, d): a unit that died in training decodes
+    the same patch into every image (the old 2-d VAE's grey square: 55 % of them)."""
+    import tf_keras
+
+    decoder = model.mono_decoder
+    grid = [layer for layer in decoder.layers if isinstance(layer, tf_keras.layers.Dense)][-1]
+    values = tf_keras.Model(decoder.inputs, grid.output).predict(codes, batch_size=1000,
+                                                                 verbose=0)
+    return float(np.mean(np.ptp(values, axis=0) < spread))
+
+
 def section_2d(run, opts, model8, x_test, y_test):
     dataset = run.dataset
     model2 = shipped_or_quick(run, model_names(dataset)["vae_2d"], dataset)
@@ -111,6 +125,7 @@ def section_2d(run, opts, model8, x_test, y_test):
             "reconstruction_accuracy", "reconstruction_predictability")}
         results[name].update({key: generated[key]
                               for key in ("quality_predictability", "coverage")})
+    results["vae_2d"]["constant_grid_units"] = constant_grid_share(model2, means)
     return results, model2
 
 

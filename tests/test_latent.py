@@ -12,6 +12,21 @@ from models.latent import (activity, interpolate, kl_per_dimension, normal_grid,
 
 
 
+def test_constant_grid_units_are_the_dead_ones():
+    from experiments.vae_latent import constant_grid_share
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0),
+                        seed=0)
+    codes = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    # Zero biases: each unit's ReLU(w . z) is positive on half the codes, none is constant.
+    assert constant_grid_share(model, codes) == 0.0
+    grid = [layer for layer in model.mono_decoder.layers if layer.name.startswith("dense")][-1]
+    kernel, bias = grid.get_weights()
+    kernel[:, :49], bias[:49] = 0.0, -1.0  # 49 of the 7 x 7 x 8 units: ReLU(-1) = 0, dead
+    grid.set_weights([kernel, bias])
+    assert constant_grid_share(model, codes) == 49 / (7 * 7 * 8)
+
+
 @pytest.mark.parametrize("path", ["linear", "spherical"])
 def test_interpolation_endpoints_are_the_endpoints_decodings(path):
     model = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8), hidden_units=16),
@@ -77,6 +92,7 @@ def test_vae_latent_quick_run(mnist_dir, verifier, tmp_path):
                                                "traverse"}
     for name in ("vae_2d", "vae_8d"):
         assert 0 <= metrics["latent_2d"][name]["reconstruction_accuracy"] <= 1
+    assert 0 <= metrics["latent_2d"]["vae_2d"]["constant_grid_units"] <= 1
     assert set(metrics["maps"]) == {"vae_8d", "ae", "vae_2d", "pixels", "pixels_pca_2d"}
     maps_2d = metrics["maps_2d"]
     assert maps_2d["train_images"] == maps_2d["test_images"] == 100  # --quick's t-SNE points
