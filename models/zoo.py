@@ -83,7 +83,7 @@ SHIPPED = {
 # the code, and ELU for the dense layers: through ReLU units more than half of the decoder's
 # 7 x 7 grid died early in training (ReLU inputs are never negative) and its dead centre cells
 # decoded a constant grey square into every image; without the dense layer the decoder is too
-# weak to separate the classes. The beta sweep's filters and 32 units: 0.45 MB a file instead
+# weak to separate the classes. The beta sweep's filters and 32 units: 0.56 MB a file instead
 # of 6.8 (a 2-d code needs no wide layer). Batches of 32: at equal CPU time a lower loss and
 # better separated classes than 128.
 DATA_OF_TAG = {"mono": ("mnist", "MONO_BINARY"),  # a model tag's data set and data name
@@ -150,7 +150,7 @@ SHIPPED.update({
 # convolutions for both families (0.8 MB a file, about half a minute an epoch); the VAE's
 # 16-dimensional latent (the KL term switches off what it does not need), the AE's 32 as on
 # MNIST. The class held out for the anomaly row is the bag (8). The AE's flow has 128-unit
-# networks (0.7 MB instead of 2.3 for its 32-d codes: the weights budget).
+# networks (0.8 MB instead of 2.3 for its 32-d codes: the weights budget).
 _FASHION_NET = dict(filters=(32, 64), hidden_units=0, head="bernoulli")
 _dataset, _prefix = DATA_OF_TAG["fashion"]
 for _kind, _latent in (("ae", 32), ("vae", 16)):
