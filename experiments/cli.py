@@ -277,7 +277,7 @@ def _add_model_flags(parser, family: str) -> None:
     default_epochs = zoo.recipe(zoo.shipped_name(family, False)).epochs
     parser.add_argument("--epochs", type=count, default=None,
                         help=f"training epochs when training (default: the recipe's, "
-                             f"{default_epochs})")
+                             f"{default_epochs} on MNIST)")
     parser.add_argument("--head", choices=HEADS, default="bernoulli",
                         help="output distribution p(x|z), the same as --set head=...; other "
                              "than bernoulli (the shipped one) it is trained on first use")
