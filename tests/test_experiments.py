@@ -329,6 +329,23 @@ def test_every_recipe_names_its_data_set_and_held_out_class(mnist_dir):
     assert set(zoo.names("fashion_mnist")) < set(zoo.SHIPPED)
 
 
+def test_every_shipped_file_was_trained_by_its_recipe():
+    """A recipe changed without training it again (or a file trained by another one) shows
+    here: each file's config and training data are its recipe's."""
+    from models.io import read_metadata
+
+    for name, recipe in zoo.SHIPPED.items():
+        path = zoo.path(name)
+        assert path.is_file(), f"{name}: no {zoo.shown_path(path)}; {zoo.restore_hint(name)}"
+        values, metadata = read_metadata(path)
+        assert ModelConfig.from_dict(values) == recipe.config, name
+        assert metadata["trained_on"] == recipe.data, name
+        if recipe.flow:
+            flow = load_sampler(zoo.flow_path(path))
+            assert flow.hidden_units == recipe.flow_hidden_units, name
+            assert flow.metadata["model_sha256"] == zoo.file_digest(path), name
+
+
 def test_derived_seeds_are_named():
     assert cli.derive_seed(5, "main") == 5 and cli.derive_seed(5, "style_grid") == 6
     with pytest.raises(ValueError, match="unknown seed stream"):
