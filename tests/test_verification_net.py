@@ -751,3 +751,15 @@ def test_fashion_judge_messages_name_its_own_class_and_file(tmp_path):
     hint = verification_net._restore_hint(tmp_path / "x.keras", verification_net.FashionNet)
     assert "saved_models/fashion_net.keras" in hint and "--dataset fashion_mnist" in hint
     assert verification_net.FashionNet.shipped_path().name == "fashion_net.keras"
+
+
+def test_each_data_set_names_the_file_its_judge_class_ships_in():
+    """named_data's judge_file and the judge class's shipped_file say the same twice: keep
+    them equal (the data set loads its judge from one, the judge's messages name the other)."""
+    import named_data
+
+    for name in named_data.names():
+        entry = named_data.get(name)
+        judge = verification_net.JUDGE_CLASSES[entry.judge_class]
+        assert judge.shipped_path() == named_data.SAVED_MODELS / entry.judge_file, name
+        assert judge.dataset == entry.mono_name, name
