@@ -607,10 +607,9 @@ def main(argv=None) -> None:
                       file_name=args.file or str(named_data.SAVED_MODELS / dataset.judge_file))
     if args.retrain or not net.done_training:  # it trains: the file must be writable first
         target = Path(net.file_name)
-        parent = _existing_parent(target)
-        if target.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-            parser.error(f"the judge would be trained and written to {target}, which cannot be "
-                         "written (a folder, or no write access); choose another --file")
+        if target.is_dir():
+            parser.error(f"--file {target} is a folder; name the judge's file in it")
+        cli.check_writable_folder(parser, target.parent, "the folder of --file")
     net.train(generator=mono, epochs=args.epochs, seed=args.seed)
 
     x_test, y_test = mono.get_full_data_set(training=False)
@@ -635,14 +634,6 @@ def main(argv=None) -> None:
             print(f"{entry.data_mode(binary=binary).name:22s} test set, tolerance "
                   f"{entry.tolerance}: predictability {predictability:.4f}, accuracy "
                   f"{accuracy:.4f}, coverage {coverage:.3f}")
-
-
-def _existing_parent(path: Path) -> Path:
-    """The nearest folder of ``path`` that exists (where a write would create the rest)."""
-    for parent in Path(path).absolute().parents:
-        if parent.exists():
-            return parent
-    return Path("/")
 
 
 JUDGE_CLASSES = {judge.__name__: judge for judge in (VerificationNet, FashionNet)}

@@ -242,8 +242,13 @@ def test_verification_net_and_stacked_mnist_commands_refuse_in_one_line(tmp_path
     a_file.write_text("")
     with pytest.raises(SystemExit), pytest.warns(UserWarning, match="not found"):
         verification_net.main(["--file", str(a_file / "judge.keras")])  # would train
-    assert "cannot be written" in capsys.readouterr().err
+    assert f"the folder of --file {a_file} is a file, not a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob("**/*.keras"))
+    a_folder = tmp_path / "judge.keras"
+    a_folder.mkdir()
+    with pytest.raises(SystemExit), pytest.warns(UserWarning):
+        verification_net.main(["--file", str(a_folder)])
+    assert f"--file {a_folder} is a folder" in capsys.readouterr().err
     result = subprocess.run([sys.executable, str(REPO_ROOT / "stacked_mnist.py")], cwd=tmp_path,
                             env={**os.environ, "MNIST_DIR": str(tmp_path / "none")},
                             capture_output=True, text=True)
