@@ -167,8 +167,8 @@ def _quick(run: Run, what: tuple, channels: int, path: Path, train):
     key = (*what, channels, json.dumps(run.settings, sort_keys=True, default=str), run.seed,
            str(run.data_dir))
     earlier, digest = _QUICK_FILES.get(key, (None, None))
-    shared = _shared_quick_file(key)
     if earlier is None or not earlier.is_file() or zoo.file_digest(earlier) != digest:
+        shared = _shared_quick_file(key)
         if shared is None or not shared.is_file():
             model = train()  # (a file replaced since, e.g. by another --set into that folder)
             _QUICK_FILES[key] = path, zoo.file_digest(path)

@@ -27,6 +27,7 @@ Sections (each one's seconds in metrics.json):
 import time
 
 import numpy as np
+import tf_keras
 
 import evaluation
 import named_data
@@ -96,8 +97,6 @@ def constant_grid_share(model, codes, spread: float = 0.01) -> float:
     """The share of the units of the decoder's dense layer into the 7 x 7 grid whose output
     varies by less than ``spread`` over ``codes`` (N, d): a unit that died in training decodes
     the same patch into every image (the old 2-d VAE's grey square: 55 % of them)."""
-    import tf_keras
-
     decoder = model.mono_decoder
     grid = [layer for layer in decoder.layers if isinstance(layer, tf_keras.layers.Dense)][-1]
     values = tf_keras.Model(decoder.inputs, grid.output).predict(codes, batch_size=1000,
