@@ -15,6 +15,7 @@ class (in any channel of a stack).
 """
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -245,21 +246,29 @@ def _anomaly_flags(is_anomaly) -> np.ndarray:
     return flags.astype(bool)
 
 
-def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
-    """ROC AUC, PR AUC (average precision) and the Youden-J threshold with its TPR / FPR.
-
-    ``is_anomaly``: booleans or 0/1, e.g. ``contains_digit(labels, 8, channels)``.
-    """
+def _checked_scores(scores, is_anomaly, both: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """``(scores, is_anomaly)`` as float64 and bool 1-D arrays of one length, the scores
+    finite; ``both``: anomalies and normal images must both be among them."""
     scores = np.asarray(scores, np.float64)
     is_anomaly = _anomaly_flags(is_anomaly)
     if scores.shape != is_anomaly.shape or scores.ndim != 1:
         raise ValueError(f"scores {scores.shape} and labels {is_anomaly.shape} must be equal 1-D.")
     if scores.size == 0:
-        raise ValueError("there are no scores (empty input); AUCs need scored test images.")
+        raise ValueError("there are no scores (empty input); pass the scored images.")
     if not np.all(np.isfinite(scores)):
         raise ValueError("anomaly scores contain NaN or infinite values.")
-    if is_anomaly.all() or not is_anomaly.any():
-        raise ValueError("AUCs need both anomalies and normal images among the labels.")
+    if both and (is_anomaly.all() or not is_anomaly.any()):
+        raise ValueError("AUCs and thresholds need both anomalies and normal images among the "
+                         "labels.")
+    return scores, is_anomaly
+
+
+def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
+    """ROC AUC, PR AUC (average precision) and the Youden-J threshold with its TPR / FPR.
+
+    ``is_anomaly``: booleans or 0/1, e.g. ``contains_digit(labels, 8, channels)``.
+    """
+    scores, is_anomaly = _checked_scores(scores, is_anomaly)
     fpr, tpr, thresholds = roc_curve(is_anomaly, scores)
     # thresholds[0] is +inf (nothing flagged, J = 0); skip it so the threshold is a real score.
     best = 1 + int(np.argmax(tpr[1:] - fpr[1:]))
@@ -270,6 +279,129 @@ def evaluate_scores(scores, is_anomaly) -> Dict[str, float]:
         "youden_threshold": float(thresholds[best]),
         "youden_tpr": float(tpr[best]),
         "youden_fpr": float(fpr[best]),
+    }
+
+
+# Thresholds: an image is flagged when its score is at least the threshold, or, for a band
+# (a pair low, high), when its score lies outside the band. Each rule sees only a validation
+# split; how well its threshold holds is measured on other images.
+THRESHOLD_RULES = {
+    "roc_corner": "the validation ROC point closest to (FPR 0, TPR 1)",
+    "best_f1": "the highest F1 on the validation split",
+    "normal_q95": "the 95th percentile of the normal validation scores (no anomaly needed)",
+    "normal_band": "the central 95 % of the normal validation scores: images scored outside "
+                   "it either way are flagged (no anomaly needed)",
+}
+
+
+def choose_thresholds(scores, is_anomaly) -> Dict[str, object]:
+    """The threshold of each rule of ``THRESHOLD_RULES`` on validation ``scores``: a score,
+    or ``(low, high)`` for a band."""
+    scores, is_anomaly = _checked_scores(scores, is_anomaly)
+    fpr, tpr, roc_thresholds = roc_curve(is_anomaly, scores)
+    corner = 1 + int(np.argmin(np.hypot(fpr[1:], 1 - tpr[1:])))  # [0] flags nothing (+inf)
+    precision, recall, pr_thresholds = precision_recall_curve(is_anomaly, scores)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    normal = scores[~is_anomaly]
+    return {
+        "roc_corner": float(roc_thresholds[corner]),
+        "best_f1": float(pr_thresholds[int(np.argmax(f1))]),
+        "normal_q95": float(np.quantile(normal, 0.95, method="higher")),
+        "normal_band": (float(np.quantile(normal, 0.025, method="lower")),
+                        float(np.quantile(normal, 0.975, method="higher"))),
+    }
+
+
+def flag_anomalies(scores, threshold) -> np.ndarray:
+    """True where ``scores`` reach the ``threshold`` (a score), or fall outside it (a band
+    ``(low, high)``: below low or above high)."""
+    scores = np.asarray(scores, np.float64)
+    try:
+        bounds = np.asarray(threshold, np.float64)
+    except (TypeError, ValueError):
+        bounds = np.full(3, np.nan)  # refused below
+    if bounds.shape not in ((), (2,)) or not np.all(np.isfinite(bounds)) or (
+            bounds.shape == (2,) and bounds[0] > bounds[1]):
+        raise ValueError("a threshold is one finite score or a band (low, high) of finite "
+                         f"scores with low <= high; got {threshold!r}.")
+    if bounds.shape == ():
+        return scores >= bounds
+    return (scores < bounds[0]) | (scores > bounds[1])
+
+
+def threshold_metrics(scores, is_anomaly, threshold) -> Dict[str, float]:
+    """Accuracy, precision, recall (the share of anomalies flagged) and false positive rate
+    (the share of normal images flagged) of ``flag_anomalies(scores, threshold)``. A measure
+    without images to count (recall with no anomalies, precision with nothing flagged) is
+    NaN."""
+    scores, is_anomaly = _checked_scores(scores, is_anomaly, both=False)
+    flagged = flag_anomalies(scores, threshold)
+
+    def share(hits, of) -> float:
+        return float(np.sum(hits & of) / np.sum(of)) if np.any(of) else float("nan")
+
+    return {
+        "accuracy": float(np.mean(flagged == is_anomaly)),
+        "precision": share(is_anomaly, flagged),
+        "recall": share(flagged, is_anomaly),
+        "false_positive_rate": share(flagged, ~is_anomaly),
+    }
+
+
+def compressed_bits(images) -> np.ndarray:
+    """Per image, the length in bits of its 8-bit grey levels compressed by zlib (level 9): a
+    generic compressor's measure of how complex the image is."""
+    images = validate_images(images, "images")
+    levels = np.round(images * 255).astype(np.uint8)
+    return np.array([8.0 * len(zlib.compress(image.tobytes(), 9)) for image in levels])
+
+
+def complexity_corrected(nll_nats, images) -> np.ndarray:
+    """The input-complexity score of Serra et al. (ICLR 2020): -log2 p(x) minus the bits a
+    generic compressor needs (``compressed_bits``). A likelihood model finds simple images
+    (blank ones, digits beside clothes) likely whatever it was trained on; the difference
+    asks how much better than a generic compressor the model explains the image."""
+    nll = np.asarray(nll_nats, np.float64)
+    bits = compressed_bits(images)
+    if nll.shape != bits.shape:
+        raise ValueError(f"one score per image: {nll.shape} scores for {len(bits)} images.")
+    return nll / np.log(2) - bits
+
+
+def validation_split(is_anomaly, seed: int = 0, fraction: float = 0.5):
+    """``(validation, test)`` index arrays: a seeded split of the images that keeps the share
+    of anomalies in both (``fraction`` of each kind in validation)."""
+    is_anomaly = _anomaly_flags(is_anomaly)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction!r}.")
+    rng = np.random.default_rng(seed)
+    validation, test = [], []
+    for kind in (False, True):
+        members = rng.permutation(np.flatnonzero(is_anomaly == kind))
+        cut = int(round(fraction * len(members)))
+        if len(members) and cut in (0, len(members)):
+            raise ValueError(f"{len(members)} {'anomalies' if kind else 'normal images'} "
+                             f"cannot be split {fraction:g} : {1 - fraction:g}; pass more.")
+        validation.append(members[:cut])
+        test.append(members[cut:])
+    return np.sort(np.concatenate(validation)), np.sort(np.concatenate(test))
+
+
+def synthetic_anomalies(images, count: int, seed: int = 0,
+                        binary: bool = False) -> Dict[str, np.ndarray]:
+    """``count`` images of each kind no model of ``images`` has seen: uniform noise, blank
+    (all 0) images and ``images`` inverted (1 - x, the first ``count``), shaped like
+    ``images``; ``binary``: the noise binarised at 0.5, as binary data sets present images."""
+    images = validate_images(images, "images")
+    if not _is_integer(count) or not 0 < count <= len(images):
+        raise ValueError(f"count must be an integer in 1..{len(images)} (the images given), "
+                         f"got {count!r}.")
+    shape = (count, *images.shape[1:])
+    noise = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    return {
+        "uniform noise": (noise >= 0.5).astype(np.float32) if binary else noise,
+        "blank": np.zeros(shape, np.float32),
+        "inverted": 1 - images[:count],
     }
 
 

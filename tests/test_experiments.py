@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import evaluation
 import named_data
 from experiments import cli, grading, runs
 from models import SAMPLERS, ModelConfig, ModelFileError, build_model, load_model, load_sampler
@@ -279,7 +280,8 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
     assert capsys.readouterr().err == "error: images must have shape (N, 28, 28, 1)\n"
 
 
-@pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo"])
+@pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
+                                    "anomaly_thresholds"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -411,6 +413,29 @@ def test_anomaly_loo_quick_run_on_fashion_mnist(tmp_path, capsys, monkeypatch):
     table = (out / "table.md").read_text().splitlines()
     assert table[2].startswith("| 1 Trouser |") and table[-1].startswith("| **worst** |")
     check_files(out, ["anomaly_loo.png"])
+
+
+def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path):
+    out, metrics = run("anomaly_thresholds", tmp_path)
+    kinds = ["Fashion-MNIST images", "uniform noise", "blank", "inverted"]
+    assert metrics["unseen_kinds"] == kinds and metrics["held_out_class"] == "8"
+    assert list(metrics["scores"]) == ["VAE -IWAE", "VAE -ELBO", "VAE reconstruction NLL",
+                                       "AE reconstruction NLL"]
+    split = metrics["split"]
+    assert split["validation"] + split["test"] == runs.QUICK_TEST_IMAGES
+    for result in metrics["scores"].values():
+        assert list(result["rules"]) == list(evaluation.THRESHOLD_RULES)
+        low, high = result["thresholds"]["normal_band"]
+        assert low <= high
+        for sets in result["rules"].values():
+            assert list(sets) == ["validation", "test split", *kinds]
+            for name, measures in sets.items():
+                assert 0 <= measures["accuracy"] <= 1 and 0 <= measures["recall"] <= 1, name
+        # noise and inverted digits are far from anything a model of digits has seen
+        assert result["roc_auc"]["uniform noise"] > 0.9
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 2 + 4 * len(evaluation.THRESHOLD_RULES)
+    check_files(out, ["thresholds.png"])
 
 
 def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):
