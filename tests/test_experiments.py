@@ -281,7 +281,7 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
 
 
 @pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
-                                    "anomaly_thresholds"])
+                                    "anomaly_thresholds", "finetune"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -436,6 +436,24 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 2 + 4 * len(evaluation.THRESHOLD_RULES)
     check_files(out, ["thresholds.png"])
+
+
+@pytest.mark.slow
+def test_finetune_quick_run_compares_both_starts_on_the_same_labels(tmp_path):
+    out, metrics = run("finetune", tmp_path, "--labels", "100", "60000", "1000")
+    # --quick keeps 512 training images: 1,000 and 60,000 labels both mean all of them
+    assert list(metrics["results"]) == ["100", str(runs.QUICK_IMAGES)]
+    for result in metrics["results"].values():
+        assert list(result) == ["fine-tuned", "from scratch"]
+        assert result["fine-tuned"]["steps"] == result["from scratch"]["steps"]
+        for start in result.values():
+            assert 0 <= start["test_accuracy"] <= 1
+    assert metrics["results"]["100"]["fine-tuned"]["steps"] == 10  # --quick's --min-steps
+    assert (out / "table.md").read_text().count("\n") == 4
+    check_files(out, ["finetune.png"])
+    with pytest.raises(ValueError, match="multiples of 10"):
+        importlib.import_module("experiments.finetune").main(
+            ["--quick", "--out", str(tmp_path / "bad"), "--labels", "15"])
 
 
 def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):

@@ -1,0 +1,118 @@
+"""FINETUNE: labels as a resource. The encoder of the shipped model trained on complete data
+(default the VAE; ``--family ae``) becomes a classifier (``models.classifier``: its trunk,
+dropout, a softmax layer; random shifts in training) and is fine-tuned with 100, 1,000 and
+all 60,000 training labels (balanced and seeded below all), against the same network
+trained from scratch on the same labels with the same steps. Test accuracy on the whole
+test set.
+
+Training per run: whole passes over the labelled images, at least --min-steps batches of 128
+and --passes passes; Adam from 1e-3 with a half-cosine decay. Every number is a function of
+--seed.
+
+Writes results/finetune/finetune.png (test accuracy against labels), table.md and
+metrics.json.
+
+    python experiments/finetune.py                           # MNIST (about 15 minutes)
+    python experiments/finetune.py --dataset fashion_mnist   # Fashion-MNIST
+    python experiments/finetune.py --labels 100 --quick      # tiny models, seconds
+"""
+import time
+
+import numpy as np
+
+from atomic_io import atomic_path, save_figure
+from experiments import cli
+from experiments.cli import count
+from experiments.outputs import write_metrics
+from experiments.runs import load_data, shipped_or_quick
+from models import zoo
+from models.classifier import (balanced_subset, classifier_accuracy, encoder_classifier,
+                               fit_classifier)
+
+QUICK = {"min_steps": 10, "passes": 1}
+BATCH = 128
+STARTS = ("fine-tuned", "from scratch")
+
+
+def add_flags(parser) -> None:
+    parser.add_argument("--labels", type=count, nargs="+", default=[100, 1000, 60_000],
+                        help="labelled training images per run, multiples of 10 (at least "
+                             "the training set's size: all of it; default 100 1000 60000)")
+    parser.add_argument("--passes", type=count, default=10,
+                        help="passes over the labelled images, at least (default 10)")
+    parser.add_argument("--min-steps", type=count, default=500,
+                        help="batches per run, at least (default 500)")
+
+
+def labelled(y_train, labels: int, seed: int) -> np.ndarray:
+    """The indices of the labelled images: all of them, or a balanced seeded subset."""
+    if labels >= len(y_train):
+        return np.arange(len(y_train))
+    return balanced_subset(y_train, labels, seed=seed)
+
+
+def run_one(model_loader, pretrained: bool, x, y, x_test, y_test, steps: int,
+            seed: int) -> dict:
+    start = time.time()
+    net = encoder_classifier(model_loader(), pretrained=pretrained, seed=seed)
+    fit_classifier(net, x, y, steps=steps, batch_size=BATCH, seed=seed)
+    return {"test_accuracy": classifier_accuracy(net, x_test, y_test),
+            "steps": steps, "seconds": round(time.time() - start, 1)}
+
+
+def save_plot(results: dict, path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    counts = sorted(int(n) for n in results)
+    for start, style in zip(STARTS, ("o-", "s--")):
+        ax.plot(counts, [100 * results[str(n)][start]["test_accuracy"] for n in counts],
+                style, label=start)
+    ax.set_xscale("log")
+    ax.set(xlabel="labelled training images", ylabel="test accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    run, opts = cli.parse_args(__doc__, "finetune", "vae", argv, extra=add_flags,
+                               quick_caps=QUICK, trains=False, families=("ae",),
+                               datasets=tuple(name for name, _ in zoo.DATA_OF_TAG.values()))
+    dataset = run.dataset
+    if any(n % 10 for n in opts.labels):
+        raise ValueError(f"--labels must be multiples of 10 (as many of each class); got "
+                         f"{' '.join(map(str, opts.labels))}.")
+    x_train, y_train, x_test, y_test = load_data(run, dataset)
+    name = zoo.shipped_name(run.family, False, dataset.model_tag)
+    results = {}
+    plans = {len(p): p for p in (labelled(y_train, n, run.seed) for n in sorted(opts.labels))}
+    for picked in plans.values():  # (every count at least the training set's is "all")
+        steps = max(opts.min_steps, opts.passes * -(-len(picked) // BATCH))
+        results[str(len(picked))] = {
+            start: run_one(lambda: shipped_or_quick(run, name, dataset), start == STARTS[0],
+                           x_train[picked], y_train[picked], x_test, y_test, steps, run.seed)
+            for start in STARTS}
+        print(f"{len(picked):6d} labels: "
+              + ", ".join(f"{start} {100 * r['test_accuracy']:.2f} % ({r['seconds']:.0f} s)"
+                          for start, r in results[str(len(picked))].items()), flush=True)
+    lines = ["| labelled images | " + " | ".join(STARTS) + " |", "| ---: | ---: | ---: |"]
+    lines += [f"| {n} | " + " | ".join(f"{100 * r[s]['test_accuracy']:.2f} %" for s in STARTS)
+              + " |" for n, r in results.items()]
+    table = "\n".join(lines) + "\n"
+    with atomic_path(run.out / "table.md") as tmp:
+        tmp.write_text(table)
+    print(table)
+    save_plot(results, run.out / "finetune.png",
+              f"{dataset.title}: the {run.family.upper()}'s encoder as a classifier")
+    return write_metrics(run, {
+        "encoder_of": "trained by --quick" if run.quick else zoo.shown_path(zoo.path(name)),
+        "batch_size": BATCH, "passes_at_least": opts.passes, "min_steps": opts.min_steps,
+        "results": results,
+    })
+
+
+if __name__ == "__main__":
+    cli.run_script(main)
