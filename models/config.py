@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Tuple
 
 from keras_files import LIMITS, check_limit
 
-HEADS = ("bernoulli", "beta", "categorical", "normal")
+HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
@@ -34,7 +34,8 @@ class ModelConfig:
         digit labels).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
-    head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal.
+    head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal |
+        continuous_bernoulli.
     categorical_bins: pixel-value bins of the categorical head.
     normal_scale: fixed standard deviation of the normal head; None learns it per pixel.
     filters: channels of the two stride-2 convolutions (the decoder mirrors them).

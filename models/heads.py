@@ -89,6 +89,29 @@ class BernoulliHead(Head):
         return logits, -tf.reduce_sum(tf.nn.softplus(logits), axis=-1)
 
 
+class ContinuousBernoulliHead(Head):
+    """Independent continuous Bernoulli with logits l (Loaiza-Ganem & Cunningham, NeurIPS
+    2019): p(x|l) = C(l) sigmoid(l)^x (1 - sigmoid(l))^(1 - x), a normalised density on [0, 1]
+    for grey levels, where the Bernoulli's "likelihood" of a float x is a cross-entropy that
+    no density matches. Its mean is not sigmoid(l): the images shown are the true mean."""
+
+    name = "continuous_bernoulli"
+
+    def distribution(self, params):
+        return tfd.Independent(
+            tfd.ContinuousBernoulli(logits=params[..., 0], dtype=tf.float32), IMAGE_EVENT_NDIMS
+        )
+
+    def mode(self, dist):
+        return dist.distribution.mode()
+
+    def linear_form(self, params):
+        # log p(x|l) = x l + log p(0|l): the Bernoulli's form plus the normaliser log C(l).
+        pixels = self.distribution(params).distribution
+        return _flatten(params[..., 0]), tf.reduce_sum(
+            _flatten(pixels.log_prob(tf.zeros_like(params[..., 0]))), axis=-1)
+
+
 class BetaHead(Head):
     """Independent Beta. Pixels are squeezed into [eps, 1 - eps] before log_prob, since the
     Beta density is 0 or infinite at exact 0 and 1 and MNIST is full of both."""
@@ -202,7 +225,8 @@ def _flatten(t):
     return tf.reshape(t, [tf.shape(t)[0], -1])
 
 
-HEAD_CLASSES = {cls.name: cls for cls in (BernoulliHead, BetaHead, CategoricalHead, NormalHead)}
+HEAD_CLASSES = {cls.name: cls for cls in (BernoulliHead, ContinuousBernoulliHead, BetaHead,
+                                          CategoricalHead, NormalHead)}
 
 
 def make_head(config: ModelConfig) -> Head:
