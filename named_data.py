@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import numpy as np
+
 from stacked_mnist import MNIST_SOURCE, DataMode, IdxSource, StackedMNISTData
 
 SAVED_MODELS = Path(__file__).resolve().parent / "saved_models"
@@ -49,6 +51,11 @@ class Dataset:
     stacked_name: Optional[str] = None  # the three-channel entry, if there is one
     judge_class: str = "VerificationNet"  # its architecture, in verification_net.JUDGE_CLASSES
     binary: bool = True  # its models train on images binarised at 0.5 (else grey levels)
+    # Its models train on binary images drawn anew every epoch from the grey levels (pixel = 1
+    # with probability its grey level; models.training.fit_model(binarise=True)); ``load``
+    # gives the training images as grey levels and the test images drawn once, with
+    # BINARISED_TEST_SEED (the literature's "dynamically binarised MNIST").
+    dynamic_binarisation: bool = False
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -79,6 +86,8 @@ class Dataset:
         MNIST entries (``MONO_BINARY_MISSING``), else ``<NAME>_FLOAT_COMPLETE`` and the like."""
         if self.mono_name == "mnist":
             return self.data_mode(missing).name
+        if self.dynamic_binarisation:
+            return f"{self.name.upper()}_DYNAMIC_{'MISSING' if missing else 'COMPLETE'}"
         return (f"{self.name.upper()}_{'BINARY' if self.binary else 'FLOAT'}_"
                 f"{'MISSING' if missing else 'COMPLETE'}")
 
@@ -95,10 +104,14 @@ class Dataset:
         """``(x_train, y_train, x_test, y_test)``: images (N, 28, 28, C) in [0, 1], int64
         labels. ``missing``: no training image shows the anomaly class (the test set keeps
         them). ``seed`` draws the stacks; ``directory`` overrides the environment variable;
-        ``binary``: binarised at 0.5 (default: as the entry's models see them)."""
+        ``binary``: binarised at 0.5 (default: as the entry's models see them; a dynamically
+        binarised entry's test images are binary draws, see ``dynamic_binarisation``)."""
         data = StackedMNISTData(self.data_mode(missing, binary), seed=seed, mnist_dir=directory,
                                 source=self.source, missing_class=self.anomaly_class)
-        return (*data.get_full_data_set(training=True), *data.get_full_data_set(training=False))
+        x_test, y_test = data.get_full_data_set(training=False)
+        if self.dynamic_binarisation and binary is None:
+            x_test = draw_binary(x_test, BINARISED_TEST_SEED)
+        return (*data.get_full_data_set(training=True), x_test, y_test)
 
     def judge(self):
         """The shipped judge of this data set (loaded once per process); a ``VerificationNet``:
@@ -115,6 +128,16 @@ class Dataset:
                     f"(`python verification_net.py --dataset {self.mono_name}`).")
             _JUDGES[path] = net
         return _JUDGES[path]
+
+
+BINARISED_TEST_SEED = 0  # the one draw of the dynamically binarised entries' test images
+
+
+def draw_binary(images: np.ndarray, seed: int) -> np.ndarray:
+    """Binary images drawn from grey levels: each pixel 1 with probability its grey level,
+    a function of ``seed``."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
 _JUDGES: Dict[Path, object] = {}
@@ -157,6 +180,14 @@ _FASHION = dict(title="Fashion-MNIST", source=FASHION_SOURCE, class_names=FASHIO
 register(Dataset(name="fashion_mnist", channels=1, tolerance=0.85, **_FASHION))
 register(Dataset(name="stacked_fashion_mnist", channels=3, tolerance=0.6,
                  **{**_FASHION, "title": "stacked Fashion-MNIST"}))
+
+
+# MNIST as the likelihood literature uses it (Burda et al. 2016 and after): binary images drawn
+# from the grey levels, anew every epoch in training; the test set drawn once. The digit judge.
+register(Dataset(name="binarised_mnist", channels=1, tolerance=0.8, binary=False,
+                 dynamic_binarisation=True,
+                 **{**_MNIST, "title": "binarised MNIST", "model_tag": "binarised",
+                    "mono_name": "binarised_mnist", "stacked_name": None}))
 
 
 def names(channels: Optional[int] = None) -> Tuple[str, ...]:

@@ -79,28 +79,40 @@ def worker_suffix(strategy=None) -> str:
 
 
 def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
-                   epochs: int, labels: Optional[np.ndarray] = None) -> tf.data.Dataset:
+                   epochs: int, labels: Optional[np.ndarray] = None,
+                   binarise: bool = False) -> tf.data.Dataset:
     """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
     (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
-    With ``labels``, a batch is (images, labels)."""
+    With ``labels``, a batch is (images, labels). ``binarise``: every batch is a binary draw
+    from its grey levels (pixel = 1 with probability its grey level), a function of (seed,
+    epoch, step) alone."""
     images = tf.constant(x)
     classes = None if labels is None else tf.constant(labels, tf.int32)
+    seed = tf.cast(seed, tf.int64)
 
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(x)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+            tf.range(len(x)), seed=tf.stack([seed, epoch]))
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+                .map(lambda step, index: (epoch, step, index)))
+
+    def batch(epoch, step, index):
+        picked = tf.gather(images, index)
+        if binarise:  # a stream of its own: negative, unlike the shuffle's epochs
+            draw_seed = tf.stack([seed, -(epoch * 2 ** 20 + step) - 1])
+            uniform = tf.random.stateless_uniform(tf.shape(picked), seed=draw_seed)
+            picked = tf.cast(uniform < picked, picked.dtype)
+        return picked if classes is None else (picked, tf.gather(classes, index))
 
     return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-            .map(lambda index: tf.gather(images, index) if classes is None
-                 else (tf.gather(images, index), tf.gather(classes, index))).prefetch(2))
+            .map(batch).prefetch(2))
 
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
               decay_from: Optional[int] = None, decay: float = 0.8,
               backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
-              val_labels=None):
+              val_labels=None, binarise: bool = False):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
     A conditional model also takes the images' class ``labels`` (and ``val_labels``).
 
@@ -108,7 +120,9 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
     resumes after its epoch (and ends with the weights of an uninterrupted run). A model built
     under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
-    and image grids per epoch for TensorBoard. Returns the history of every epoch trained.
+    and image grids per epoch for TensorBoard. ``binarise``: the training images are grey
+    levels and every batch is a binary draw from them (dynamic binarisation), a function of
+    (seed, epoch, step). Returns the history of every epoch trained.
     """
     x_train = check_images(x_train, model.config.channels, "x_train")
     labels = model.check_labels(labels, len(x_train))
@@ -148,7 +162,8 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
         if x_val is not None:
             val = tf.data.Dataset.from_tensor_slices(
                 x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
-        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels),
+        model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels,
+                                 binarise),
                   steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
                   epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
                   callbacks=callbacks)

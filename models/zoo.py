@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+import named_data
 from atomic_io import atomic_path
 
 from .config import ModelConfig
@@ -235,6 +236,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     data size; another one is discarded). ``tensorboard_dir``: summaries for TensorBoard.
     ``strategy``: a ``tf.distribute`` strategy (``training.distribution_strategy``).
     ``labels``, ``val_labels``: the images' class labels, for a conditional recipe (cvae).
+    A recipe of a dynamically binarised data set (``binarised_mnist``) takes its training
+    images as grey levels and draws binary batches from them.
     """
     plan = recipe(name)
     config = plan.config.with_settings(settings or {}).replace(channels=channels)
@@ -251,7 +254,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     history = fit_model(model, x_train, x_val, epochs=epochs, batch_size=plan.batch_size,
                         seed=seed, decay_from=decay_from, decay=plan.decay, verbose=verbose,
                         backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
-                        labels=labels, val_labels=val_labels)
+                        labels=labels, val_labels=val_labels,
+                        binarise=named_data.get(plan.dataset).dynamic_binarisation)
     seconds = time.time() - start
     model.metadata.update({
         "recipe": name, "settings": dict(settings or {}),

@@ -25,7 +25,8 @@ def entry_and_data(request, mnist_dir):
 
 
 def test_unknown_names_are_refused_with_the_known_ones():
-    with pytest.raises(ValueError, match="unknown data set 'emnist'; known: fashion_mnist, mnist"):
+    with pytest.raises(ValueError, match="unknown data set 'emnist'; known: binarised_mnist, "
+                                         "fashion_mnist, mnist"):
         named_data.get("emnist")
 
 
@@ -45,8 +46,12 @@ def test_each_entry_loads_its_shape_classes_and_drops_the_anomaly_class(entry_an
     share = evaluation.anomaly_labels(y_test, entry).mean()
     expected = 1 - (1 - 0.1) ** entry.channels  # about one class in ten per channel
     assert abs(share - expected) < 0.03
-    assert entry.mono().channels == 1 and entry.stacked().channels == 3
-    assert entry.stacked().mono() == entry.mono()
+    assert entry.mono().channels == 1
+    if entry.channels == 3 or entry.stacked_name is not None:
+        assert entry.stacked().channels == 3 and entry.stacked().mono() == entry.mono()
+    else:
+        with pytest.raises(ValueError, match="has no stacked version"):
+            entry.stacked()
 
 
 @pytest.mark.slow  # fits or trains for seconds
@@ -60,6 +65,23 @@ def test_an_entry_is_the_course_api_underneath(mnist_dir):
         for mine, theirs in zip(ours, (*course.get_full_data_set(True),
                                        *course.get_full_data_set(False))):
             np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_binarised_entry_draws_its_test_set_once_and_keeps_training_grey(mnist_dir):
+    entry = named_data.get("binarised_mnist")
+    assert entry.data_name() == "BINARISED_MNIST_DYNAMIC_COMPLETE"
+    x_train, y_train, x_test, y_test = entry.load(seed=5)
+    grey = named_data.get("mnist").load(binary=False)
+    np.testing.assert_array_equal(x_train, grey[0])  # the trainer draws from these
+    np.testing.assert_array_equal(y_test, grey[3])
+    assert set(np.unique(x_test)) == {0.0, 1.0}
+    np.testing.assert_array_equal(x_test, entry.load(seed=9)[2])  # one draw, whatever the seed
+    np.testing.assert_array_equal(
+        x_test, named_data.draw_binary(grey[2], named_data.BINARISED_TEST_SEED))
+    # a draw, not the threshold: mid-grey pixels go either way, in proportion
+    mid = (grey[2] > 0.4) & (grey[2] < 0.6)
+    assert 0.4 < x_test[mid].mean() < 0.6
+    assert not np.array_equal(x_test, named_data.get("mnist").load()[2])
 
 
 def test_each_judge_scores_real_images_high_and_noise_low(entry_and_data):

@@ -206,3 +206,33 @@ def test_an_unreadable_training_record_discards_the_checkpoints(tmp_path, capsys
     assert "discarding the checkpoints" in capsys.readouterr().out
     assert not (backup / "ckpt-1.index").exists()
     assert json.loads((backup / "training.json").read_text()) == {"recipe": "vae_mono_complete"}
+
+
+def test_dynamic_binarisation_draws_each_batch_from_seed_epoch_and_step_alone():
+    from models.training import _epoch_batches
+
+    grey = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    labels = np.arange(64) % 10
+
+    def batches(seed, first_epoch, binarise=True):
+        return [(b[0].numpy(), b[1].numpy()) for b in _epoch_batches(
+            grey, 16, seed, first_epoch, 3, labels, binarise=binarise)]
+
+    whole = batches(seed=1, first_epoch=0)
+    assert len(whole) == 12
+    for images, classes in whole:
+        assert set(np.unique(images)) <= {0.0, 1.0} and classes.shape == (16,)
+    resumed = batches(seed=1, first_epoch=1)  # a training resumed after epoch 1
+    for (a, _), (b, _) in zip(whole[4:], resumed):
+        np.testing.assert_array_equal(a, b)
+    other = batches(seed=2, first_epoch=0)
+    assert not np.array_equal(whole[0][0], other[0][0])
+    plain = batches(seed=1, first_epoch=0, binarise=False)
+    np.testing.assert_array_equal(np.concatenate([c for _, c in plain]),
+                                  np.concatenate([c for _, c in whole]))
+    drawn = np.concatenate([images for images, _ in whole])
+    assert abs(drawn.mean() - grey.mean()) < 0.01
+    # one grey image 64 times: every batch and every epoch draws other pixels
+    same = [b.numpy() for b in _epoch_batches(np.repeat(grey[:1], 64, axis=0), 16, 1, 0, 2,
+                                              binarise=True)]
+    assert not any(np.array_equal(same[0], later) for later in same[1:])

@@ -762,4 +762,4 @@ def test_each_data_set_names_the_file_its_judge_class_ships_in():
         entry = named_data.get(name)
         judge = verification_net.JUDGE_CLASSES[entry.judge_class]
         assert judge.shipped_path() == named_data.SAVED_MODELS / entry.judge_file, name
-        assert judge.dataset == entry.mono_name, name
+        assert named_data.get(judge.dataset).judge_file == entry.judge_file, name
