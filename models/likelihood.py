@@ -23,10 +23,13 @@ prior estimators refuse it and name these (and ``models.conditional``) instead.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from atomic_io import atomic_path
 from stacked_mnist import distinct_channel_images, fold_channels
 
 from .checks import check_count, check_images, check_seed
@@ -227,3 +230,43 @@ def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False,
     ``labels``. ``model.reconstruct`` gives it together with the reconstructed images."""
     nll = model.reconstruct(x, batch_size=batch_size, labels=labels)[1]
     return nll if per_channel else nll.sum(axis=1)
+
+
+def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, seed: int,
+                                  state_path, identity: str, chunk_images: int = 100,
+                                  max_decodes: int = 20_000, progress=None) -> dict:
+    """``posterior_estimates`` of mono images ``x`` in chunks of ``chunk_images``, for runs
+    of hours (K = 5,000 on 10,000 images): after every chunk the per-image results so far are
+    written whole to ``state_path`` (.npz), and a run stopped at any point resumes after its
+    last finished chunk with the numbers an uninterrupted run gives. ``identity`` says what
+    the results belong to (the model file's SHA-256, the data, K, the seed); a state file of
+    another identity, or a damaged one, is started over. Chunk c draws from its own stream of
+    (``seed``, c). ``progress(done, total, seconds)`` is called after every chunk."""
+    x = check_images(x, 1, "x")
+    check_count("num_samples", num_samples)
+    check_count("chunk_images", chunk_images)
+    check_seed(seed)
+    results = {key: np.full(len(x), np.nan) for key in ("iwae", "elbo", "kl")}
+    try:
+        with np.load(state_path, allow_pickle=False) as state:
+            if str(state["identity"]) == identity and len(state["iwae"]) == len(x):
+                results = {key: state[key].astype(np.float64) for key in results}
+    except (OSError, ValueError, KeyError):  # no state yet, or a damaged one
+        pass
+    start = time.perf_counter()
+    chunks = range(0, len(x), chunk_images)
+    for chunk, first in enumerate(chunks):
+        rows = slice(first, first + chunk_images)
+        if np.all(np.isfinite(results["iwae"][rows])):
+            continue
+        stream = int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0] % 2 ** 31)
+        estimates = posterior_estimates(model, x[rows], num_samples, stream, max_decodes)
+        for key in results:
+            results[key][rows] = estimates[key]
+        with atomic_path(state_path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, identity=np.array(identity), **results)
+        if progress is not None:
+            progress(int(np.sum(np.isfinite(results["iwae"]))), len(x),
+                     time.perf_counter() - start)
+    return results

@@ -146,3 +146,13 @@ def test_loglik_comparison_quick_run(fresh_cache, tmp_path):
     assert set(metrics["models"]) == {"vae_mono_complete", "flowprior_vae_mono_complete"}
     for row in metrics["models"].values():
         assert row["log_px_iwae_nats"] >= row["elbo_nats"] - 1.0
+        assert row["standard_error_nats"] > 0
+    assert len(list((out / "state").glob("*.npz"))) == 2
+    # The same command again resumes from the state files: nothing left to estimate.
+    again = json.loads(importlib.import_module("experiments.vae_loglik").main(
+        ["--quick", "--out", str(out)]).read_text())
+    for name, row in again["models"].items():
+        assert row["log_px_iwae_nats"] == metrics["models"][name]["log_px_iwae_nats"]
+    with pytest.raises(ValueError, match="--models of --dataset mnist: vae_mono_complete"):
+        importlib.import_module("experiments.vae_loglik").main(
+            ["--quick", "--out", str(tmp_path / "x"), "--models", "vae_fashion_complete"])

@@ -215,3 +215,42 @@ def test_the_posterior_estimators_take_labels_for_the_cvae_and_the_prior_ones_na
             estimator(cvae, x, num_samples=10)
     with pytest.raises(ValueError, match="unconditional 'vae' model"):
         iwae_log_likelihood(tiny_vae(), x, num_samples=4, labels=labels)
+
+
+def test_a_resumed_estimate_equals_an_uninterrupted_one(tmp_path):
+    """Stopped after its first chunk (the state file holds it), the run resumes there and
+    ends with the numbers of a run that was never stopped; another identity starts over."""
+    from models.likelihood import resumable_posterior_estimates
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=8),
+                        seed=0)
+    x = (np.random.default_rng(0).random((7, 28, 28, 1)) > 0.5).astype(np.float32)
+    whole = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "whole.npz", "a",
+                                          chunk_images=3)
+    assert all(np.all(np.isfinite(v)) and v.shape == (7,) for v in whole.values())
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(done, total, seconds):
+        assert total == 7
+        raise Stop
+
+    with pytest.raises(Stop):
+        resumable_posterior_estimates(model, x, 6, 3, tmp_path / "part.npz", "a",
+                                      chunk_images=3, progress=stop_after_first)
+    with np.load(tmp_path / "part.npz") as state:
+        assert np.sum(np.isfinite(state["iwae"])) == 3
+    calls = []
+    resumed = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "part.npz", "a",
+                                            chunk_images=3, progress=lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == [6, 7]  # the first chunk was not estimated again
+    for key in whole:
+        np.testing.assert_array_equal(resumed[key], whole[key])
+    other = resumable_posterior_estimates(model, x, 6, 4, tmp_path / "part.npz", "b",
+                                          chunk_images=3, progress=lambda *a: calls.append(a))
+    assert len(calls) == 5 and not np.array_equal(other["iwae"], whole["iwae"])
+    (tmp_path / "bad.npz").write_bytes(b"not an archive")  # damaged: started over
+    again = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "bad.npz", "a",
+                                          chunk_images=3)
+    np.testing.assert_array_equal(again["iwae"], whole["iwae"])
