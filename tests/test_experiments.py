@@ -281,7 +281,7 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
 
 
 @pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
-                                    "anomaly_thresholds", "finetune"])
+                                    "anomaly_thresholds", "finetune", "tune"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -454,6 +454,26 @@ def test_finetune_quick_run_compares_both_starts_on_the_same_labels(tmp_path):
     with pytest.raises(ValueError, match="multiples of 10"):
         importlib.import_module("experiments.finetune").main(
             ["--quick", "--out", str(tmp_path / "bad"), "--labels", "15"])
+
+
+@pytest.mark.slow
+def test_tune_quick_run_stores_a_study_that_a_second_run_resumes(tmp_path):
+    out, metrics = run("tune", tmp_path)
+    assert metrics["trials"] == 2 and metrics["trials_before_this_run"] == 0
+    assert metrics["completed"] + metrics["pruned"] + metrics["failed"] == 2
+    assert set(metrics["best_knobs"]) == set(metrics["shipped_recipe_knobs"])
+    for label in ("best trial", "shipped recipe"):
+        result = metrics["cross_validation"][label]
+        assert len(result["folds"]) == 2 and result["mean"] == pytest.approx(
+            np.mean(result["folds"]))
+    assert (out / "study.db").is_file()
+    check_files(out, ["history.png"])
+    runs._CACHE.clear()
+    again = json.loads(importlib.import_module("experiments.tune").main(
+        ["--quick", "--out", str(out), "--folds", "1"]).read_text())
+    assert again["trials"] == 2 and again["trials_before_this_run"] == 2  # nothing left to run
+    assert again["best_value_nats"] == metrics["best_value_nats"]
+    assert again["cross_validation"] == {}
 
 
 def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):
