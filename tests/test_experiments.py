@@ -420,7 +420,7 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
     kinds = ["Fashion-MNIST images", "uniform noise", "blank", "inverted"]
     assert metrics["unseen_kinds"] == kinds and metrics["held_out_class"] == "8"
     assert list(metrics["scores"]) == ["VAE -IWAE", "VAE -ELBO", "VAE reconstruction NLL",
-                                       "AE reconstruction NLL"]
+                                       "VAE -IWAE in bits - zlib bits", "AE reconstruction NLL"]
     split = metrics["split"]
     assert split["validation"] + split["test"] == runs.QUICK_TEST_IMAGES
     for result in metrics["scores"].values():
@@ -434,7 +434,7 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
         # noise and inverted digits are far from anything a model of digits has seen
         assert result["roc_auc"]["uniform noise"] > 0.9
     table = (out / "table.md").read_text().splitlines()
-    assert len(table) == 2 + 4 * len(evaluation.THRESHOLD_RULES)
+    assert len(table) == 2 + 5 * len(evaluation.THRESHOLD_RULES)
     check_files(out, ["thresholds.png"])
 
 
