@@ -423,7 +423,7 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
                                        "VAE -IWAE in bits - zlib bits", "AE reconstruction NLL"]
     split = metrics["split"]
     assert split["validation"] + split["test"] == runs.QUICK_TEST_IMAGES
-    for result in metrics["scores"].values():
+    for label, result in metrics["scores"].items():
         assert list(result["rules"]) == list(evaluation.THRESHOLD_RULES)
         low, high = result["thresholds"]["normal_band"]
         assert low <= high
@@ -431,8 +431,10 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
             assert list(sets) == ["validation", "test split", *kinds]
             for name, measures in sets.items():
                 assert 0 <= measures["accuracy"] <= 1 and 0 <= measures["recall"] <= 1, name
-        # noise and inverted digits are far from anything a model of digits has seen
-        assert result["roc_auc"]["uniform noise"] > 0.9
+        # noise is far from anything a model of digits has seen (the complexity correction
+        # subtracts what zlib cannot compress: noise, most of all)
+        if "zlib" not in label:
+            assert result["roc_auc"]["uniform noise"] > 0.9, label
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 2 + 5 * len(evaluation.THRESHOLD_RULES)
     check_files(out, ["thresholds.png"])
