@@ -1,0 +1,128 @@
+"""A GAN: a DCGAN-style generator and discriminator trained against each other, with
+PacGAN's packing (``pack`` samples per discriminator verdict).
+
+    gan = GAN(latent_dim=64, channels=3, pack=2)
+    gan.compile(learning_rate=2e-4)
+    gan.fit(real_images_batches, epochs=20)
+    images = gan.generate_images(26_000, seed=0)     # (N, 28, 28, 3) in [0, 1]
+
+It has no encoder and no likelihood: it answers only ``generate_images(count, seed,
+labels=None)``, the interface the generation rows and ``evaluation`` take. Losses: the
+discriminator's binary cross-entropy on real (1) and generated (0) packs, the generator's
+non-saturating loss (its packs called real); both networks step together on every batch,
+with Adam (beta_1 = 0.5) each. The generator's noise is a function of (``noise_seed``, step).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from .checks import check_count, check_positive, check_seed
+from .gan_networks import gan_discriminator, gan_generator, pack_images
+
+
+@tf_keras.saving.register_keras_serializable(package="models")
+class GAN(tf_keras.Model):
+    kind = "gan"
+    conditional = False
+
+    def __init__(self, latent_dim: int = 64, channels: int = 1, filters=(64, 128),
+                 pack: int = 1, metadata: Optional[dict] = None, **kwargs):
+        kwargs.setdefault("name", f"gan_{channels}ch")
+        super().__init__(**kwargs)
+        self.latent_dim, self.channels = check_count("latent_dim", latent_dim), channels
+        self.filters, self.pack = tuple(filters), check_count("pack", pack)
+        self.metadata = dict(metadata or {})
+        self.generator = gan_generator(latent_dim, channels, self.filters)
+        self.discriminator = gan_discriminator(channels, pack, self.filters)
+        self.trackers = {name: tf_keras.metrics.Mean(name=name)
+                         for name in ("discriminator_loss", "generator_loss",
+                                      "real_scored_real")}
+        self.noise_seed = 0
+        self.built = True
+
+    def compile(self, learning_rate: float = 2e-4, **kwargs):
+        """Adam with beta_1 = 0.5 for each network (the generator's is ``optimizer``)."""
+        learning_rate = check_positive("learning_rate", learning_rate)
+        super().compile(optimizer=tf_keras.optimizers.Adam(learning_rate, beta_1=0.5),
+                        **kwargs)
+        self.discriminator_optimizer = tf_keras.optimizers.Adam(learning_rate, beta_1=0.5)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _noise(self, count, seed):
+        return tf.random.stateless_normal(tf.stack([count, self.latent_dim]), seed=seed)
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        usable = tf.shape(real)[0] // self.pack * self.pack  # whole packs only
+        real = real[:usable]
+        seed = tf.stack([tf.cast(self.noise_seed, tf.int32),
+                         tf.cast(self.optimizer.iterations, tf.int32)])
+        z = self._noise(usable, seed)
+        cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+            real_logits = self.discriminator(pack_images(real, self.pack), training=True)
+            fake_logits = self.discriminator(pack_images(fake, self.pack), training=True)
+            d_loss = (cross_entropy(tf.ones_like(real_logits), real_logits)
+                      + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
+            g_loss = cross_entropy(tf.ones_like(fake_logits), fake_logits)
+        d_variables = self.discriminator.trainable_variables
+        g_variables = self.generator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(
+            zip(d_tape.gradient(d_loss, d_variables), d_variables))
+        self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        self.trackers["discriminator_loss"].update_state(d_loss)
+        self.trackers["generator_loss"].update_state(g_loss)
+        self.trackers["real_scored_real"].update_state(
+            tf.cast(real_logits > 0, tf.float32))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    @tf.function(reduce_retracing=True)
+    def _images(self, z):
+        return self.generator(z, training=False)
+
+    def generate_images(self, count: int, how: str = "mean", seed: int = 0, sampler=None,
+                        labels=None, batch_size: int = 5000) -> np.ndarray:
+        """``count`` images (count, 28, 28, C) in [0, 1] from z ~ N(0, I) (or ``sampler``),
+        a function of ``seed``. ``how`` is accepted for the generators' common signature:
+        a GAN's generator gives one image per code."""
+        if labels is not None:
+            raise ValueError("labels were given to a GAN, which is not conditional.")
+        count, seed = check_count("count", count), check_seed(seed)
+        if sampler is not None:
+            z = sampler.sample(count, seed=seed).astype(np.float32)
+        else:
+            z = np.random.default_rng(seed).standard_normal(
+                (count, self.latent_dim)).astype(np.float32)
+        return np.concatenate([self._images(tf.constant(z[i:i + batch_size])).numpy()
+                               for i in range(0, count, batch_size)])
+
+    def get_config(self):
+        return {"latent_dim": self.latent_dim, "channels": self.channels,
+                "filters": list(self.filters), "pack": self.pack, "metadata": self.metadata}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def network_weights(self) -> list:
+        """The generator's weights, then the discriminator's."""
+        return self.generator.get_weights() + self.discriminator.get_weights()
+
+    def set_network_weights(self, weights: list) -> None:
+        split = len(self.generator.weights)
+        if len(weights) != split + len(self.discriminator.weights):
+            raise ValueError(f"a GAN holds {split + len(self.discriminator.weights)} weight "
+                             f"arrays, got {len(weights)}.")
+        self.generator.set_weights(weights[:split])
+        self.discriminator.set_weights(weights[split:])
