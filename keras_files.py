@@ -30,6 +30,7 @@ LIMITS = {
     "hidden_units": 8192,        # a model's dense layer, a flow's MADE layers; 256
     "block_convs": 16,           # 1
     "categorical_bins": 256,     # a pixel has at most 256 values; 16
+    "pack": 16,                  # a GAN's samples per discriminator verdict (PacGAN); 2
     "layers": 64,                # a flow sampler's MADE bijectors; 6
     "components": 1024,          # a Gaussian mixture's; 10
     "parameters": 50_000_000,    # implied by the sizes above; 1.8 M (vae_mono_complete)

@@ -288,8 +288,10 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
     family = getattr(args, "family", default_family)
     dataset = named_data.get(args.dataset)
     if trains and not zoo.has_recipe(family, False, dataset.model_tag):
+        elsewhere = datasets_with_models((family,))
         parser.error(f"--family {family} has no models for --dataset {dataset.name}; "
-                     f"it runs on: {', '.join(datasets_with_models((family,)))}")
+                     + (f"it runs on: {', '.join(elsewhere)}" if elsewhere
+                        else "it has no shipped recipe on any data set yet"))
     command = " ".join([f"python experiments/{row}.py"]
                        + list(sys.argv[1:] if argv is None else argv))
     model_flags = {}

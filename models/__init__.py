@@ -10,7 +10,7 @@ Importing the package registers every class a model file names, so
 """
 from . import zoo
 from .config import HEADS, ModelConfig
-from .families import FAMILIES, build_model
+from .families import ENCODER_FAMILIES, FAMILIES, build_model
 from .generative import GenerativeModel
 from .generators import Generator
 from .heads import make_head
@@ -19,7 +19,7 @@ from .samplers import SAMPLERS, LatentSampler, make_sampler
 from .training import DISTRIBUTE, distribution_strategy, fit_model, worker_suffix
 
 __all__ = [
-    "HEADS", "FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "Generator",
+    "HEADS", "FAMILIES", "ENCODER_FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "Generator",
     "LatentSampler",
     "build_model", "fit_model", "make_head", "make_sampler", "ModelFileError", "load",
     "load_model", "load_sampler", "save", "save_model", "zoo", "DISTRIBUTE",

@@ -30,8 +30,9 @@ class ModelConfig:
     """One model of any family.
 
     kind: the model family, a key of ``models.families.FAMILIES``: "ae" (deterministic
-        code), "vae" (Gaussian q(z|x), N(0, I) prior) or "cvae" (the VAE conditioned on the
-        digit labels).
+        code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
+        digit labels), "flowprior_vae" (a prior learned with it) or "gan" (a generator and a
+        discriminator; it uses latent_dim, channels, filters and pack only).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal |
@@ -47,6 +48,7 @@ class ModelConfig:
     dense_activation: activation of the dense layers (the hidden layers and the decoder's
         layer into the 7 x 7 grid): relu | elu. ELU has a gradient everywhere, so none of its
         units can die (a 2-d code decoded through ReLU units loses most of them).
+    pack: the GAN's samples per discriminator verdict (PacGAN; 1 = a plain GAN).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -63,6 +65,7 @@ class ModelConfig:
     block_convs: int = 0
     beta: float = 1.0
     dense_activation: str = "relu"
+    pack: int = 1
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -70,7 +73,7 @@ class ModelConfig:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
         for name, low in (("latent_dim", 1), ("channels", 1), ("categorical_bins", 2),
-                          ("hidden_units", 0), ("block_convs", 0)):
+                          ("hidden_units", 0), ("block_convs", 0), ("pack", 1)):
             object.__setattr__(self, name, _checked_integer(name, getattr(self, name), low))
         if self.dense_activation not in DENSE_ACTIVATIONS:
             raise ValueError(f"dense_activation must be one of {DENSE_ACTIVATIONS}, got "
@@ -87,7 +90,7 @@ class ModelConfig:
             raise ValueError(f"beta must be a number >= 0, got {self.beta!r}.")
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
         object.__setattr__(self, "beta", float(self.beta))
-        for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins"):
+        for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
         for index, value in enumerate(self.filters):
             check_limit(f"filters[{index}]", value, "filters")
@@ -99,8 +102,14 @@ class ModelConfig:
         built): the encoder and decoder subnets of ``networks.py`` with a conditional model's
         label input and two latent parameters per dimension, the head's most parameters per
         pixel, and the largest prior state (the CVAE's class Gaussians, 10 d (d + 1), plus a
-        learned flow of four MADE networks with two 64-unit layers)."""
+        learned flow of four MADE networks with two 64-unit layers). A GAN's: its generator
+        and discriminator (``gan_networks.py``)."""
         (f1, f2), d, h, blocks = self.filters, self.latent_dim, self.hidden_units, self.block_convs
+        if self.kind == "gan":
+            c = self.channels
+            generator = d * 49 * f2 + 4 * 49 * f2 + 16 * f2 * f1 + 4 * f1 + 16 * f1 * c + c
+            discriminator = (16 * c * self.pack * f1 + f1 + 16 * f1 * f2 + f2 + 49 * f2 + 1)
+            return generator + discriminator
         per_pixel = self.categorical_bins if self.head == "categorical" else 2
         labels = 10
 

@@ -17,15 +17,19 @@ from .checks import check_positive, check_seed
 from .config import ModelConfig, register_families
 from .cvae import CVAE
 from .flowprior import FlowPriorVAE
+from .gan import GAN
 from .generative import GenerativeModel
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE)}
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, GAN)}
+# The families with an encoder and a likelihood (GenerativeModel): all but the GAN.
+ENCODER_FAMILIES = {kind: cls for kind, cls in FAMILIES.items()
+                    if issubclass(cls, GenerativeModel)}
 register_families(FAMILIES)  # ModelConfig checks its kind against this (live) registry
 
 
 def build_model(config: ModelConfig, learning_rate: float = 1e-3, seed: Optional[int] = None,
-                metadata: Optional[dict] = None, strategy=None) -> GenerativeModel:
+                metadata: Optional[dict] = None, strategy=None):
     """A compiled model of the config's family (``families.FAMILIES[config.kind]``).
 
     ``seed`` fixes the initial weights (it seeds Python, numpy and TensorFlow first).

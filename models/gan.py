@@ -1,9 +1,8 @@
 """A GAN: a DCGAN-style generator and discriminator trained against each other, with
 PacGAN's packing (``pack`` samples per discriminator verdict).
 
-    gan = GAN(latent_dim=64, channels=3, pack=2)
-    gan.compile(learning_rate=2e-4)
-    gan.fit(real_images_batches, epochs=20)
+    gan = build_model(ModelConfig(kind="gan", latent_dim=64, channels=3, pack=2), 2e-4)
+    fit_model(gan, x_train, epochs=20)
     images = gan.generate_images(26_000, seed=0)     # (N, 28, 28, 3) in [0, 1]
 
 It has no encoder and no likelihood: it answers only ``generate_images(count, seed,
@@ -20,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from .checks import check_count, check_positive, check_seed
+from .checks import check_count, check_seed
+from .config import ModelConfig
 from .gan_networks import gan_discriminator, gan_generator, pack_images
 
 
@@ -29,38 +29,54 @@ class GAN(tf_keras.Model):
     kind = "gan"
     conditional = False
 
-    def __init__(self, latent_dim: int = 64, channels: int = 1, filters=(64, 128),
-                 pack: int = 1, metadata: Optional[dict] = None, **kwargs):
-        kwargs.setdefault("name", f"gan_{channels}ch")
+    def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
+        if config.kind != self.kind:
+            raise ValueError(f"GAN builds kind 'gan' models, the config asks for "
+                             f"{config.kind!r}; use models.build_model(config).")
+        kwargs.setdefault("name", f"gan_{config.channels}ch")
         super().__init__(**kwargs)
-        self.latent_dim, self.channels = check_count("latent_dim", latent_dim), channels
-        self.filters, self.pack = tuple(filters), check_count("pack", pack)
+        self.config = config
         self.metadata = dict(metadata or {})
-        self.generator = gan_generator(latent_dim, channels, self.filters)
-        self.discriminator = gan_discriminator(channels, pack, self.filters)
+        self.generator = gan_generator(config.latent_dim, config.channels, config.filters)
+        self.discriminator = gan_discriminator(config.channels, config.pack, config.filters)
         self.trackers = {name: tf_keras.metrics.Mean(name=name)
                          for name in ("discriminator_loss", "generator_loss",
                                       "real_scored_real")}
         self.noise_seed = 0
         self.built = True
 
-    def compile(self, learning_rate: float = 2e-4, **kwargs):
-        """Adam with beta_1 = 0.5 for each network (the generator's is ``optimizer``)."""
-        learning_rate = check_positive("learning_rate", learning_rate)
-        super().compile(optimizer=tf_keras.optimizers.Adam(learning_rate, beta_1=0.5),
-                        **kwargs)
-        self.discriminator_optimizer = tf_keras.optimizers.Adam(learning_rate, beta_1=0.5)
+    def compile(self, optimizer=None, **kwargs):
+        """Adam with beta_1 = 0.5 for each network (the generator's is ``optimizer``), at the
+        learning rate of ``optimizer`` (default 2e-4)."""
+        rate = 2e-4 if optimizer is None else float(
+            tf_keras.backend.get_value(optimizer.learning_rate))
+        super().compile(optimizer=tf_keras.optimizers.Adam(rate, beta_1=0.5), **kwargs)
+        self.discriminator_optimizer = tf_keras.optimizers.Adam(rate, beta_1=0.5)
+
+    def check_labels(self, labels, count: int, channels: Optional[int] = None):
+        """A GAN is not conditional: ``labels`` must be None."""
+        if labels is not None:
+            raise ValueError("labels were given to a GAN, which is not conditional.")
+        return None
+
+    def after_training(self, x_train, labels=None, seed: int = 0) -> None:
+        self.check_labels(labels, len(x_train))
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
     def _noise(self, count, seed):
-        return tf.random.stateless_normal(tf.stack([count, self.latent_dim]), seed=seed)
+        return tf.random.stateless_normal(tf.stack([count, self.config.latent_dim]), seed=seed)
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
-        usable = tf.shape(real)[0] // self.pack * self.pack  # whole packs only
+        pack = self.config.pack
+        usable = tf.shape(real)[0] // pack * pack  # whole packs only
         real = real[:usable]
         seed = tf.stack([tf.cast(self.noise_seed, tf.int32),
                          tf.cast(self.optimizer.iterations, tf.int32)])
@@ -68,8 +84,8 @@ class GAN(tf_keras.Model):
         cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)
-            real_logits = self.discriminator(pack_images(real, self.pack), training=True)
-            fake_logits = self.discriminator(pack_images(fake, self.pack), training=True)
+            real_logits = self.discriminator(pack_images(real, pack), training=True)
+            fake_logits = self.discriminator(pack_images(fake, pack), training=True)
             d_loss = (cross_entropy(tf.ones_like(real_logits), real_logits)
                       + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
             g_loss = cross_entropy(tf.ones_like(fake_logits), fake_logits)
@@ -96,24 +112,22 @@ class GAN(tf_keras.Model):
         """``count`` images (count, 28, 28, C) in [0, 1] from z ~ N(0, I) (or ``sampler``),
         a function of ``seed``. ``how`` is accepted for the generators' common signature:
         a GAN's generator gives one image per code."""
-        if labels is not None:
-            raise ValueError("labels were given to a GAN, which is not conditional.")
+        self.check_labels(labels, count)
         count, seed = check_count("count", count), check_seed(seed)
         if sampler is not None:
             z = sampler.sample(count, seed=seed).astype(np.float32)
         else:
             z = np.random.default_rng(seed).standard_normal(
-                (count, self.latent_dim)).astype(np.float32)
+                (count, self.config.latent_dim)).astype(np.float32)
         return np.concatenate([self._images(tf.constant(z[i:i + batch_size])).numpy()
                                for i in range(0, count, batch_size)])
 
     def get_config(self):
-        return {"latent_dim": self.latent_dim, "channels": self.channels,
-                "filters": list(self.filters), "pack": self.pack, "metadata": self.metadata}
+        return {"config": self.config.to_dict(), "metadata": self.metadata}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
 
     def network_weights(self) -> list:
         """The generator's weights, then the discriminator's."""

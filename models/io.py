@@ -32,8 +32,11 @@ from keras_files import read_config
 
 from .config import ModelConfig
 from .families import FAMILIES
+from .gan import GAN
 from .generative import GenerativeModel
 from .samplers import SAMPLERS, LatentSampler
+
+MODEL_CLASSES = (GenerativeModel, GAN)  # what a model file may hold (a sampler file: a sampler)
 
 
 class ModelFileError(RuntimeError):
@@ -114,7 +117,7 @@ def _check_sizes(cls, values) -> None:
     Keras builds anything: a 3 kB file could ask for more memory than the machine has)."""
     if not isinstance(values, dict):
         raise ValueError("its config holds no settings")
-    if issubclass(cls, GenerativeModel):
+    if issubclass(cls, MODEL_CLASSES):
         if not isinstance(values.get("config"), dict):
             raise ValueError("its config holds no model config")
         ModelConfig.from_dict(values["config"])  # checks every size and the parameter count
@@ -133,9 +136,9 @@ def _names_objects(node) -> bool:
     return False
 
 
-def load(path, expected: type = object, hint: str = ""):
+def load(path, expected=object, hint: str = ""):
     """Check ``path`` (see ``check_archive``) and load it with ``safe_mode=True``; the
-    object must be an instance of ``expected``. Every failure is one ``ModelFileError`` that
+    object must be an instance of ``expected`` (a class or a tuple of them). Every failure is one ``ModelFileError`` that
     names the file, followed by ``hint`` (how to restore it)."""
     path = Path(path)
     hint = f" {hint}" if hint else ""
@@ -148,8 +151,10 @@ def load(path, expected: type = object, hint: str = ""):
     except Exception as err:  # zipfile, h5py, JSON and Keras errors alike
         raise ModelFileError(f"Model file {path} cannot be loaded: {err}.{hint}") from err
     if not isinstance(obj, expected):
+        wanted = " or ".join(cls.__name__ for cls in (
+            expected if isinstance(expected, tuple) else (expected,)))
         raise ModelFileError(f"Model file {path} holds a {type(obj).__name__}, not a "
-                             f"{expected.__name__}.{hint}")
+                             f"{wanted}.{hint}")
     weights = _state_weights(obj)
     if not all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
         raise ModelFileError(f"Model file {path} holds NaN or infinite weights.{hint}")
@@ -167,8 +172,12 @@ def load_model(path, channels: Optional[int] = None, hint: str = ""):
     Mono and colour models share one set of weights (the colour model is the mono subnet run
     on R, G and B), so a mono file loads as a colour model and vice versa.
     """
-    model = load(path, GenerativeModel, hint)
+    model = load(path, MODEL_CLASSES, hint)
     if channels is not None and channels != model.config.channels:
+        if not isinstance(model, GenerativeModel):
+            raise ModelFileError(f"Model file {path} holds a {model.config.channels}-channel "
+                                 f"{model.kind!r} model; its networks see every channel "
+                                 f"together, so it has no {channels}-channel version.{hint}")
         return model.with_channels(channels)
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
     return model

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import keras_files
-from models import (FAMILIES, ModelConfig, ModelFileError, build_model, load_model,
-                    load_sampler, make_sampler, save)
+from models import (FAMILIES, ModelConfig, ModelFileError, build_model, load_model, load_sampler,
+                    make_sampler, save)
 from models.io import check_archive, read_metadata
 
 
@@ -56,7 +56,7 @@ def test_a_model_file_asking_for_too_much_is_refused_before_the_build(model_file
 
 
 def test_the_parameter_estimate_bounds_every_family_and_the_shipped_configs():
-    for kind in FAMILIES:
+    for kind in FAMILIES:  # the GAN's estimate too
         config = ModelConfig(kind=kind, latent_dim=3, filters=(4, 8), hidden_units=16,
                              head="categorical", categorical_bins=4, block_convs=1)
         model = build_model(config)
