@@ -100,6 +100,24 @@ class GAN(tf_keras.Model):
             tf.cast(real_logits > 0, tf.float32))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    def test_step(self, data):
+        """The two losses on held-out real images and as many fakes (fixed noise), no step."""
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        pack = self.config.pack
+        usable = tf.shape(real)[0] // pack * pack
+        real = real[:usable]
+        fake = self.generator(self._noise(usable, tf.constant([0, 0])), training=False)
+        cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        real_logits = self.discriminator(pack_images(real, pack), training=False)
+        fake_logits = self.discriminator(pack_images(fake, pack), training=False)
+        self.trackers["discriminator_loss"].update_state(
+            cross_entropy(tf.ones_like(real_logits), real_logits)
+            + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
+        self.trackers["generator_loss"].update_state(
+            cross_entropy(tf.ones_like(fake_logits), fake_logits))
+        self.trackers["real_scored_real"].update_state(tf.cast(real_logits > 0, tf.float32))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
