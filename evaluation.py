@@ -183,6 +183,82 @@ def reconstruction_metrics(reconstructions, x, labels, dataset: Dataset) -> dict
 
 
 # ---------------------------------------------------------------------------------------------
+# Fidelity and diversity in the judge's feature space
+# ---------------------------------------------------------------------------------------------
+def judge_features(images, dataset: Dataset) -> np.ndarray:
+    """(N, 256 C): the data set's judge's penultimate activations of judged ``images``."""
+    return dataset.judge().features(judged_images(images))
+
+
+def _checked_features(features, name: str) -> np.ndarray:
+    values = np.asarray(features, np.float64)
+    if values.ndim != 2 or len(values) < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite feature vectors (N >= 2, D); got shape "
+                         f"{values.shape}.")
+    return values
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """The Frechet distance between Gaussians fitted to two sets of feature vectors,
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al., NeurIPS 2017, in the
+    judge's features instead of Inception's): 0 for one distribution, larger the further the
+    means and covariances differ."""
+    a, b = _checked_features(features_a, "features_a"), _checked_features(features_b,
+                                                                            "features_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the feature sets differ in width: {a.shape[1]} and {b.shape[1]}.")
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # Tr (S_a S_b)^(1/2) = sum of the square roots of the eigenvalues of the symmetric
+    # S_a^(1/2) S_b S_a^(1/2): stable where a covariance is singular (a collapsed generator).
+    values, vectors = np.linalg.eigh(cov_a)
+    half_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(half_a @ cov_b @ half_a), 0, None)))
+    return float(np.sum((a.mean(0) - b.mean(0)) ** 2)
+                 + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def _kth_neighbour_radii(points: np.ndarray, k: int, chunk: int = 2000) -> np.ndarray:
+    """Each point's distance to its k-th nearest other point of the same set."""
+    radii = np.empty(len(points))
+    squared = np.sum(points ** 2, axis=1)
+    for start in range(0, len(points), chunk):
+        block = points[start:start + chunk]
+        distances = squared[start:start + chunk, None] + squared[None] - 2 * block @ points.T
+        radii[start:start + chunk] = np.sqrt(np.maximum(
+            np.partition(distances, k, axis=1)[:, k], 0))  # [:, 0] is the point itself
+    return radii
+
+
+def _inside_any_ball(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray,
+                     chunk: int = 2000) -> np.ndarray:
+    inside = np.empty(len(queries), bool)
+    squared = np.sum(centres ** 2, axis=1)
+    for start in range(0, len(queries), chunk):
+        block = queries[start:start + chunk]
+        distances = np.sum(block ** 2, axis=1)[:, None] + squared[None] - 2 * block @ centres.T
+        inside[start:start + chunk] = np.any(distances <= radii[None] ** 2, axis=1)
+    return inside
+
+
+def manifold_precision_recall(real_features, fake_features, k: int = 3) -> Dict[str, float]:
+    """Precision and recall of generated images (Kynkaanniemi et al., NeurIPS 2019): each
+    set's manifold is the union of balls around its points reaching their k-th nearest
+    neighbour; precision is the share of generated points inside the real manifold (fidelity),
+    recall the share of real points inside the generated one (diversity: a generator that
+    drops modes loses recall, not precision)."""
+    real = _checked_features(real_features, "real_features")
+    fake = _checked_features(fake_features, "fake_features")
+    if not _is_integer(k) or not 1 <= k < min(len(real), len(fake)):
+        raise ValueError(f"k must be an integer in 1..{min(len(real), len(fake)) - 1}, "
+                         f"got {k!r}.")
+    return {
+        "precision": float(np.mean(_inside_any_ball(fake, real,
+                                                    _kth_neighbour_radii(real, k)))),
+        "recall": float(np.mean(_inside_any_ball(real, fake, _kth_neighbour_radii(fake, k)))),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Anomalies
 # ---------------------------------------------------------------------------------------------
 def anomaly_labels(labels, dataset: Dataset) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from atomic_io import atomic_path
-from models import load_model, save, zoo
+from models import FAMILIES, load_model, save, zoo
 from models.training import distribution_strategy, worker_suffix
 from named_data import Dataset
 
@@ -140,11 +140,14 @@ def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = Fals
     the output folder (the analysis scripts that compare several shipped models)."""
     if not run.quick:
         return zoo.load(name)
-    x_train, _, x_test, _ = load_data(run, dataset.mono(), missing)
+    x_train, y_train, x_test, y_test = load_data(run, dataset.mono(), missing)
     path = run.out / f"quick_{name}.keras"
+    conditional = FAMILIES[zoo.recipe(name).config.kind].conditional
 
     def train():
-        model = zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0)
+        model = zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0,
+                          labels=y_train if conditional else None,
+                          val_labels=y_test if conditional else None)
         save(model, path)
         return model
 

@@ -281,7 +281,8 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
 
 
 @pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
-                                    "anomaly_thresholds", "finetune", "tune"])
+                                    "anomaly_thresholds", "finetune", "tune",
+                                    "generators"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -477,6 +478,23 @@ def test_tune_quick_run_stores_a_study_that_a_second_run_resumes(tmp_path):
     assert again["trials"] == 2 and again["trials_before_this_run"] == 2  # nothing left to run
     assert again["best_value_nats"] == metrics["best_value_nats"]
     assert again["cross_validation"] == {}
+
+
+@pytest.mark.slow
+def test_generators_quick_run_measures_every_shipped_generator(tmp_path):
+    out, metrics = run("generators", tmp_path)
+    names = list(metrics["generators"])
+    assert names[:4] == ["VAE, N(0, I)", "VAE, fitted Gaussian", "VAE, Gaussian mixture",
+                         "VAE, latent flow"]
+    assert {"CVAE, balanced labels", "AE, Gaussian mixture"} <= set(names)
+    floor = metrics["real_reference"]
+    assert floor["frechet_distance"] >= 0 and 0 <= floor["recall"] <= 1
+    for result in metrics["generators"].values():
+        assert result["frechet_distance"] >= 0
+        for key in ("quality", "coverage", "precision", "recall"):
+            assert 0 <= result[key] <= 1, key
+    assert len((out / "table.md").read_text().splitlines()) == 3 + len(names)
+    check_files(out, ["generators.png"])
 
 
 def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):
