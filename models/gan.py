@@ -73,49 +73,46 @@ class GAN(tf_keras.Model):
     def _noise(self, count, seed):
         return tf.random.stateless_normal(tf.stack([count, self.config.latent_dim]), seed=seed)
 
-    def train_step(self, data):
+    def _whole_packs(self, data):
+        """The real images of a Keras batch, cut to a multiple of ``pack``."""
         real = data[0] if isinstance(data, (tuple, list)) else data
-        pack = self.config.pack
-        usable = tf.shape(real)[0] // pack * pack  # whole packs only
-        real = real[:usable]
+        return real[:tf.shape(real)[0] // self.config.pack * self.config.pack]
+
+    def _pack_losses(self, real, fake, training: bool):
+        """``(discriminator loss, generator loss)``: cross-entropy of the discriminator's
+        verdicts on the packs (real = 1, fake = 0; the generator wants its packs called real);
+        the share of real packs called real is recorded."""
+        cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        real_logits = self.discriminator(pack_images(real, self.config.pack), training=training)
+        fake_logits = self.discriminator(pack_images(fake, self.config.pack), training=training)
+        d_loss = (cross_entropy(tf.ones_like(real_logits), real_logits)
+                  + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
+        g_loss = cross_entropy(tf.ones_like(fake_logits), fake_logits)
+        self.trackers["discriminator_loss"].update_state(d_loss)
+        self.trackers["generator_loss"].update_state(g_loss)
+        self.trackers["real_scored_real"].update_state(tf.cast(real_logits > 0, tf.float32))
+        return d_loss, g_loss
+
+    def train_step(self, data):
+        real = self._whole_packs(data)
         seed = tf.stack([tf.cast(self.noise_seed, tf.int32),
                          tf.cast(self.optimizer.iterations, tf.int32)])
-        z = self._noise(usable, seed)
-        cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        z = self._noise(tf.shape(real)[0], seed)
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-            fake = self.generator(z, training=True)
-            real_logits = self.discriminator(pack_images(real, pack), training=True)
-            fake_logits = self.discriminator(pack_images(fake, pack), training=True)
-            d_loss = (cross_entropy(tf.ones_like(real_logits), real_logits)
-                      + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
-            g_loss = cross_entropy(tf.ones_like(fake_logits), fake_logits)
+            d_loss, g_loss = self._pack_losses(real, self.generator(z, training=True), True)
         d_variables = self.discriminator.trainable_variables
         g_variables = self.generator.trainable_variables
         self.discriminator_optimizer.apply_gradients(
             zip(d_tape.gradient(d_loss, d_variables), d_variables))
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
-        self.trackers["discriminator_loss"].update_state(d_loss)
-        self.trackers["generator_loss"].update_state(g_loss)
-        self.trackers["real_scored_real"].update_state(
-            tf.cast(real_logits > 0, tf.float32))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
         """The two losses on held-out real images and as many fakes (fixed noise), no step."""
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        pack = self.config.pack
-        usable = tf.shape(real)[0] // pack * pack
-        real = real[:usable]
-        fake = self.generator(self._noise(usable, tf.constant([0, 0])), training=False)
-        cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
-        real_logits = self.discriminator(pack_images(real, pack), training=False)
-        fake_logits = self.discriminator(pack_images(fake, pack), training=False)
-        self.trackers["discriminator_loss"].update_state(
-            cross_entropy(tf.ones_like(real_logits), real_logits)
-            + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
-        self.trackers["generator_loss"].update_state(
-            cross_entropy(tf.ones_like(fake_logits), fake_logits))
-        self.trackers["real_scored_real"].update_state(tf.cast(real_logits > 0, tf.float32))
+        real = self._whole_packs(data)
+        fake = self.generator(self._noise(tf.shape(real)[0], tf.constant([0, 0])),
+                              training=False)
+        self._pack_losses(real, fake, False)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def call(self, z, training=False):
