@@ -163,6 +163,13 @@ for _kind, _latent in (("ae", 32), ("vae", 16)):
             held_out=8 if _missing else None, flow_hidden_units=128 if _kind == "ae" else 256)
 
 
+# The GAN (issue 25): DCGAN-style networks of 32 and 64 filters (1.1 MB a file) and a
+# 64-dimensional noise, Adam at 2e-4 (beta_1 = 0.5) for both networks, no decay.
+SHIPPED["gan_mono_complete"] = Recipe(
+    ModelConfig(kind="gan", latent_dim=64, filters=(32, 64)), "MONO_BINARY_COMPLETE",
+    epochs=20, decay_from=20, learning_rate=2e-4, batch_size=64)
+
+
 def shipped_name(kind: str, missing: bool, tag: str = "mono") -> str:
     """The shipped (mono) model of a family for complete data or data without the anomaly
     class (8s); ``tag``: the data set's (``named_data``'s ``model_tag``; MNIST's is mono)."""
