@@ -97,11 +97,14 @@ def main(argv=None):
 
 def training_set(recipe: zoo.Recipe) -> named_data.Dataset:
     """The data set entry a recipe trains on: its ``missing=True`` training set lacks the
-    recipe's held-out class."""
+    recipe's held-out class, and its images are binarised or grey as the recipe says."""
     dataset = named_data.get(recipe.dataset)
-    if recipe.held_out is None or recipe.held_out == dataset.anomaly_class:
-        return dataset
-    return dataclasses.replace(dataset, anomaly_class=recipe.held_out)
+    changes = {}
+    if recipe.held_out is not None and recipe.held_out != dataset.anomaly_class:
+        changes["anomaly_class"] = recipe.held_out
+    if recipe.binary is not None and recipe.binary != dataset.binary:
+        changes["binary"] = recipe.binary
+    return dataclasses.replace(dataset, **changes) if changes else dataset
 
 
 if __name__ == "__main__":
