@@ -12,7 +12,7 @@ and --passes passes; Adam from 1e-3 with a half-cosine decay. Every number is a 
 Writes results/finetune/finetune.png (test accuracy against labels), table.md and
 metrics.json.
 
-    python experiments/finetune.py                           # MNIST (about 15 minutes)
+    python experiments/finetune.py                           # MNIST (8 minutes here)
     python experiments/finetune.py --dataset fashion_mnist   # Fashion-MNIST
     python experiments/finetune.py --labels 100 --quick      # tiny models, seconds
 """

@@ -14,7 +14,7 @@ on the other folds): mean and spread of the held-out -ELBO, so a lucky trial sho
 Writes results/tune[-<dataset>]/study.db, history.png (every trial's score, pruned ones
 marked), table.md and metrics.json.
 
-    python experiments/tune.py                               # binarised MNIST (about 30 minutes)
+    python experiments/tune.py                               # binarised MNIST, 20 trials
     python experiments/tune.py --trials 40 --timeout 3600    # more trials, resumed
     python experiments/tune.py --quick                       # tiny, seconds
 """
