@@ -217,26 +217,28 @@ def frechet_distance(features_a, features_b) -> float:
                  + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
-def _kth_neighbour_radii(points: np.ndarray, k: int, chunk: int = 2000) -> np.ndarray:
+def _squared_distances(queries: np.ndarray, points: np.ndarray, chunk: int = 2000):
+    """``(start, block of squared distances)`` from every ``chunk`` queries to all points."""
+    squared = np.sum(points ** 2, axis=1)
+    for start in range(0, len(queries), chunk):
+        block = queries[start:start + chunk]
+        yield start, np.sum(block ** 2, axis=1)[:, None] + squared[None] - 2 * block @ points.T
+
+
+def _kth_neighbour_radii(points: np.ndarray, k: int) -> np.ndarray:
     """Each point's distance to its k-th nearest other point of the same set."""
     radii = np.empty(len(points))
-    squared = np.sum(points ** 2, axis=1)
-    for start in range(0, len(points), chunk):
-        block = points[start:start + chunk]
-        distances = squared[start:start + chunk, None] + squared[None] - 2 * block @ points.T
-        radii[start:start + chunk] = np.sqrt(np.maximum(
-            np.partition(distances, k, axis=1)[:, k], 0))  # [:, 0] is the point itself
+    for start, distances in _squared_distances(points, points):
+        # [:, 0] is the point itself
+        radii[start:start + len(distances)] = np.sqrt(np.maximum(
+            np.partition(distances, k, axis=1)[:, k], 0))
     return radii
 
 
-def _inside_any_ball(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray,
-                     chunk: int = 2000) -> np.ndarray:
+def _inside_any_ball(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     inside = np.empty(len(queries), bool)
-    squared = np.sum(centres ** 2, axis=1)
-    for start in range(0, len(queries), chunk):
-        block = queries[start:start + chunk]
-        distances = np.sum(block ** 2, axis=1)[:, None] + squared[None] - 2 * block @ centres.T
-        inside[start:start + chunk] = np.any(distances <= radii[None] ** 2, axis=1)
+    for start, distances in _squared_distances(queries, centres):
+        inside[start:start + len(distances)] = np.any(distances <= radii[None] ** 2, axis=1)
     return inside
 
 

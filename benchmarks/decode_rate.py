@@ -55,11 +55,10 @@ def layer_flops(model: tf_keras.Model) -> int:
     return int(total)
 
 
-def best_time(fn, rounds_done: list) -> float:
+def seconds(fn) -> float:
     start = time.perf_counter()
     fn()
-    rounds_done.append(time.perf_counter() - start)
-    return min(rounds_done)
+    return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -122,7 +121,7 @@ def main(argv=None):
     times = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (fn, _, _) in variants.items():
-            best_time(fn, times[name])
+            times[name].append(seconds(fn))
     matmul_rate = variants["matmul_2048"][2] / min(times["matmul_2048"])
     results = {"model": zoo.shown_path(args.model), "images": len(x),
                "iwae_samples": args.iwae_samples, "decoder_batch": args.batch,

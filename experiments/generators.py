@@ -34,9 +34,13 @@ def add_flags(parser) -> None:
                         help="k of the precision / recall manifolds (default 3)")
 
 
-def fitted(model, kind: str, x_train, seed: int):
-    codes = model.encode(x_train[:FIT_IMAGES]).reshape(-1, model.config.latent_dim)
-    return make_sampler(kind, model.config.latent_dim).fit(codes, seed=seed)
+def training_codes(model, x_train) -> np.ndarray:
+    """The codes of the first FIT_IMAGES training images, one row per channel code."""
+    return model.encode(x_train[:FIT_IMAGES]).reshape(-1, model.config.latent_dim)
+
+
+def fitted(kind: str, codes, seed: int):
+    return make_sampler(kind, codes.shape[1]).fit(codes, seed=seed)
 
 
 def shipped_generators(run, dataset, x_train) -> dict:
@@ -47,24 +51,25 @@ def shipped_generators(run, dataset, x_train) -> dict:
     def model(kind):
         return shipped_or_quick(run, zoo.shipped_name(kind, False, tag), dataset)
 
-    def flow(model_object, kind):
+    def flow(codes, kind):
         if run.quick:
-            return fitted(model_object, "fitted", x_train, run.seed)  # no flow to load
+            return fitted("fitted", codes, run.seed)  # no flow to load
         return zoo.load_flow(zoo.shipped_name(kind, False, tag))
 
     vae, ae = model("vae"), model("ae")
+    vae_codes, ae_codes = training_codes(vae, x_train), training_codes(ae, x_train)
     generators = {
         "VAE, N(0, I)": vae,
-        "VAE, fitted Gaussian": Generator(vae, fitted(vae, "fitted", x_train, run.seed)),
-        "VAE, Gaussian mixture": Generator(vae, fitted(vae, "gmm", x_train, run.seed)),
-        "VAE, latent flow": Generator(vae, flow(vae, "vae")),
+        "VAE, fitted Gaussian": Generator(vae, fitted("fitted", vae_codes, run.seed)),
+        "VAE, Gaussian mixture": Generator(vae, fitted("gmm", vae_codes, run.seed)),
+        "VAE, latent flow": Generator(vae, flow(vae_codes, "vae")),
     }
     if zoo.has_recipe("flowprior_vae", False, tag):
         generators["VAE with a learned prior"] = model("flowprior_vae")
     if zoo.has_recipe("cvae", False, tag):
         generators["CVAE, balanced labels"] = model("cvae")
-    generators["AE, Gaussian mixture"] = Generator(ae, fitted(ae, "gmm", x_train, run.seed))
-    generators["AE, latent flow"] = Generator(ae, flow(ae, "ae"))
+    generators["AE, Gaussian mixture"] = Generator(ae, fitted("gmm", ae_codes, run.seed))
+    generators["AE, latent flow"] = Generator(ae, flow(ae_codes, "ae"))
     if zoo.has_recipe("gan", False, tag):
         generators["GAN"] = model("gan")
     return generators
