@@ -31,7 +31,8 @@ class ModelConfig:
 
     kind: the model family, a key of ``models.families.FAMILIES``: "ae" (deterministic
         code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
-        digit labels), "flowprior_vae" (a prior learned with it) or "gan" (a generator and a
+        digit labels), "flowprior_vae" (a prior learned with it), "m2" (the CVAE with a
+        classifier q(y|x), trained semi-supervised) or "gan" (a generator and a
         discriminator; it uses latent_dim, channels, filters and pack only).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
@@ -49,6 +50,8 @@ class ModelConfig:
         layer into the 7 x 7 grid): relu | elu. ELU has a gradient everywhere, so none of its
         units can die (a 2-d code decoded through ReLU units loses most of them).
     pack: the GAN's samples per discriminator verdict (PacGAN; 1 = a plain GAN).
+    classifier_weight: the M2 loss's weight of the classifier's cross-entropy on a labelled
+        image (Kingma et al.'s alpha, per labelled image in a batch).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -66,6 +69,7 @@ class ModelConfig:
     beta: float = 1.0
     dense_activation: str = "relu"
     pack: int = 1
+    classifier_weight: float = 1.0
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -86,10 +90,12 @@ class ModelConfig:
                 or not all(isinstance(f, numbers.Integral) and not isinstance(f, bool)
                            and f >= 1 for f in self.filters)):
             raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
-        if not (_positive_number(self.beta) or self.beta == 0):
-            raise ValueError(f"beta must be a number >= 0, got {self.beta!r}.")
+        for name in ("beta", "classifier_weight"):
+            value = getattr(self, name)
+            if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+            object.__setattr__(self, name, float(value))
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
-        object.__setattr__(self, "beta", float(self.beta))
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
         for index, value in enumerate(self.filters):
@@ -102,8 +108,8 @@ class ModelConfig:
         built): the encoder and decoder subnets of ``networks.py`` with a conditional model's
         label input and two latent parameters per dimension, the head's most parameters per
         pixel, and the largest prior state (the CVAE's class Gaussians, 10 d (d + 1), plus a
-        learned flow of four MADE networks with two 64-unit layers). A GAN's: its generator
-        and discriminator (``gan_networks.py``)."""
+        learned flow of four MADE networks with two 64-unit layers), and M2's classifier. A
+        GAN's: its generator and discriminator (``gan_networks.py``)."""
         (f1, f2), d, h, blocks = self.filters, self.latent_dim, self.hidden_units, self.block_convs
         if self.kind == "gan":
             c = self.channels
@@ -126,7 +132,11 @@ class ModelConfig:
         decoder = (dense(d + labels, h) + dense(h, 49 * f2) if h
                    else dense(d + labels, 49 * f2))
         prior = 10 * d * (d + 1) + 4 * (dense(d, 64) + dense(64, 64) + dense(64, 2 * d))
-        return convolutions + encoder + decoder + prior
+        classifier = 0
+        if self.kind == "m2":
+            classifier = (conv(1, f1) + conv(f1, f2) + blocks * (conv(f1, f1) + conv(f2, f2))
+                          + (dense(flat, h) + dense(h, labels) if h else dense(flat, labels)))
+        return convolutions + encoder + decoder + prior + classifier
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

@@ -467,7 +467,7 @@ def test_tune_quick_run_stores_a_study_that_a_second_run_resumes(tmp_path):
     assert metrics["trials"] == 2 and metrics["trials_before_this_run"] == 0
     assert metrics["completed"] + metrics["pruned"] + metrics["failed"] == 2
     assert set(metrics["best_knobs"]) == set(metrics["base_recipe_knobs"])
-    assert metrics["base_recipe"] == "vae_mono_complete"  # binarised MNIST has none yet
+    assert metrics["base_recipe"] == "vae_binarised_complete"
     for label in ("best trial", "vae_mono_complete"):
         result = metrics["cross_validation"][label]
         assert len(result["folds"]) == 2 and result["mean"] == pytest.approx(
