@@ -56,6 +56,8 @@ class Dataset:
     # gives the training images as grey levels and the test images drawn once, with
     # BINARISED_TEST_SEED (the literature's "dynamically binarised MNIST").
     dynamic_binarisation: bool = False
+    # A stacked entry's training stacks (None: as many as its mono entry has training images).
+    train_stacks: Optional[int] = None
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -107,7 +109,8 @@ class Dataset:
         ``binary``: binarised at 0.5 (default: as the entry's models see them; a dynamically
         binarised entry's test images are binary draws, see ``dynamic_binarisation``)."""
         data = StackedMNISTData(self.data_mode(missing, binary), seed=seed, mnist_dir=directory,
-                                source=self.source, missing_class=self.anomaly_class)
+                                source=self.source, missing_class=self.anomaly_class,
+                                train_stacks=self.train_stacks)
         x_test, y_test = data.get_full_data_set(training=False)
         if self.dynamic_binarisation and binary is None:
             x_test = draw_binary(x_test, BINARISED_TEST_SEED)

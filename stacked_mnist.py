@@ -368,7 +368,9 @@ class StackedMNISTData:
     underlying mono set and are drawn from ``seed`` (the same seed gives the same sets).
 
     Beyond the course API: ``source`` reads another 28 x 28 IDX data set (Fashion-MNIST), and
-    ``missing_class`` is the class the MISSING modes drop (8).
+    ``missing_class`` is the class the MISSING modes drop (8), and ``train_stacks`` how many
+    stacked training images a colour mode draws (default: as many as the mono set holds; the
+    VEEGAN protocol's 128,000).
     """
 
     def __init__(
@@ -379,6 +381,7 @@ class StackedMNISTData:
         mnist_dir: Optional[str] = None,
         source: IdxSource = MNIST_SOURCE,
         missing_class: int = 8,
+        train_stacks: Optional[int] = None,
     ) -> None:
         if not isinstance(mode, DataMode):
             raise ValueError(
@@ -390,6 +393,11 @@ class StackedMNISTData:
         self.channels = mode.channels
         self.seed = self._check_seed(seed)
         self.missing_class = missing_class
+        if train_stacks is not None and (isinstance(train_stacks, bool) or not isinstance(
+                train_stacks, (int, np.integer)) or train_stacks < 1):
+            raise ValueError(f"train_stacks must be a positive integer or None, got "
+                             f"{train_stacks!r}.")
+        self.train_stacks = train_stacks
         (x_train, y_train), (x_test, y_test) = (
             load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,
                                                                                   source))
@@ -427,7 +435,8 @@ class StackedMNISTData:
             # Each colour image takes three independent draws from the (filtered) mono set, so
             # in MISSING mode no channel of a training image can be an 8. Stacked as bytes:
             # a quarter of the memory traffic of stacking floats, the same values.
-            picks = rng.integers(0, len(images), size=(len(images), 3))
+            stacks = self.train_stacks if training and self.train_stacks else len(images)
+            picks = rng.integers(0, len(images), size=(stacks, 3))
             images = np.stack([images[picks[:, c]] for c in range(3)], axis=-1)
             labels = labels[picks] @ np.array([1, 10, 100], dtype=np.int64)
         else:

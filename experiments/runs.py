@@ -140,7 +140,8 @@ def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = Fals
     the output folder (the analysis scripts that compare several shipped models)."""
     if not run.quick:
         return zoo.load(name)
-    x_train, y_train, x_test, y_test = load_data(run, dataset.mono(), missing)
+    x_train, y_train, x_test, y_test = load_data(run, zoo.training_set(zoo.recipe(name)),
+                                                 missing)
     path = run.out / f"quick_{name}.keras"
     conditional = FAMILIES[zoo.recipe(name).config.kind].conditional
 

@@ -11,7 +11,6 @@ AE and VAE) also get their ex-post latent prior fitted again, a flow beside the 
 saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
-import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -63,7 +62,7 @@ def main(argv=None):
         cli.check_writable_folder(parser, run_dir, "--run")
     for name in args.only or sorted(zoo.names(args.dataset), reverse=True):  # the VAEs first
         recipe = zoo.recipe(name)
-        x_train, y_train, x_test, y_test = load_data(run, training_set(recipe), recipe.missing)
+        x_train, y_train, x_test, y_test = load_data(run, zoo.training_set(recipe), recipe.missing)
         conditional = FAMILIES[recipe.config.kind].conditional  # trained with the labels
         path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
         print(f"training {name} on {recipe.data} for {epochs or recipe.epochs} epochs "
@@ -93,18 +92,6 @@ def main(argv=None):
             flow.metadata["fitted_on"] = recipe.data
             flow_path = zoo.save_flow(flow, path)
             print(f"{flow_path}: {time.time() - start:.0f} s", flush=True)
-
-
-def training_set(recipe: zoo.Recipe) -> named_data.Dataset:
-    """The data set entry a recipe trains on: its ``missing=True`` training set lacks the
-    recipe's held-out class, and its images are binarised or grey as the recipe says."""
-    dataset = named_data.get(recipe.dataset)
-    changes = {}
-    if recipe.held_out is not None and recipe.held_out != dataset.anomaly_class:
-        changes["anomaly_class"] = recipe.held_out
-    if recipe.binary is not None and recipe.binary != dataset.binary:
-        changes["binary"] = recipe.binary
-    return dataclasses.replace(dataset, **changes) if changes else dataset
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from .config import ModelConfig, register_families
 from .cvae import CVAE
 from .flowprior import FlowPriorVAE
 from .gan import GAN
+from .m2 import M2
 from .generative import GenerativeModel
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, GAN)}
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN)}
 # The families with an encoder and a likelihood (GenerativeModel): all but the GAN.
 ENCODER_FAMILIES = {kind: cls for kind, cls in FAMILIES.items()
                     if issubclass(cls, GenerativeModel)}

@@ -59,6 +59,8 @@ class GAN(tf_keras.Model):
             raise ValueError("labels were given to a GAN, which is not conditional.")
         return None
 
+    check_fit_labels = check_labels  # what fit_model asks (no labels in training either)
+
     def after_training(self, x_train, labels=None, seed: int = 0) -> None:
         self.check_labels(labels, len(x_train))
 

@@ -186,6 +186,11 @@ class GenerativeModel(tf_keras.Model):
         self._refuse_labels(labels)
         return None
 
+    def check_fit_labels(self, labels, count: int):
+        """The labels of ``count`` training images as ``fit_model`` takes them: the class
+        labels of ``check_labels`` (a semi-supervised family also takes "unlabelled")."""
+        return self.check_labels(labels, count)
+
     def mono_digits(self, labels, count: int):
         """Checked class labels of ``count`` images -> the digit of each folded channel image
         (count * C,) in ``fold_channels`` order; None for an unconditional model."""
@@ -226,20 +231,27 @@ class GenerativeModel(tf_keras.Model):
 
     # The subnets and the extra state hold every learned parameter; Model.get_weights() would
     # also return the metric trackers' state.
+    def subnets(self) -> list:
+        """The mono subnets that hold the networks' weights, in file order: the encoder's and
+        the decoder's (a family with a third network adds it)."""
+        return [self.mono_encoder, self.mono_decoder]
+
     def network_weights(self) -> list:
-        """The encoder subnet's weights, the decoder subnet's, then ``extra_state_variables``."""
-        return (self.mono_encoder.get_weights() + self.mono_decoder.get_weights()
+        """The subnets' weights (``subnets``), then ``extra_state_variables``."""
+        return ([w for net in self.subnets() for w in net.get_weights()]
                 + [variable.numpy() for variable in self.extra_state_variables()])
 
     def set_network_weights(self, weights: list) -> None:
         weights, extra = list(weights), self.extra_state_variables()
-        encoder, decoder = len(self.mono_encoder.weights), len(self.mono_decoder.weights)
-        if len(weights) != encoder + decoder + len(extra):
-            raise ValueError(f"a {self.kind!r} model holds {encoder + decoder + len(extra)} "
+        sizes = [len(net.weights) for net in self.subnets()]
+        if len(weights) != sum(sizes) + len(extra):
+            raise ValueError(f"a {self.kind!r} model holds {sum(sizes) + len(extra)} "
                              f"weight arrays, got {len(weights)}.")
-        self.mono_encoder.set_weights(weights[:encoder])
-        self.mono_decoder.set_weights(weights[encoder:encoder + decoder])
-        for variable, value in zip(extra, weights[encoder + decoder:]):
+        start = 0
+        for net, size in zip(self.subnets(), sizes):
+            net.set_weights(weights[start:start + size])
+            start += size
+        for variable, value in zip(extra, weights[start:]):
             variable.assign(value)
 
     # ---------------------------------------------------------------------------------------

@@ -79,17 +79,33 @@ def _block_convs(h, filters: int, config: ModelConfig):
     return h
 
 
-def mono_encoder(config: ModelConfig, outputs_per_latent: int,
-                 conditional: bool = False) -> tf_keras.Model:
-    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions.
-    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features."""
+def _image_features(x_in, config: ModelConfig):
+    """The encoder's convolutions: (B, 28, 28, 1) -> flat features (B, 7 * 7 * filters[1])."""
     f1, f2 = config.filters
-    x_in = tf_keras.Input((28, 28, 1), name="mono_image")
     h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
     h = _block_convs(h, f1, config)
     h = layers.Conv2D(f2, 3, strides=2, padding="same", activation="relu")(h)  # 7 x 7
     h = _block_convs(h, f2, config)
-    h = layers.Flatten()(h)
+    return layers.Flatten()(h)
+
+
+def mono_classifier(config: ModelConfig, classes: int = LABEL_CLASSES) -> tf_keras.Model:
+    """(B, 28, 28, 1) -> class logits (B, classes): the encoder's convolutions and dense layer
+    (weights of its own), then a linear layer."""
+    x_in = tf_keras.Input((28, 28, 1), name="mono_image")
+    h = _image_features(x_in, config)
+    if config.hidden_units:
+        h = layers.Dense(config.hidden_units, activation=config.dense_activation)(h)
+    out = layers.Dense(classes, name="class_logits")(h)
+    return tf_keras.Model(x_in, out, name="mono_classifier")
+
+
+def mono_encoder(config: ModelConfig, outputs_per_latent: int,
+                 conditional: bool = False) -> tf_keras.Model:
+    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions.
+    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features."""
+    x_in = tf_keras.Input((28, 28, 1), name="mono_image")
+    h = _image_features(x_in, config)
     inputs = x_in
     if conditional:
         y_in = tf_keras.Input((LABEL_CLASSES,), name="mono_label")

@@ -125,10 +125,10 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     (seed, epoch, step). Returns the history of every epoch trained.
     """
     x_train = check_images(x_train, model.config.channels, "x_train")
-    labels = model.check_labels(labels, len(x_train))
+    labels = model.check_fit_labels(labels, len(x_train))
     if x_val is not None:
         x_val = check_images(x_val, model.config.channels, "x_val")
-        val_labels = model.check_labels(val_labels, len(x_val))
+        val_labels = model.check_fit_labels(val_labels, len(x_val))
     elif val_labels is not None:
         raise ValueError("val_labels were given without x_val.")
     check_count("epochs", epochs)

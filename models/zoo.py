@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -26,6 +27,7 @@ from atomic_io import atomic_path
 from .config import ModelConfig
 from .families import build_model
 from .io import load_model, load_sampler, read_metadata, save
+from .m2 import semi_supervised_set
 from .samplers import make_sampler
 from .training import fit_model
 
@@ -51,6 +53,9 @@ class Recipe:
     dataset: str = "mnist"  # the named_data entry it trains on
     held_out: Optional[int] = None  # the class its training data lacks (None: complete)
     binary: Optional[bool] = None  # images binarised at 0.5 or grey (None: as the data set's)
+    labelled: Optional[int] = None  # semi-supervised (m2): labels kept, 1/10 of them per class
+    label_seed: int = 0  # which labels are kept (models.m2.semi_supervised_set)
+    train_stacks: Optional[int] = None  # a stacked data set's training stacks (None: 60,000)
 
     @property
     def missing(self) -> bool:
@@ -173,6 +178,15 @@ SHIPPED["gan_mono_complete"] = Recipe(
     epochs=20, decay_from=20, learning_rate=2e-4, batch_size=64, binary=False)
 
 
+# The stacked-MNIST mode-collapse protocol (VEEGAN's, as in PacGAN; experiments/mode_collapse.py):
+# the GAN's networks see the three channels together, trained on 128,000 stacks, without and
+# with packing (two samples per discriminator verdict). The mono GAN's networks and schedule.
+for _pack in (1, 2):
+    SHIPPED[f"gan_stacked{'' if _pack == 1 else f'_pack{_pack}'}_complete"] = Recipe(
+        ModelConfig(kind="gan", latent_dim=64, filters=(32, 64), channels=3, pack=_pack),
+        "COLOR_FLOAT_COMPLETE", epochs=10, decay_from=10, learning_rate=2e-4, batch_size=64,
+        binary=False, dataset="stacked_mnist", train_stacks=128_000)
+
 # Binarised MNIST (``--dataset binarised_mnist``), the likelihood literature's data: binary
 # pixels drawn from the grey levels anew every batch. A 32-dimensional latent (the test NLL
 # gains from latent dimensions the generation rows cannot use), one extra convolution per
@@ -180,6 +194,21 @@ SHIPPED["gan_mono_complete"] = Recipe(
 SHIPPED["vae_binarised_complete"] = Recipe(
     ModelConfig(kind="vae", latent_dim=32, head="bernoulli", hidden_units=0, block_convs=1),
     "BINARISED_MNIST_DYNAMIC_COMPLETE", epochs=30, decay_from=15, dataset="binarised_mnist")
+
+
+def training_set(plan: Recipe) -> named_data.Dataset:
+    """The data set entry a recipe trains on: its ``missing=True`` training set lacks the
+    recipe's held-out class, its images are binarised or grey as the recipe says, and a
+    stacked one has the recipe's number of training stacks."""
+    dataset = named_data.get(plan.dataset)
+    changes = {}
+    if plan.held_out is not None and plan.held_out != dataset.anomaly_class:
+        changes["anomaly_class"] = plan.held_out
+    if plan.binary is not None and plan.binary != dataset.binary:
+        changes["binary"] = plan.binary
+    if plan.train_stacks is not None:
+        changes["train_stacks"] = plan.train_stacks
+    return dataclasses.replace(dataset, **changes) if changes else dataset
 
 
 def shipped_name(kind: str, missing: bool, tag: str = "mono") -> str:
@@ -242,7 +271,8 @@ def load_flow(name: str):
 
 
 def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
-          epochs: Optional[int] = None, seed: int = 0, channels: int = 1, verbose: int = 1,
+          epochs: Optional[int] = None, seed: int = 0, channels: Optional[int] = None,
+          verbose: int = 1,
           data: Optional[str] = None, backup_dir=None, tensorboard_dir=None, strategy=None,
           labels=None, val_labels=None):
     """Train the recipe ``name`` again, optionally with config ``settings`` changed (e.g.
@@ -256,10 +286,19 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     ``strategy``: a ``tf.distribute`` strategy (``training.distribution_strategy``).
     ``labels``, ``val_labels``: the images' class labels, for a conditional recipe (cvae).
     A recipe of a dynamically binarised data set (``binarised_mnist``) takes its training
-    images as grey levels and draws binary batches from them.
+    images as grey levels and draws binary batches from them. A semi-supervised recipe
+    (``labelled``) keeps that many of the labels (drawn with its ``label_seed``) and trains on
+    ``models.m2.semi_supervised_set``.
     """
     plan = recipe(name)
-    config = plan.config.with_settings(settings or {}).replace(channels=channels)
+    if plan.labelled is not None:
+        if labels is None:
+            raise ValueError(f"{name} learns from {plan.labelled} of the training labels: "
+                             "give labels= (all of them; the recipe keeps its share).")
+        x_train, labels = semi_supervised_set(x_train, labels, plan.labelled, plan.label_seed)
+    config = plan.config.with_settings(settings or {})
+    channels = config.channels if channels is None else channels
+    config = config.replace(channels=channels)
     epochs = plan.epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
@@ -285,6 +324,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
+    if plan.labelled is not None:
+        model.metadata.update({"labels_kept": plan.labelled, "label_seed": plan.label_seed})
     model.after_training(x_train, labels, seed=seed)  # e.g. the CVAE's class prior p(z|y)
     return model
 

@@ -282,7 +282,7 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
 
 @pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
                                     "anomaly_thresholds", "finetune", "tune",
-                                    "generators"])
+                                    "generators", "mode_collapse"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -468,7 +468,7 @@ def test_tune_quick_run_stores_a_study_that_a_second_run_resumes(tmp_path):
     assert metrics["completed"] + metrics["pruned"] + metrics["failed"] == 2
     assert set(metrics["best_knobs"]) == set(metrics["base_recipe_knobs"])
     assert metrics["base_recipe"] == "vae_binarised_complete"
-    for label in ("best trial", "vae_mono_complete"):
+    for label in ("best trial", "vae_binarised_complete"):
         result = metrics["cross_validation"][label]
         assert len(result["folds"]) == 2 and result["mean"] == pytest.approx(
             np.mean(result["folds"]))
@@ -498,6 +498,18 @@ def test_generators_quick_run_measures_every_shipped_generator(tmp_path):
     assert len((out / "table.md").read_text().splitlines()) == 3 + len(names)
     check_files(out, ["generators.png"])
 
+
+@pytest.mark.slow
+def test_mode_collapse_quick_run_counts_modes_of_the_stacked_generators(tmp_path):
+    out, metrics = run("mode_collapse", tmp_path)
+    names = list(metrics["generators"])
+    assert names == ["VAE, three mono subnets, N(0, I)", "GAN on stacks",
+                     "GAN on stacks, packing 2 (PacGAN)"]  # no flow to load under --quick
+    for result in metrics["generators"].values():
+        assert 0 <= result["modes_confident"] <= result["modes"] <= min(1000, 500)
+        assert result["kl_to_uniform_nats"] >= 0 and 0 <= result["quality"] <= 1
+    assert len((out / "table.md").read_text().splitlines()) == 2 + len(names) + 3
+    check_files(out, ["samples.png"])
 
 def test_results_page_links_stay_relative_and_broken_metrics_are_listed(tmp_path):
     from experiments.results_page import write_index

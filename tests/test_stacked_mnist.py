@@ -231,6 +231,17 @@ def test_complete_and_missing_modes_share_one_stacked_test_set(data_for):
         np.testing.assert_array_equal(complete[0], missing[0])
 
 
+@pytest.mark.slow  # stacks MNIST twice
+def test_train_stacks_sets_the_number_of_training_stacks_only(data_for, mnist_dir):
+    mode = DataMode.COLOR_FLOAT_COMPLETE
+    few = StackedMNISTData(mode, seed=0, mnist_dir=str(mnist_dir), train_stacks=1000)
+    assert few.train_images.shape == (1000, 28, 28, 3) and few.train_labels.shape == (1000,)
+    standard = data_for(mode)
+    np.testing.assert_array_equal(few.test_labels, standard.test_labels)  # its own stream
+    for bad in (0, -5, 2.5, True, "128000"):
+        with pytest.raises(ValueError, match="train_stacks"):
+            StackedMNISTData(mode, mnist_dir=str(mnist_dir), train_stacks=bad)
+
 # --------------------------------------------------------------------------------------------
 # Where MNIST comes from
 # --------------------------------------------------------------------------------------------

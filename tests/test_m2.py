@@ -1,0 +1,123 @@
+"""The M2 semi-supervised VAE (models/m2.py): the loss against its formula, unlabelled images
+in training, the labelled set, the classifier, files, and the semi-supervised recipes."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import ModelConfig, build_model, fit_model, load_model, save_model, zoo
+from models import m2
+from models.m2 import UNLABELLED, semi_supervised_set, shifted
+
+
+def tiny_m2(seed=0, **changes):
+    config = ModelConfig(kind="m2", latent_dim=3, filters=(4, 8), hidden_units=16,
+                         classifier_weight=5.0).replace(**changes)
+    return build_model(config, seed=seed)
+
+
+def digit_like(n, seed=0):
+    """Images whose class is a bright column (class c: column 2 + 2c), labels (N,)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    x = (rng.random((n, 28, 28, 1)) < 0.05).astype(np.float32)
+    for image, label in zip(x, labels):
+        image[4:24, 2 + 2 * label] = 1.0
+    return x, labels
+
+
+def test_the_loss_is_the_labelled_and_unlabelled_bound_of_the_formula():
+    model = tiny_m2()
+    x, labels = digit_like(4)
+    seed = tf.constant([3, 4])
+    loss, reconstruction, kl, cross_entropy, _, known = (
+        t.numpy() for t in model.semi_supervised_terms(x, np.array([labels[0], -1, -1, labels[3]]),
+                                                       seed=seed))
+    np.testing.assert_array_equal(known, [1, 0, 0, 1])
+    log_q = tf.nn.log_softmax(model.mono_classifier(x)).numpy()
+    # The ten (image, label) pairs' -ELBO terms, drawn with the same seed in the same order.
+    rows_r, rows_kl = model.loss_terms(np.repeat(x, 10, axis=0), seed=seed,
+                                       labels=np.tile(np.arange(10), 4))
+    rows_r, rows_kl = rows_r.numpy().reshape(4, 10), rows_kl.numpy().reshape(4, 10)
+    neg_elbo = rows_r + rows_kl + math.log(10)
+    for i in (0, 3):  # labelled: -ELBO(x, y) + alpha * cross-entropy
+        y = labels[i]
+        assert cross_entropy[i] == pytest.approx(-log_q[i, y], rel=1e-5)
+        assert reconstruction[i] == pytest.approx(rows_r[i, y], rel=1e-5)
+        assert loss[i] == pytest.approx(neg_elbo[i, y] - 5.0 * log_q[i, y], rel=1e-5)
+    for i in (1, 2):  # unlabelled: sum_y q (-ELBO) - H(q)
+        q = np.exp(log_q[i])
+        assert kl[i] == pytest.approx((q * rows_kl[i]).sum(), rel=1e-5)
+        assert loss[i] == pytest.approx((q * neg_elbo[i]).sum() + (q * log_q[i]).sum(),
+                                        rel=1e-5)
+        assert cross_entropy[i] == 0
+
+
+def test_the_classifier_s_training_shifts_move_whole_pixels_within_the_bound():
+    x = np.zeros((64, 28, 28, 1), np.float32)
+    x[:, 10, 12] = 1.0
+    moved = shifted(tf.constant(x), tf.constant([1, 2]), 2).numpy()
+    spots = np.array([np.argwhere(image[..., 0])[0] for image in moved]) - [10, 12]
+    assert np.all(moved.sum(axis=(1, 2, 3)) == 1) and np.abs(spots).max() == 2
+    assert len({tuple(s) for s in spots}) > 10  # each image its own shift
+    np.testing.assert_array_equal(moved, shifted(tf.constant(x), tf.constant([1, 2]), 2))
+
+def test_the_labelled_set_keeps_a_balanced_share_and_marks_the_rest():
+    x, y = digit_like(2000, seed=1)
+    images, labels = semi_supervised_set(x, y, 100, seed=0)
+    assert len(images) == len(labels) > 2000
+    np.testing.assert_array_equal(images[:2000], x)
+    kept = labels[:2000] != UNLABELLED
+    assert kept.sum() == 100 and np.bincount(y[:2000][kept], minlength=10).tolist() == [10] * 10
+    np.testing.assert_array_equal(labels[:2000][kept], y[kept])
+    assert np.all(labels[2000:] != UNLABELLED)
+    assert 0.08 < np.mean(labels != UNLABELLED) < 0.17
+    again, _ = semi_supervised_set(x, y, 100, seed=0)
+    other, other_labels = semi_supervised_set(x, y, 100, seed=1)
+    np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(labels[:2000], other_labels[:2000])
+    with pytest.raises(ValueError, match="multiple of 10"):
+        semi_supervised_set(x, y, 105)
+    with pytest.raises(ValueError, match="labels"):
+        semi_supervised_set(x, y[:10], 100)
+
+
+def test_training_labels_may_be_unlabelled_but_not_out_of_range():
+    model = tiny_m2()
+    x, y = digit_like(64)
+    y[::2] = UNLABELLED
+    assert model.check_fit_labels(y, 64).tolist() == y.tolist()
+    assert np.all(model.check_fit_labels(None, 64) == UNLABELLED)
+    for bad in (np.where(y == UNLABELLED, 10, y), np.where(y == UNLABELLED, -2, y)):
+        with pytest.raises(ValueError, match="0..9"):
+            model.check_fit_labels(bad, 64)
+    with pytest.raises(ValueError, match="labels for"):
+        model.check_fit_labels(y[:10], 64)
+    with pytest.raises(ValueError, match="mono"):
+        tiny_m2(channels=3).check_fit_labels(y, 64)
+    with pytest.raises(ValueError, match="0..9"):  # everywhere else a label is a class
+        model.encode(x, labels=y)
+
+
+@pytest.mark.slow  # trains for seconds
+def test_unlabelled_images_train_the_classifier_and_the_file_keeps_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(m2, "SHIFT_PIXELS", 0)  # a shift would move a column into another class
+    x, y = digit_like(1200, seed=2)
+    x_test, y_test = digit_like(300, seed=3)
+    images, labels = semi_supervised_set(x, y, 20, seed=0)
+    model = tiny_m2(classifier_weight=50.0)  # (at 5 the classes collapse into one)
+    history = fit_model(model, images, x_test, labels=labels, val_labels=y_test, epochs=8,
+                        verbose=0)
+    assert {"loss", "cross_entropy", "accuracy", "val_accuracy"} <= set(history)
+    assert np.mean(model.classify(x_test) == y_test) > 0.5
+    model.after_training(images, labels)
+    assert sum(model.metadata["digit_counts"]) == len(images)
+    path = tmp_path / "m2.keras"
+    save_model(model, path)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.class_probabilities(x_test),
+                                  model.class_probabilities(x_test))
+    assert len(loaded.network_weights()) == len(model.network_weights())
+    np.testing.assert_array_equal(loaded.generate_images(4, seed=1),
+                                  model.generate_images(4, seed=1))
