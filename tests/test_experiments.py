@@ -317,8 +317,7 @@ def test_family_choices_come_from_the_registry_and_learned_prior_is_an_alias(tmp
 
 
 def test_every_recipe_names_its_data_set_and_held_out_class(mnist_dir):
-    from experiments.train_all import training_set
-
+    training_set = zoo.training_set
     for name, recipe in zoo.SHIPPED.items():
         assert recipe.dataset in named_data.DATASETS, name
         assert recipe.missing == (recipe.held_out is not None)
@@ -331,6 +330,8 @@ def test_every_recipe_names_its_data_set_and_held_out_class(mnist_dir):
     assert training_set(zoo.recipe("vae_mono_missing")) == named_data.get("mnist")
     grey = training_set(zoo.recipe("gan_mono_complete"))  # a recipe's own choice of images
     assert not grey.binary and grey.data_name() == "MONO_FLOAT_COMPLETE"
+    stacks = training_set(zoo.recipe("gan_stacked_pack2_complete"))  # the VEEGAN protocol's
+    assert stacks.channels == 3 and stacks.train_stacks == 128_000 and not stacks.binary
     assert set(zoo.names("fashion_mnist")) < set(zoo.SHIPPED)
 
 
