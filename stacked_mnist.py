@@ -397,6 +397,9 @@ class StackedMNISTData:
                 train_stacks, (int, np.integer)) or train_stacks < 1):
             raise ValueError(f"train_stacks must be a positive integer or None, got "
                              f"{train_stacks!r}.")
+        if train_stacks is not None and mode.channels == 1:
+            raise ValueError("train_stacks is the number of stacked training images: give it "
+                             "with a COLOR mode only.")
         self.train_stacks = train_stacks
         (x_train, y_train), (x_test, y_test) = (
             load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,

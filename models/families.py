@@ -18,8 +18,8 @@ from .config import ModelConfig, register_families
 from .cvae import CVAE
 from .flowprior import FlowPriorVAE
 from .gan import GAN
-from .m2 import M2
 from .generative import GenerativeModel
+from .m2 import M2
 from .vae import VAE
 
 FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN)}

@@ -3,7 +3,7 @@ models", NeurIPS 2014): the conditional VAE p(x | y, z) p(z) p(y), its encoder q
 classifier q(y | x), trained together on labelled and unlabelled images.
 
     x, labels = semi_supervised_set(x_train, y_train, labelled=100, seed=0)  # -1: unlabelled
-    model = build_model(ModelConfig(kind="m2", latent_dim=16, classifier_weight=70))
+    model = build_model(ModelConfig(kind="m2", latent_dim=4, classifier_weight=70))
     fit_model(model, x, labels=labels, epochs=10)
     predicted = model.classify(x_test)                     # argmax q(y | x)
 
@@ -13,7 +13,8 @@ Loss per image, in nats (p(y) uniform):
   unlabelled x:     sum_y q(y | x) (-ELBO(x, y)) - H(q(y | x)), a bound on -log p(x)
 The unlabelled term decodes every image under all ten labels (ten decoder passes per image);
 its gradient teaches the classifier which label's decoder explains the image. alpha is
-``config.classifier_weight``. Class labels of -1 (``UNLABELLED``) mark the unlabelled images
+``config.classifier_weight``. In training the classifier sees each image shifted by up to
+``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself. Class labels of -1 (``UNLABELLED``) mark the unlabelled images
 of a training set; ``semi_supervised_set`` builds one with the labelled images repeated so that
 every batch holds some.
 

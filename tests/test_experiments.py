@@ -282,7 +282,7 @@ def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
 
 @pytest.mark.parametrize("script", ["vae_beta", "vae_loglik", "vae_latent", "anomaly_loo",
                                     "anomaly_thresholds", "finetune", "tune",
-                                    "generators", "mode_collapse"])
+                                    "generators", "semisupervised", "mode_collapse"])
 def test_scripts_that_evaluate_shipped_models_offer_no_training_flags(script, capsys):
     for flag in (["--set", "beta=2"], ["--retrain"], ["--epochs", "3"], ["--head", "beta"]):
         with pytest.raises(SystemExit):
@@ -498,6 +498,20 @@ def test_generators_quick_run_measures_every_shipped_generator(tmp_path):
             assert 0 <= result[key] <= 1, key
     assert len((out / "table.md").read_text().splitlines()) == 3 + len(names)
     check_files(out, ["generators.png"])
+
+
+@pytest.mark.slow
+def test_semisupervised_quick_run_measures_both_classifiers_and_the_samples(tmp_path):
+    out, metrics = run("semisupervised", tmp_path)
+    (name, result), = metrics["models"].items()  # --quick: one model
+    assert result["labels_kept"] == zoo.recipe(name).labelled == 100
+    for key in ("classifier_accuracy", "generative_classifier_accuracy"):
+        assert 0 <= result[key] <= 1
+    assert result["generative_classifier_images"] == 50
+    assert 0 <= result["generation"]["conditional_accuracy"] <= 1
+    table = (out / "table.md").read_text()
+    assert "| M2, ours | 100 |" in table and table.count("published") == 3
+    check_files(out, ["m2_digits.png"])
 
 
 @pytest.mark.slow

@@ -121,3 +121,14 @@ def test_unlabelled_images_train_the_classifier_and_the_file_keeps_it(tmp_path, 
     assert len(loaded.network_weights()) == len(model.network_weights())
     np.testing.assert_array_equal(loaded.generate_images(4, seed=1),
                                   model.generate_images(4, seed=1))
+
+
+def test_every_semi_supervised_recipe_keeps_a_balanced_share_of_labels():
+    semi = [name for name, r in zoo.SHIPPED.items() if r.labelled is not None]
+    for name in semi:
+        plan = zoo.recipe(name)
+        assert plan.config.kind == "m2" and plan.labelled % 10 == 0
+    assert len({(zoo.recipe(n).labelled, zoo.recipe(n).label_seed) for n in semi}) == len(semi)
+    assert sorted(zoo.recipe(n).labelled for n in semi) == [100, 100, 100, 1000, 3000]
+    with pytest.raises(ValueError, match="give labels="):
+        zoo.train(semi[0], digit_like(200)[0], epochs=1, verbose=0)

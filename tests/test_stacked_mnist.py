@@ -241,6 +241,8 @@ def test_train_stacks_sets_the_number_of_training_stacks_only(data_for, mnist_di
     for bad in (0, -5, 2.5, True, "128000"):
         with pytest.raises(ValueError, match="train_stacks"):
             StackedMNISTData(mode, mnist_dir=str(mnist_dir), train_stacks=bad)
+    with pytest.raises(ValueError, match="COLOR mode"):
+        StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, mnist_dir=str(mnist_dir), train_stacks=10)
 
 # --------------------------------------------------------------------------------------------
 # Where MNIST comes from
