@@ -14,9 +14,10 @@ Loss per image, in nats (p(y) uniform):
 The unlabelled term decodes every image under all ten labels (ten decoder passes per image);
 its gradient teaches the classifier which label's decoder explains the image. alpha is
 ``config.classifier_weight``. In training the classifier sees each image shifted by up to
-``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself. Class labels of -1 (``UNLABELLED``) mark the unlabelled images
-of a training set; ``semi_supervised_set`` builds one with the labelled images repeated so that
-every batch holds some.
+``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself.
+Class labels of -1 (``UNLABELLED``) mark the unlabelled images of a training set;
+``semi_supervised_set`` builds one with the labelled images repeated so that every batch
+holds some.
 
 Everything else is the CVAE's: the encoder and decoder take the label, the class prior
 p(z | y) is fitted after training (to the labelled images and the classifier's labels for the
