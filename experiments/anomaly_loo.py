@@ -113,7 +113,7 @@ def main(argv=None):
     for held_out in classes:
         name = zoo.loo_name(held_out, dataset.model_tag)
         without = dataclasses.replace(dataset, anomaly_class=held_out)
-        model = shipped_or_quick(run, name, without, missing=True)
+        model = shipped_or_quick(run, name)
         is_anomaly = evaluation.anomaly_labels(y_test, without)
         scores = anomaly_scores(model, x_test, run.seed, opts.iwae_samples)
         per_class[held_out] = {

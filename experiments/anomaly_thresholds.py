@@ -161,7 +161,7 @@ def main(argv=None):
     results, score_sets, models = {}, {}, {}
     for family, names in SCORES.items():
         name = zoo.shipped_name(family, True, dataset.model_tag)
-        model = shipped_or_quick(run, name, dataset, missing=True)
+        model = shipped_or_quick(run, name)
         models[family] = ("trained by --quick" if run.quick
                           else zoo.shown_path(zoo.path(name)))
         x_unseen = np.concatenate(list(unseen.values()))

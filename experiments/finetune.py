@@ -92,7 +92,7 @@ def main(argv=None):
     for picked in plans.values():  # (every count at least the training set's is "all")
         steps = max(opts.min_steps, opts.passes * -(-len(picked) // BATCH))
         results[str(len(picked))] = {
-            start: run_one(lambda: shipped_or_quick(run, name, dataset), start == STARTS[0],
+            start: run_one(lambda: shipped_or_quick(run, name), start == STARTS[0],
                            x_train[picked], y_train[picked], x_test, y_test, steps, run.seed)
             for start in STARTS}
         print(f"{len(picked):6d} labels: "

@@ -49,7 +49,7 @@ def shipped_generators(run, dataset, x_train) -> dict:
     tag = dataset.model_tag
 
     def model(kind):
-        return shipped_or_quick(run, zoo.shipped_name(kind, False, tag), dataset)
+        return shipped_or_quick(run, zoo.shipped_name(kind, False, tag))
 
     def flow(codes, kind):
         if run.quick:

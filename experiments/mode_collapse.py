@@ -36,17 +36,16 @@ def add_flags(parser) -> None:
                         help="images per generator (default 26000, the protocol's)")
 
 
-def stacked_generators(run, dataset) -> dict:
+def stacked_generators(run) -> dict:
     """``{label: generator}``: the shipped stacked GANs, and the colour VAE (tiny models under
     --quick; the VAE's flow is then left out: there is none to load)."""
-    mono = dataset.mono()
-    vae = shipped_or_quick(run, zoo.shipped_name("vae", False), mono).with_channels(3)
+    vae = shipped_or_quick(run, zoo.shipped_name("vae", False)).with_channels(3)
     generators = {"VAE, three mono subnets, N(0, I)": vae}
     if not run.quick:
         generators["VAE, three mono subnets, latent flow"] = Generator(
             vae, zoo.load_flow(zoo.shipped_name("vae", False)))
     for label, name in GANS.items():
-        generators[label] = shipped_or_quick(run, name, dataset)
+        generators[label] = shipped_or_quick(run, name)
     return generators
 
 
@@ -55,7 +54,7 @@ def main(argv=None):
                                quick_caps=QUICK, trains=False, datasets=("stacked_mnist",))
     dataset = run.dataset
     results, rows = {}, []
-    for label, generator in stacked_generators(run, dataset).items():
+    for label, generator in stacked_generators(run).items():
         images = evaluation.judged_images(generator.generate_images(opts.samples,
                                                                     seed=run.seed))
         predictions, beliefs = evaluation.verdicts(images, dataset)

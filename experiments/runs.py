@@ -135,15 +135,17 @@ def _train_into(run: Run, name: str, channels: int, data: str, x_train, x_val, p
     return model, {"model_file": zoo.shown_path(path), **model.metadata}
 
 
-def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = False):
-    """The shipped model ``name``, or with --quick a throw-away one trained on tiny data into
-    the output folder (the analysis scripts that compare several shipped models)."""
+def shipped_or_quick(run: Run, name: str):
+    """The shipped model ``name``, or with --quick a throw-away one trained on tiny data of its
+    recipe (``zoo.training_set``) into the output folder (the analysis scripts that compare
+    several shipped models)."""
     if not run.quick:
         return zoo.load(name)
-    x_train, y_train, x_test, y_test = load_data(run, zoo.training_set(zoo.recipe(name)),
-                                                 missing)
+    plan = zoo.recipe(name)
+    dataset = zoo.training_set(plan)
+    x_train, y_train, x_test, y_test = load_data(run, dataset, plan.missing)
     path = run.out / f"quick_{name}.keras"
-    conditional = FAMILIES[zoo.recipe(name).config.kind].conditional
+    conditional = FAMILIES[plan.config.kind].conditional
 
     def train():
         model = zoo.train(name, x_train, x_test, epochs=1, seed=run.seed, verbose=0,
@@ -152,7 +154,7 @@ def shipped_or_quick(run: Run, name: str, dataset: Dataset, missing: bool = Fals
         save(model, path)
         return model
 
-    return _quick(run, (name, dataset.name, missing), 1, path, train)[0]
+    return _quick(run, (name, dataset.name, plan.missing), 1, path, train)[0]
 
 
 # A --quick model is a function of its recipe, the run's settings and seed and its data: one

@@ -94,7 +94,7 @@ def main(argv=None):
     _, _, x_test, y_test = load_data(run, dataset)
     results, names_by_labels, grids = {}, {}, []
     for name in semi_supervised_recipes(run.quick):
-        model = shipped_or_quick(run, name, dataset)
+        model = shipped_or_quick(run, name)
         results[name] = evaluate(run, opts, model, dataset, x_test, y_test)
         labels = zoo.recipe(name).labelled
         names_by_labels.setdefault(labels, []).append(name)

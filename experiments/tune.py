@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 
-import named_data
 from atomic_io import atomic_path, save_figure
 from experiments import cli
 from experiments.cli import count

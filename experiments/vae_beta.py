@@ -83,7 +83,7 @@ def judge_samples(model, count: int, seed: int, dataset) -> dict:
 
 def evaluate(run, opts, beta: float, x_test, y_test, x_test_missing, y_test_missing) -> dict:
     dataset = run.dataset
-    model = shipped_or_quick(run, zoo.beta_name(beta, False), dataset)
+    model = shipped_or_quick(run, zoo.beta_name(beta, False))
     estimates = posterior_estimates(model, x_test, num_samples=1, seed=run.seed)
     rate = float(np.mean(estimates["kl"]))
     neg_elbo = float(-np.mean(estimates["elbo"]))
@@ -92,7 +92,7 @@ def evaluate(run, opts, beta: float, x_test, y_test, x_test_missing, y_test_miss
     kl = kl_per_dimension(means, scales)
     accuracy = evaluation.reconstruction_metrics(model.reconstruct_images(x_test), x_test,
                                                  y_test, dataset)["reconstruction_accuracy"]
-    without_8s = shipped_or_quick(run, zoo.beta_name(beta, True), dataset, missing=True)
+    without_8s = shipped_or_quick(run, zoo.beta_name(beta, True))
     scores = -posterior_estimates(without_8s, x_test_missing, opts.iwae_samples,
                                   run.seed)["iwae"]
     anomaly = evaluation.evaluate_scores(scores, evaluation.anomaly_labels(y_test_missing,

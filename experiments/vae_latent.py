@@ -106,7 +106,7 @@ def constant_grid_share(model, codes, spread: float = 0.01) -> float:
 
 def section_2d(run, opts, model8, x_test, y_test):
     dataset = run.dataset
-    model2 = shipped_or_quick(run, model_names(dataset)["vae_2d"], dataset)
+    model2 = shipped_or_quick(run, model_names(dataset)["vae_2d"])
     means, _ = model2.mono_code_distribution(x_test)
     scatter(means, y_test, run.out / "latent_2d_scatter.png",
             "2-d VAE: posterior means of the test images", dataset.class_names)
@@ -168,7 +168,7 @@ def section_maps_2d(run, opts, model2, x_train, y_train, x_test, y_test):
     train = rng.permutation(len(x_train))[: opts.tsne_points]
     test = rng.permutation(len(x_test))[: opts.tsne_points]
     xs, ys, xt, yt = x_train[train], y_train[train], x_test[test], y_test[test]
-    ae2 = shipped_or_quick(run, model_names(run.dataset)["ae_2d"], run.dataset)
+    ae2 = shipped_or_quick(run, model_names(run.dataset)["ae_2d"])
     (pca_train, pca_test), explained = pca_2d(xs, xt)
     joint = tsne_2d(np.concatenate([xs, xt]), seed=run.seed)
     spaces = {"ae_2d": (ae2.encode(xs)[:, 0], ae2.encode(xt)[:, 0]),
@@ -235,7 +235,7 @@ def main(argv=None):
                                quick_caps=QUICK, trains=False, datasets=DATASETS)
     x_train, y_train, x_test, y_test = load_data(run, run.dataset)
     names = model_names(run.dataset)
-    model8 = shipped_or_quick(run, names["vae"], run.dataset)
+    model8 = shipped_or_quick(run, names["vae"])
     metrics = {"model": {"model_file": "trained by --quick" if run.quick else
                          zoo.shown_path(zoo.path(names["vae"])), **model8.metadata}}
     seconds = {}
@@ -245,7 +245,7 @@ def main(argv=None):
     seconds["2d"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
-    ae = shipped_or_quick(run, names["ae"], run.dataset)
+    ae = shipped_or_quick(run, names["ae"])
     metrics["maps"] = section_maps(run, opts, model8, model2, ae, x_train, y_train, x_test,
                                    y_test)
     seconds["maps"] = round(time.perf_counter() - start, 1)

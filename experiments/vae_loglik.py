@@ -71,7 +71,7 @@ def main(argv=None):
         missing = zoo.recipe(name).missing
         _, _, x_test, _ = load_data(run, run.dataset, missing)
         x = x_test[: opts.images]
-        model = shipped_or_quick(run, name, run.dataset, missing)
+        model = shipped_or_quick(run, name)
         if model.prior is None:
             raise ValueError(f"{name} is an {model.config.kind!r} model: it has no p(z).")
         model_file = run.out / f"quick_{name}.keras" if run.quick else zoo.path(name)

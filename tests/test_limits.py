@@ -3,7 +3,6 @@
 import json
 import zipfile
 
-import numpy as np
 import pytest
 
 import keras_files
