@@ -8,7 +8,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from keras_files import LIMITS, check_limit
+from keras_files import check_limit
 
 HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
@@ -52,6 +52,8 @@ class ModelConfig:
     pack: the GAN's samples per discriminator verdict (PacGAN; 1 = a plain GAN).
     classifier_weight: the M2 loss's weight of the classifier's cross-entropy on a labelled
         image (Kingma et al.'s alpha, per labelled image in a batch).
+    consistency_weight: the M2 loss's weight of the classifier's consistency on every training
+        image, KL(q(y | x) || q(y | shifted x)) with the unshifted answer held fixed (0: none).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -70,6 +72,7 @@ class ModelConfig:
     dense_activation: str = "relu"
     pack: int = 1
     classifier_weight: float = 1.0
+    consistency_weight: float = 0.0
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -90,7 +93,7 @@ class ModelConfig:
                 or not all(isinstance(f, numbers.Integral) and not isinstance(f, bool)
                            and f >= 1 for f in self.filters)):
             raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
-        for name in ("beta", "classifier_weight"):
+        for name in ("beta", "classifier_weight", "consistency_weight"):
             value = getattr(self, name)
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")

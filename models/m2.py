@@ -15,6 +15,10 @@ The unlabelled term decodes every image under all ten labels (ten decoder passes
 its gradient teaches the classifier which label's decoder explains the image. alpha is
 ``config.classifier_weight``. In training the classifier sees each image shifted by up to
 ``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself.
+With ``config.consistency_weight`` = lambda > 0 every image adds
+                    lambda * KL(q(y | x) || q(y | shifted x)), q(y | x) held fixed,
+a consistency term (the Pi-model of Laine and Aila 2017; Sajjadi et al. 2016) beyond
+Kingma et al.'s loss: the unlabelled images teach the classifier that shifts keep the class.
 Class labels of -1 (``UNLABELLED``) mark the unlabelled images of a training set;
 ``semi_supervised_set`` builds one with the labelled images repeated so that every batch
 holds some.
@@ -106,6 +110,13 @@ class M2(CVAE):
         if training and seed is not None and SHIFT_PIXELS:
             seen = shifted(x, tf.stack([seed[0], -seed[1] - 1]), SHIFT_PIXELS)
         log_q = tf.nn.log_softmax(self.mono_classifier(seen, training=training))
+        consistency = tf.zeros([count])
+        if training and seed is not None and self.config.consistency_weight:
+            # The classifier's answer for the shifted image pulled towards its answer for the
+            # image itself (held fixed): unlabelled images teach it that shifts keep the class.
+            fixed = tf.stop_gradient(
+                tf.nn.log_softmax(self.mono_classifier(x, training=training)))
+            consistency = tf.reduce_sum(tf.exp(fixed) * (fixed - log_q), axis=-1)
         every_label = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
         reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
                                              seed, every_label)
@@ -122,7 +133,8 @@ class M2(CVAE):
         zero = tf.zeros_like(entropy)
         loss = (expected_reconstruction + self.config.beta * expected_kl
                 + math.log(LABEL_CLASSES)
-                + tf.where(known, self.config.classifier_weight * cross_entropy, -entropy))
+                + tf.where(known, self.config.classifier_weight * cross_entropy, -entropy)
+                + self.config.consistency_weight * consistency)
         correct = tf.cast(tf.argmax(log_q, axis=-1, output_type=tf.int32) == labels, tf.float32)
         return (loss, expected_reconstruction, expected_kl, tf.where(known, cross_entropy, zero),
                 correct, tf.cast(known, tf.float32))

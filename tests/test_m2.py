@@ -54,6 +54,25 @@ def test_the_loss_is_the_labelled_and_unlabelled_bound_of_the_formula():
         assert cross_entropy[i] == 0
 
 
+def test_the_consistency_term_is_the_kl_between_shifted_and_unshifted_answers():
+    plain, consistent = tiny_m2(), tiny_m2(consistency_weight=2.0)
+    consistent.set_weights(plain.get_weights())
+    x, labels = digit_like(4)
+    labels[1:3] = UNLABELLED
+    seed = tf.constant([3, 4])
+    loss_plain = plain.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
+    loss = consistent.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
+    fixed = tf.nn.log_softmax(plain.mono_classifier(x)).numpy()
+    moved = shifted(tf.constant(x), tf.stack([seed[0], -seed[1] - 1]), m2.SHIFT_PIXELS)
+    log_q = tf.nn.log_softmax(plain.mono_classifier(moved)).numpy()
+    kl = (np.exp(fixed) * (fixed - log_q)).sum(axis=-1)
+    assert np.all(kl >= 0) and np.count_nonzero(kl) >= 3  # (a zero shift leaves one alike)
+    np.testing.assert_allclose(loss - loss_plain, 2.0 * kl, rtol=1e-4, atol=1e-4)
+    # Evaluation (no shift) adds nothing.
+    np.testing.assert_allclose(consistent.semi_supervised_terms(x, labels, seed=seed)[0].numpy(),
+                               plain.semi_supervised_terms(x, labels, seed=seed)[0].numpy())
+
+
 def test_the_classifier_s_training_shifts_move_whole_pixels_within_the_bound():
     x = np.zeros((64, 28, 28, 1), np.float32)
     x[:, 10, 12] = 1.0
