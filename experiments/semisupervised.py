@@ -30,6 +30,7 @@ from models import zoo
 from models.conditional import class_log_likelihoods, class_posterior, log_class_prior
 
 QUICK = {"images": 50, "iwae_samples": 2, "per_digit": 10}
+GRID_COLUMNS = 10  # judged samples per digit shown in m2_digits.png
 PUBLISHED = (("M2 (Kingma et al. 2014)", 100, 88.03), ("M1+M2 (Kingma et al. 2014)", 100, 96.67),
              ("Ladder network (Rasmus et al. 2015)", 100, 98.94))
 
@@ -50,7 +51,9 @@ def semi_supervised_recipes(quick: bool) -> list:
     return names[:1] if quick else names
 
 
-def evaluate(run, opts, model, dataset, x_test, y_test) -> dict:
+def evaluate(run, opts, model, dataset, x_test, y_test):
+    """``(metrics, samples)``: the model's metrics and its judged samples, ``--per-digit`` of
+    each digit in digit order."""
     start = time.perf_counter()
     accuracy = float(np.mean(model.classify(x_test) == y_test))
     few = slice(0, opts.images)
@@ -67,7 +70,7 @@ def evaluate(run, opts, model, dataset, x_test, y_test) -> dict:
             "labels_kept": model.metadata.get("labels_kept"),
             "label_seed": model.metadata.get("label_seed"),
             "train_seconds": model.metadata.get("train_seconds"),
-            "generation": judged, "seconds": round(time.perf_counter() - start, 1)}
+            "generation": judged, "seconds": round(time.perf_counter() - start, 1)}, samples
 
 
 def table(results: dict, names_by_labels: dict) -> str:
@@ -95,21 +98,21 @@ def main(argv=None):
     results, names_by_labels, grids = {}, {}, []
     for name in semi_supervised_recipes(run.quick):
         model = shipped_or_quick(run, name)
-        results[name] = evaluate(run, opts, model, dataset, x_test, y_test)
+        results[name], samples = evaluate(run, opts, model, dataset, x_test, y_test)
         labels = zoo.recipe(name).labelled
         names_by_labels.setdefault(labels, []).append(name)
         print(f"{name}: q(y|x) {100 * results[name]['classifier_accuracy']:.2f} %, generative "
               f"classifier {100 * results[name]['generative_classifier_accuracy']:.2f} %",
               flush=True)
-        if len(names_by_labels[labels]) == 1:  # one grid row block per label count
-            digits = np.repeat(np.arange(10), 10)
-            grids.append(model.decode_images(model.class_codes(digits, seed=run.seed),
-                                             labels=digits))
+        if len(names_by_labels[labels]) == 1:  # one block of the judged samples per label count
+            by_digit = samples.reshape(10, opts.per_digit, *samples.shape[1:])
+            grids.append(by_digit[:, :GRID_COLUMNS].reshape(-1, *samples.shape[1:]))
     text = table(results, names_by_labels)
     with atomic_path(run.out / "table.md") as tmp:
         tmp.write_text(text)
     print(text)
-    save_image_grid(np.concatenate(grids), run.out / "m2_digits.png", columns=10,
+    save_image_grid(np.concatenate(grids), run.out / "m2_digits.png",
+                    columns=min(GRID_COLUMNS, opts.per_digit),
                     title="M2: rows = requested digit 0-9, one block per label count "
                           + ", ".join(str(n) for n in sorted(names_by_labels)))
     return write_metrics(run, {"test_images": int(len(x_test)),

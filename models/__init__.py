@@ -19,8 +19,8 @@ from .samplers import SAMPLERS, LatentSampler, make_sampler
 from .training import DISTRIBUTE, distribution_strategy, fit_model, worker_suffix
 
 __all__ = [
-    "HEADS", "FAMILIES", "ENCODER_FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel", "Generator",
-    "LatentSampler",
+    "HEADS", "FAMILIES", "ENCODER_FAMILIES", "SAMPLERS", "ModelConfig", "GenerativeModel",
+    "Generator", "LatentSampler",
     "build_model", "fit_model", "make_head", "make_sampler", "ModelFileError", "load",
     "load_model", "load_sampler", "save", "save_model", "zoo", "DISTRIBUTE",
     "distribution_strategy", "worker_suffix",

@@ -138,8 +138,8 @@ def _names_objects(node) -> bool:
 
 def load(path, expected=object, hint: str = ""):
     """Check ``path`` (see ``check_archive``) and load it with ``safe_mode=True``; the
-    object must be an instance of ``expected`` (a class or a tuple of them). Every failure is one ``ModelFileError`` that
-    names the file, followed by ``hint`` (how to restore it)."""
+    object must be an instance of ``expected`` (a class or a tuple of them). Every failure is
+    one ``ModelFileError`` that names the file, followed by ``hint`` (how to restore it)."""
     path = Path(path)
     hint = f" {hint}" if hint else ""
     if not path.is_file():
