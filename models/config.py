@@ -52,8 +52,9 @@ class ModelConfig:
     pack: the GAN's samples per discriminator verdict (PacGAN; 1 = a plain GAN).
     classifier_weight: the M2 loss's weight of the classifier's cross-entropy on a labelled
         image (Kingma et al.'s alpha, per labelled image in a batch).
-    consistency_weight: the M2 loss's weight of the classifier's consistency on every training
-        image, KL(q(y | x) || q(y | shifted x)) with the unshifted answer held fixed (0: none).
+    consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
+        classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted
+        copy with a square cut out towards that label (0: none).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.

@@ -15,10 +15,11 @@ The unlabelled term decodes every image under all ten labels (ten decoder passes
 its gradient teaches the classifier which label's decoder explains the image. alpha is
 ``config.classifier_weight``. In training the classifier sees each image shifted by up to
 ``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself.
-With ``config.consistency_weight`` = lambda > 0 every image adds
-                    lambda * KL(q(y | x) || q(y | shifted x)), q(y | x) held fixed,
-a consistency term (the Pi-model of Laine and Aila 2017; Sajjadi et al. 2016) beyond
-Kingma et al.'s loss: the unlabelled images teach the classifier that shifts keep the class.
+With ``config.consistency_weight`` = lambda > 0 an unlabelled image x adds
+                    lambda * (-log q(y^ | x'))   if max_y q(y | x) >= 0.95,
+y^ = argmax_y q(y | x) held fixed, x' = x shifted (its own draw) with a 14 x 14 square cut out
+(``CUTOUT_PIXELS``, clipped at the border): a pseudo-label term beyond Kingma et al.'s loss
+(FixMatch's rule, Sohn et al. 2020: the image itself the weak view, x' the strong one).
 Class labels of -1 (``UNLABELLED``) mark the unlabelled images of a training set;
 ``semi_supervised_set`` builds one with the labelled images repeated so that every batch
 holds some.
@@ -47,6 +48,21 @@ from .networks import LABEL_CLASSES, mono_classifier
 
 UNLABELLED = -1
 SHIFT_PIXELS = 2  # the classifier sees its training images shifted by up to this many pixels
+PSEUDO_LABEL_CONFIDENCE = 0.95  # q(y | x) an unlabelled image's pseudo-label needs
+CUTOUT_PIXELS = 14  # the side of the square cut out of the pseudo-labelled view
+
+
+def cut_out(x, seed, size: int):
+    """Images (B, 28, 28, 1) each with a ``size`` x ``size`` square set to 0 (Cutout, DeVries
+    and Taylor 2017) centred at a uniform pixel (clipped at the border); the squares a function
+    of the stateless ``seed``."""
+    centres = tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, 0, 28, dtype=tf.int32)
+    grid = tf.range(28)
+    low, high = centres - size // 2, centres - size // 2 + size
+    rows = (grid >= low[:, :1]) & (grid < high[:, :1])  # (B, 28)
+    columns = (grid >= low[:, 1:]) & (grid < high[:, 1:])
+    square = rows[:, :, tf.newaxis] & columns[:, tf.newaxis, :]
+    return x * tf.cast(~square, x.dtype)[..., tf.newaxis]
 
 
 def shifted(x, seed, pixels: int):
@@ -112,11 +128,16 @@ class M2(CVAE):
         log_q = tf.nn.log_softmax(self.mono_classifier(seen, training=training))
         consistency = tf.zeros([count])
         if training and seed is not None and self.config.consistency_weight:
-            # The classifier's answer for the shifted image pulled towards its answer for the
-            # image itself (held fixed): unlabelled images teach it that shifts keep the class.
-            fixed = tf.stop_gradient(
-                tf.nn.log_softmax(self.mono_classifier(x, training=training)))
-            consistency = tf.reduce_sum(tf.exp(fixed) * (fixed - log_q), axis=-1)
+            # Pseudo-labels (FixMatch's rule): where the classifier is sure of an unlabelled
+            # image itself, its answer for a shifted copy with a square cut out is trained
+            # towards that label.
+            fixed = tf.stop_gradient(tf.nn.softmax(self.mono_classifier(x, training=training)))
+            sure = (labels < 0) & (tf.reduce_max(fixed, axis=-1) >= PSEUDO_LABEL_CONFIDENCE)
+            pseudo = tf.one_hot(tf.argmax(fixed, axis=-1), LABEL_CLASSES)
+            strong = cut_out(shifted(x, tf.stack([-seed[0] - 1, seed[1]]), SHIFT_PIXELS),
+                             tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
+            log_q_strong = tf.nn.log_softmax(self.mono_classifier(strong, training=training))
+            consistency = tf.where(sure, -tf.reduce_sum(pseudo * log_q_strong, axis=-1), 0.0)
         every_label = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
         reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
                                              seed, every_label)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from models import ModelConfig, build_model, fit_model, load_model, save_model, zoo
 from models import m2
-from models.m2 import UNLABELLED, semi_supervised_set, shifted
+from models.m2 import UNLABELLED, cut_out, semi_supervised_set, shifted
 
 
 def tiny_m2(seed=0, **changes):
@@ -54,23 +54,41 @@ def test_the_loss_is_the_labelled_and_unlabelled_bound_of_the_formula():
         assert cross_entropy[i] == 0
 
 
-def test_the_consistency_term_is_the_kl_between_shifted_and_unshifted_answers():
-    plain, consistent = tiny_m2(), tiny_m2(consistency_weight=2.0)
-    consistent.set_weights(plain.get_weights())
+def test_sure_unlabelled_images_add_the_pseudo_label_cross_entropy(monkeypatch):
+    plain, pseudo = tiny_m2(), tiny_m2(consistency_weight=2.0)
+    pseudo.set_weights(plain.get_weights())
     x, labels = digit_like(4)
     labels[1:3] = UNLABELLED
     seed = tf.constant([3, 4])
-    loss_plain = plain.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
-    loss = consistent.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
-    fixed = tf.nn.log_softmax(plain.mono_classifier(x)).numpy()
-    moved = shifted(tf.constant(x), tf.stack([seed[0], -seed[1] - 1]), m2.SHIFT_PIXELS)
+
+    def extra_loss():
+        return (pseudo.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
+                - plain.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy())
+
+    np.testing.assert_allclose(extra_loss(), 0, atol=1e-4)  # an untrained classifier is unsure
+    monkeypatch.setattr(m2, "PSEUDO_LABEL_CONFIDENCE", 0.0)  # every answer counts as sure
+    fixed = tf.nn.softmax(plain.mono_classifier(x)).numpy().argmax(axis=-1)
+    # The pseudo-labelled view: shifted with its own seed, a square cut out.
+    assert m2.CUTOUT_PIXELS > 0
+    moved = cut_out(shifted(tf.constant(x), tf.stack([-seed[0] - 1, seed[1]]), m2.SHIFT_PIXELS),
+                    tf.stack([-seed[0] - 1, -seed[1] - 1]), m2.CUTOUT_PIXELS)
     log_q = tf.nn.log_softmax(plain.mono_classifier(moved)).numpy()
-    kl = (np.exp(fixed) * (fixed - log_q)).sum(axis=-1)
-    assert np.all(kl >= 0) and np.count_nonzero(kl) >= 3  # (a zero shift leaves one alike)
-    np.testing.assert_allclose(loss - loss_plain, 2.0 * kl, rtol=1e-4, atol=1e-4)
-    # Evaluation (no shift) adds nothing.
-    np.testing.assert_allclose(consistent.semi_supervised_terms(x, labels, seed=seed)[0].numpy(),
+    expected = [0, -2.0 * log_q[1, fixed[1]], -2.0 * log_q[2, fixed[2]], 0]  # labelled: none
+    np.testing.assert_allclose(extra_loss(), expected, rtol=1e-4, atol=1e-4)
+    # Evaluation (no shift, no pseudo-labels) adds nothing.
+    np.testing.assert_allclose(pseudo.semi_supervised_terms(x, labels, seed=seed)[0].numpy(),
                                plain.semi_supervised_terms(x, labels, seed=seed)[0].numpy())
+
+
+def test_cut_out_zeroes_one_square_per_image_clipped_at_the_border():
+    x = np.ones((200, 28, 28, 1), np.float32)
+    cut = cut_out(tf.constant(x), tf.constant([5, 6]), 10).numpy()
+    np.testing.assert_array_equal(cut, cut_out(tf.constant(x), tf.constant([5, 6]), 10).numpy())
+    zeros = (cut == 0).sum(axis=(1, 2, 3))
+    assert zeros.max() == 100 and 25 <= zeros.min() < 100  # clipped squares are smaller
+    for image in cut[:20, :, :, 0]:
+        rows, columns = np.nonzero(image == 0)
+        assert (rows.max() - rows.min() + 1) * (columns.max() - columns.min() + 1) == len(rows)
 
 
 def test_the_classifier_s_training_shifts_move_whole_pixels_within_the_bound():
