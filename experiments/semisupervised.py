@@ -1,17 +1,18 @@
 """SEMISUPERVISED: the M2 semi-supervised VAE (models/m2.py; Kingma et al. 2014) trained on all
 60,000 MNIST training images with 100, 1,000 or 3,000 of their labels (balanced; three label
-draws for 100), as classifiers and as class-conditional generators, from shipped weights.
+draws for 100), and its pseudo-labelling variant with 100 labels (three draws; models/m2.py),
+as classifiers and as class-conditional generators, from shipped weights.
 
 For every shipped M2 model: test accuracy on the whole test set of its classifier q(y | x),
 and of the generative classifier argmax_y p(x | y) p(y) (p(x | y) importance-sampled with
 --iwae-samples draws of q(z | x, y), p(z | y) the fitted class prior, on the first --images
 test images); the judge's conditional accuracy on --per-digit samples of each digit. A table by
-labels (mean and spread over the label draws) beside published test accuracies with 100
+method and labels (mean and spread over the label draws) beside published test accuracies with 100
 labels (Kingma et al. 2014, Table 1: M2 88.03 %, M1+M2 96.67 %; Rasmus et al. 2015, Ladder
 networks: 98.94 %), cited as published.
 
 Writes results/semisupervised/table.md, m2_digits.png (rows: requested digit, one model per
-label count) and metrics.json.
+method and label count) and metrics.json.
 
     python experiments/semisupervised.py           # shipped weights
     python experiments/semisupervised.py --quick   # one tiny model, seconds
@@ -73,16 +74,21 @@ def evaluate(run, opts, model, dataset, x_test, y_test):
             "generation": judged, "seconds": round(time.perf_counter() - start, 1)}, samples
 
 
-def table(results: dict, names_by_labels: dict) -> str:
+def method(name: str) -> str:
+    """The table's method of a shipped M2 recipe."""
+    return ("M2 + pseudo-labels" if zoo.recipe(name).config.consistency_weight else "M2")
+
+
+def table(results: dict, names_by_group: dict) -> str:
     lines = ["| method | labels | test accuracy (q(y\\|x)) | generative classifier | "
              "conditional samples (judge) |", "| --- | ---: | ---: | ---: | ---: |"]
-    for labels, names in sorted(names_by_labels.items()):
+    for (kind, labels), names in sorted(names_by_group.items()):
         def spread(key, pick=lambda r, k: r[k]):
             values = [100 * pick(results[n], key) for n in names]
             text = f"{np.mean(values):.2f} %"
             return text + (f" +- {np.std(values):.2f} ({len(values)} draws)"
                            if len(values) > 1 else "")
-        lines.append(f"| M2, ours | {labels} | {spread('classifier_accuracy')} | "
+        lines.append(f"| {kind}, ours | {labels} | {spread('classifier_accuracy')} | "
                      f"{spread('generative_classifier_accuracy')} | "
                      f"{spread('conditional_accuracy', lambda r, k: r['generation'][k])} |")
     lines += [f"| {name}, published | {labels} | {accuracy:.2f} % | | |"
@@ -95,26 +101,26 @@ def main(argv=None):
                                quick_caps=QUICK, trains=False, datasets=("mnist",))
     dataset = run.dataset
     _, _, x_test, y_test = load_data(run, dataset)
-    results, names_by_labels, grids = {}, {}, []
+    results, names_by_group, grids = {}, {}, []
     for name in semi_supervised_recipes(run.quick):
         model = shipped_or_quick(run, name)
         results[name], samples = evaluate(run, opts, model, dataset, x_test, y_test)
-        labels = zoo.recipe(name).labelled
-        names_by_labels.setdefault(labels, []).append(name)
+        group = method(name), zoo.recipe(name).labelled
+        names_by_group.setdefault(group, []).append(name)
         print(f"{name}: q(y|x) {100 * results[name]['classifier_accuracy']:.2f} %, generative "
               f"classifier {100 * results[name]['generative_classifier_accuracy']:.2f} %",
               flush=True)
-        if len(names_by_labels[labels]) == 1:  # one block of the judged samples per label count
+        if len(names_by_group[group]) == 1:  # a block of judged samples per method and labels
             by_digit = samples.reshape(10, opts.per_digit, *samples.shape[1:])
             grids.append(by_digit[:, :GRID_COLUMNS].reshape(-1, *samples.shape[1:]))
-    text = table(results, names_by_labels)
+    text = table(results, names_by_group)
     with atomic_path(run.out / "table.md") as tmp:
         tmp.write_text(text)
     print(text)
     save_image_grid(np.concatenate(grids), run.out / "m2_digits.png",
                     columns=min(GRID_COLUMNS, opts.per_digit),
-                    title="M2: rows = requested digit 0-9, one block per label count "
-                          + ", ".join(str(n) for n in sorted(names_by_labels)))
+                    title="M2: rows = requested digit 0-9; blocks: "
+                          + ", ".join(f"{kind}, {n} labels" for kind, n in names_by_group))
     return write_metrics(run, {"test_images": int(len(x_test)),
                                "iwae_samples": opts.iwae_samples, "models": results,
                                "published_100_labels": {n: a for n, _, a in PUBLISHED}})

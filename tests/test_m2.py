@@ -165,7 +165,10 @@ def test_every_semi_supervised_recipe_keeps_a_balanced_share_of_labels():
     for name in semi:
         plan = zoo.recipe(name)
         assert plan.config.kind == "m2" and plan.labelled % 10 == 0
-    assert len({(zoo.recipe(n).labelled, zoo.recipe(n).label_seed) for n in semi}) == len(semi)
-    assert sorted(zoo.recipe(n).labelled for n in semi) == [100, 100, 100, 1000, 3000]
+    variants = {(zoo.recipe(n).labelled, zoo.recipe(n).label_seed,
+                 zoo.recipe(n).config.consistency_weight) for n in semi}
+    assert len(variants) == len(semi)
+    assert sorted(zoo.recipe(n).labelled for n in semi) == [100] * 6 + [1000, 3000]
+    assert sum(zoo.recipe(n).config.consistency_weight > 0 for n in semi) == 3
     with pytest.raises(ValueError, match="give labels="):
         zoo.train(semi[0], digit_like(200)[0], epochs=1, verbose=0)
