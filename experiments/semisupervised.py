@@ -119,8 +119,8 @@ def main(argv=None):
     print(text)
     save_image_grid(np.concatenate(grids), run.out / "m2_digits.png",
                     columns=min(GRID_COLUMNS, opts.per_digit),
-                    title="M2: rows = requested digit 0-9; blocks: "
-                          + ", ".join(f"{kind}, {n} labels" for kind, n in names_by_group))
+                    title="rows: requested digit 0-9; blocks, top to bottom:\n"
+                          + ", ".join(f"{kind} ({n} labels)" for kind, n in names_by_group))
     return write_metrics(run, {"test_images": int(len(x_test)),
                                "iwae_samples": opts.iwae_samples, "models": results,
                                "published_100_labels": {n: a for n, _, a in PUBLISHED}})
