@@ -37,7 +37,10 @@ _USED_FALLBACK = not os.environ.get("MNIST_DIR")
 if _USED_FALLBACK:
     os.environ["MNIST_DIR"] = str(_FALLBACK_MNIST_DIR)
 
-MNIST_DIR = Path(os.environ["MNIST_DIR"]).expanduser()
+# Absolute, for the tests' symlinks and for scripts run from other folders: the README's
+# command gives a relative path.
+MNIST_DIR = Path(os.environ["MNIST_DIR"]).expanduser().resolve()
+os.environ["MNIST_DIR"] = str(MNIST_DIR)
 
 
 def _shared_data_fallbacks() -> None:
