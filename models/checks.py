@@ -17,6 +17,15 @@ __all__ = ["check_count", "check_seed", "check_positive", "check_images", "check
            "check_values", "check_finite_output"]
 
 
+def family_model_name(family, config) -> str:
+    """The default Keras name of a ``family`` model (a class with a ``kind``) built from
+    ``config``, after checking that the config asks for that family."""
+    if config.kind != family.kind:
+        raise ValueError(f"{family.__name__} builds kind {family.kind!r} models, the config "
+                         f"asks for {config.kind!r}; use models.build_model(config).")
+    return f"{config.kind}_{config.channels}ch"
+
+
 def check_count(name: str, value, low: int = 1) -> int:
     """An integer >= ``low`` (numpy integers too; not bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from .checks import check_count, check_seed
+from .checks import check_count, check_seed, family_model_name
 from .config import ModelConfig
 from .gan_networks import gan_discriminator, gan_generator, pack_images
 
@@ -30,10 +30,7 @@ class GAN(tf_keras.Model):
     conditional = False
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
-        if config.kind != self.kind:
-            raise ValueError(f"GAN builds kind 'gan' models, the config asks for "
-                             f"{config.kind!r}; use models.build_model(config).")
-        kwargs.setdefault("name", f"gan_{config.channels}ch")
+        kwargs.setdefault("name", family_model_name(type(self), config))
         super().__init__(**kwargs)
         self.config = config
         self.metadata = dict(metadata or {})

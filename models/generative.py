@@ -31,8 +31,8 @@ import tf_keras
 from stacked_mnist import distinct_channel_images, unfold_channels
 
 from .batching import in_batches, in_seeded_batches
-from .checks import (check_count, check_finite_output, check_images, check_latents,
-                     check_seed)
+from .checks import (check_count, check_finite_output, check_images, check_latents, check_seed,
+                     family_model_name)
 from .config import ModelConfig
 from .heads import IMAGE_KINDS, make_head
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
@@ -60,10 +60,7 @@ class GenerativeModel(tf_keras.Model):
     conditional = False  # True: encoder and decoder also take the images' class labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
-        if config.kind != self.kind:
-            raise ValueError(f"{type(self).__name__} builds kind {self.kind!r} models, the "
-                             f"config asks for {config.kind!r}; use models.build_model(config).")
-        kwargs.setdefault("name", f"{config.kind}_{config.channels}ch")
+        kwargs.setdefault("name", family_model_name(type(self), config))
         super().__init__(**kwargs)
         self.config = config
         self.metadata = dict(metadata or {})
