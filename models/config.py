@@ -55,6 +55,8 @@ class ModelConfig:
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
         classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted
         copy with a square cut out towards that label (0: none).
+    classifier_filters, classifier_hidden_units: M2's classifier's network where it differs
+        from the encoder's (None: the encoder's ``filters`` and ``hidden_units``).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -74,6 +76,8 @@ class ModelConfig:
     pack: int = 1
     classifier_weight: float = 1.0
     consistency_weight: float = 0.0
+    classifier_filters: Optional[Tuple[int, int]] = None
+    classifier_hidden_units: Optional[int] = None
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -90,20 +94,25 @@ class ModelConfig:
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}.")
         if self.normal_scale is not None and not _positive_number(self.normal_scale):
             raise ValueError(f"normal_scale must be positive or None, got {self.normal_scale!r}.")
-        if (not isinstance(self.filters, (tuple, list)) or len(self.filters) != 2
-                or not all(isinstance(f, numbers.Integral) and not isinstance(f, bool)
-                           and f >= 1 for f in self.filters)):
-            raise ValueError(f"filters must be two positive integers, got {self.filters!r}.")
+        object.__setattr__(self, "filters", _checked_filters("filters", self.filters))
+        if self.classifier_filters is not None:
+            object.__setattr__(self, "classifier_filters",
+                               _checked_filters("classifier_filters", self.classifier_filters))
+        if self.classifier_hidden_units is not None:
+            object.__setattr__(self, "classifier_hidden_units", _checked_integer(
+                "classifier_hidden_units", self.classifier_hidden_units, 0))
         for name in ("beta", "classifier_weight", "consistency_weight"):
             value = getattr(self, name)
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
             object.__setattr__(self, name, float(value))
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
-        for index, value in enumerate(self.filters):
-            check_limit(f"filters[{index}]", value, "filters")
+        if self.classifier_hidden_units is not None:
+            check_limit("classifier_hidden_units", self.classifier_hidden_units, "hidden_units")
+        for name in ("filters", "classifier_filters"):
+            for index, value in enumerate(getattr(self, name) or ()):
+                check_limit(f"{name}[{index}]", value, "filters")
         check_limit("the parameter count the config implies", self.parameter_count(),
                     "parameters")
 
@@ -138,9 +147,21 @@ class ModelConfig:
         prior = 10 * d * (d + 1) + 4 * (dense(d, 64) + dense(64, 64) + dense(64, 2 * d))
         classifier = 0
         if self.kind == "m2":
+            f1, f2 = self.classifier_filters or self.filters
+            h, flat = _unless_none(self.classifier_hidden_units, h), 49 * f2
             classifier = (conv(1, f1) + conv(f1, f2) + blocks * (conv(f1, f1) + conv(f2, f2))
                           + (dense(flat, h) + dense(h, labels) if h else dense(flat, labels)))
         return convolutions + encoder + decoder + prior + classifier
+
+    def classifier_network(self) -> "ModelConfig":
+        """The config whose encoder network M2's classifier has: this one with
+        ``classifier_filters`` and ``classifier_hidden_units`` where they are set."""
+        if self.classifier_filters is None and self.classifier_hidden_units is None:
+            return self
+        return self.replace(
+            filters=self.classifier_filters or self.filters,
+            hidden_units=_unless_none(self.classifier_hidden_units, self.hidden_units),
+            classifier_filters=None, classifier_hidden_units=None)
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -148,7 +169,9 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """Plain JSON values (the filters as a list), as stored in model files."""
         values = dataclasses.asdict(self)
-        values["filters"] = list(self.filters)
+        for name in ("filters", "classifier_filters"):
+            if values[name] is not None:
+                values[name] = list(values[name])
         return values
 
     @classmethod
@@ -188,6 +211,18 @@ def _checked_integer(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     return int(value)
+
+
+def _checked_filters(name: str, value) -> Tuple[int, int]:
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(f, numbers.Integral) and not isinstance(f, bool) and f >= 1
+                       for f in value)):
+        raise ValueError(f"{name} must be two positive integers, got {value!r}.")
+    return tuple(int(f) for f in value)
+
+
+def _unless_none(value, default):
+    return default if value is None else value
 
 
 def _positive_number(value) -> bool:

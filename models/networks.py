@@ -91,7 +91,8 @@ def _image_features(x_in, config: ModelConfig):
 
 def mono_classifier(config: ModelConfig, classes: int = LABEL_CLASSES) -> tf_keras.Model:
     """(B, 28, 28, 1) -> class logits (B, classes): the encoder's convolutions and dense layer
-    (weights of its own), then a linear layer."""
+    (weights of its own; the sizes of ``config.classifier_network()``), then a linear layer."""
+    config = config.classifier_network()
     x_in = tf_keras.Input((28, 28, 1), name="mono_image")
     h = _image_features(x_in, config)
     if config.hidden_units:

@@ -160,6 +160,22 @@ def test_unlabelled_images_train_the_classifier_and_the_file_keeps_it(tmp_path, 
                                   model.generate_images(4, seed=1))
 
 
+def test_the_classifier_has_the_encoder_s_network_unless_its_own_sizes_are_given():
+    def sizes(net):  # the kernels' shapes, in order
+        return [tuple(w.shape) for w in net.weights if "kernel" in w.name]
+
+    plain = tiny_m2()
+    assert sizes(plain.mono_classifier)[:2] == sizes(plain.mono_encoder)[:2]
+    wide = tiny_m2(classifier_filters=(6, 12), classifier_hidden_units=20)
+    assert sizes(wide.mono_classifier) == [(3, 3, 1, 6), (3, 3, 6, 12), (49 * 12, 20), (20, 10)]
+    assert sizes(wide.mono_encoder) == sizes(plain.mono_encoder)  # the encoder keeps its own
+    assert ModelConfig.from_json(wide.config.to_json()) == wide.config
+    with pytest.raises(ValueError, match="classifier_filters must be two positive integers"):
+        wide.config.replace(classifier_filters=(6,))
+    with pytest.raises(ValueError, match="classifier_hidden_units must be an integer >= 0"):
+        wide.config.replace(classifier_hidden_units=-1)
+
+
 def test_every_semi_supervised_recipe_keeps_a_balanced_share_of_labels():
     semi = [name for name, r in zoo.SHIPPED.items() if r.labelled is not None]
     for name in semi:
