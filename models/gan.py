@@ -10,6 +10,9 @@ labels=None)``, the interface the generation rows and ``evaluation`` take. Losse
 discriminator's binary cross-entropy on real (1) and generated (0) packs, the generator's
 non-saturating loss (its packs called real); both networks step together on every batch,
 with Adam (beta_1 = 0.5) each. The generator's noise is a function of (``noise_seed``, step).
+With ``config.generator_average`` = decay > 0 a third network, the exponential moving average
+of the generator's weights (decay per step; Yazici et al., "The unusual effectiveness of
+averaging in GAN training", ICLR 2019), follows the training and generates the images.
 """
 from __future__ import annotations
 
@@ -36,6 +39,11 @@ class GAN(tf_keras.Model):
         self.metadata = dict(metadata or {})
         self.generator = gan_generator(config.latent_dim, config.channels, config.filters)
         self.discriminator = gan_discriminator(config.channels, config.pack, config.filters)
+        self.average_generator = None
+        if config.generator_average:
+            self.average_generator = gan_generator(config.latent_dim, config.channels,
+                                                   config.filters)
+            self.average_generator.set_weights(self.generator.get_weights())
         self.trackers = {name: tf_keras.metrics.Mean(name=name)
                          for name in ("discriminator_loss", "generator_loss",
                                       "real_scored_real")}
@@ -104,6 +112,10 @@ class GAN(tf_keras.Model):
         self.discriminator_optimizer.apply_gradients(
             zip(d_tape.gradient(d_loss, d_variables), d_variables))
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+        if self.average_generator is not None:
+            decay = self.config.generator_average
+            for average, current in zip(self.average_generator.weights, self.generator.weights):
+                average.assign(decay * average + (1.0 - decay) * current)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
@@ -117,9 +129,14 @@ class GAN(tf_keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
+    @property
+    def generating_network(self) -> tf_keras.Model:
+        """The network that generates: the averaged generator where there is one."""
+        return self.average_generator or self.generator
+
     @tf.function(reduce_retracing=True)
     def _images(self, z):
-        return self.generator(z, training=False)
+        return self.generating_network(z, training=False)
 
     def generate_images(self, count: int, how: str = "mean", seed: int = 0, sampler=None,
                         labels=None, batch_size: int = 5000) -> np.ndarray:
@@ -143,14 +160,19 @@ class GAN(tf_keras.Model):
     def from_config(cls, config):
         return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
 
+    def _networks(self) -> list:
+        return [net for net in (self.generator, self.discriminator, self.average_generator)
+                if net is not None]
+
     def network_weights(self) -> list:
-        """The generator's weights, then the discriminator's."""
-        return self.generator.get_weights() + self.discriminator.get_weights()
+        """The generator's weights, the discriminator's, then the averaged generator's."""
+        return [w for net in self._networks() for w in net.get_weights()]
 
     def set_network_weights(self, weights: list) -> None:
-        split = len(self.generator.weights)
-        if len(weights) != split + len(self.discriminator.weights):
-            raise ValueError(f"a GAN holds {split + len(self.discriminator.weights)} weight "
-                             f"arrays, got {len(weights)}.")
-        self.generator.set_weights(weights[:split])
-        self.discriminator.set_weights(weights[split:])
+        sizes = [len(net.weights) for net in self._networks()]
+        if len(weights) != sum(sizes):
+            raise ValueError(f"a GAN holds {sum(sizes)} weight arrays, got {len(weights)}.")
+        start = 0
+        for net, size in zip(self._networks(), sizes):
+            net.set_weights(weights[start:start + size])
+            start += size
