@@ -291,7 +291,7 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
         elsewhere = datasets_with_models((family,))
         parser.error(f"--family {family} has no models for --dataset {dataset.name}; "
                      + (f"it runs on: {', '.join(elsewhere)}" if elsewhere
-                        else "it has no shipped recipe on any data set yet"))
+                        else "no data set has a shipped model of it for the rows"))
     command = " ".join([f"python experiments/{row}.py"]
                        + list(sys.argv[1:] if argv is None else argv))
     model_flags = {}

@@ -32,9 +32,9 @@ class ModelConfig:
     kind: the model family, a key of ``models.families.FAMILIES``: "ae" (deterministic
         code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
         digit labels), "flowprior_vae" (a prior learned with it), "m2" (the CVAE with a
-        classifier q(y|x), trained semi-supervised) or "gan" (a generator and a
+        classifier q(y|x), trained semi-supervised), "gan" (a generator and a
         discriminator; it uses latent_dim, channels, filters, pack and generator_average
-        only).
+        only) or "joint_vae" (a VAE whose one encoder and decoder see all channels together).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal |
@@ -150,8 +150,10 @@ class ModelConfig:
         def dense(inputs, outputs):
             return inputs * outputs + outputs
 
-        convolutions = (conv(1, f1) + conv(f1, f2) + 2 * blocks * (conv(f1, f1) + conv(f2, f2))
-                        + conv(f2, f2) + conv(f2, f1) + conv(f1, per_pixel))
+        seen = self.channels if self.kind == "joint_vae" else 1  # channels one network sees
+        convolutions = (conv(seen, f1) + conv(f1, f2)
+                        + 2 * blocks * (conv(f1, f1) + conv(f2, f2))
+                        + conv(f2, f2) + conv(f2, f1) + conv(f1, seen * per_pixel))
         flat = 49 * f2 + labels
         encoder = dense(flat, h) + dense(h, 2 * d) if h else dense(flat, 2 * d)
         decoder = (dense(d + labels, h) + dense(h, 49 * f2) if h

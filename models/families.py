@@ -19,11 +19,13 @@ from .cvae import CVAE
 from .flowprior import FlowPriorVAE
 from .gan import GAN
 from .generative import GenerativeModel
+from .joint_vae import JointVAE
 from .m2 import M2
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN)}
-# The families with an encoder and a likelihood (GenerativeModel): all but the GAN.
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN, JointVAE)}
+# The families with the mono subnets' encoder and likelihood (GenerativeModel): all but the
+# GAN and the joint-channel VAE, whose networks see all channels together.
 ENCODER_FAMILIES = {kind: cls for kind, cls in FAMILIES.items()
                     if issubclass(cls, GenerativeModel)}
 register_families(FAMILIES)  # ModelConfig checks its kind against this (live) registry

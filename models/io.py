@@ -32,11 +32,12 @@ from keras_files import read_config
 
 from .config import ModelConfig
 from .families import FAMILIES
-from .gan import GAN
 from .generative import GenerativeModel
 from .samplers import SAMPLERS, LatentSampler
+from .whole_image import WholeImageModel
 
-MODEL_CLASSES = (GenerativeModel, GAN)  # what a model file may hold (a sampler file: a sampler)
+# What a model file may hold (a sampler file: a sampler).
+MODEL_CLASSES = (GenerativeModel, WholeImageModel)
 
 
 class ModelFileError(RuntimeError):

@@ -102,10 +102,11 @@ def mono_classifier(config: ModelConfig, classes: int = LABEL_CLASSES) -> tf_ker
 
 
 def mono_encoder(config: ModelConfig, outputs_per_latent: int,
-                 conditional: bool = False) -> tf_keras.Model:
+                 conditional: bool = False, channels: int = 1) -> tf_keras.Model:
     """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions.
-    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features."""
-    x_in = tf_keras.Input((28, 28, 1), name="mono_image")
+    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features.
+    ``channels``: the image channels it reads (a joint-channel model's encoder reads all)."""
+    x_in = tf_keras.Input((28, 28, channels), name="mono_image")
     h = _image_features(x_in, config)
     inputs = x_in
     if conditional:

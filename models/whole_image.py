@@ -1,0 +1,113 @@
+"""The base of the families whose networks see every channel of an image together (the GAN,
+the joint-channel VAE), unlike the families on ``generative.GenerativeModel``, whose colour
+model is the mono subnet on R, G and B. What they share: no class labels, generation from
+N(0, I) codes (or a fitted sampler's), the training metrics, and the file plumbing over a
+list of networks. A family sets ``kind`` and ``tracked`` (its metric names) and gives
+``networks()`` (every network whose weights the file holds, in file order) and
+``images_from_codes(z, how, seed)``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from .checks import check_count, check_seed, family_model_name
+from .config import ModelConfig
+
+
+class WholeImageModel(tf_keras.Model):
+    kind = ""
+    conditional = False
+    tracked = ()  # the names of the metrics the training reports
+
+    def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
+        kwargs.setdefault("name", family_model_name(type(self), config))
+        super().__init__(**kwargs)
+        self.config = config
+        self.metadata = dict(metadata or {})
+        self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in self.tracked}
+        self.noise_seed = 0  # fit_model sets it: the training noise is a function of it
+
+    # -- what a family gives ---------------------------------------------------------------------
+    def networks(self) -> list:
+        """Every network whose weights the model file holds, in file order."""
+        raise NotImplementedError
+
+    def images_from_codes(self, z, how: str = "mean", seed=None):
+        """Codes (B, latent_dim) -> images (B, 28, 28, C) in [0, 1]."""
+        raise NotImplementedError
+
+    # -- labels: none ----------------------------------------------------------------------------
+    def check_labels(self, labels, count: int, channels: Optional[int] = None):
+        """The family is not conditional: ``labels`` must be None."""
+        if labels is not None:
+            raise ValueError(f"labels were given to a {self.kind} model, which is not "
+                             "conditional.")
+        return None
+
+    check_fit_labels = check_labels  # what fit_model asks (no labels in training either)
+
+    def after_training(self, x_train, labels=None, seed: int = 0) -> None:
+        self.check_labels(labels, len(x_train))
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _reported(self) -> dict:
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _step_seed(self):
+        """The stateless seed of a training step: (``noise_seed``, step)."""
+        return tf.stack([tf.cast(self.noise_seed, tf.int32),
+                         tf.cast(self.optimizer.iterations, tf.int32)])
+
+    # -- generation --------------------------------------------------------------------------
+    @tf.function(reduce_retracing=True)
+    def _images(self, z, how: str, seed):
+        return self.images_from_codes(z, how, seed)
+
+    def generate_images(self, count: int, how: str = "mean", seed: int = 0, sampler=None,
+                        labels=None, batch_size: int = 5000) -> np.ndarray:
+        """``count`` images (count, 28, 28, C) in [0, 1] from z ~ N(0, I) (or ``sampler``),
+        a function of ``seed``; ``how``: the decoded distribution's mean, mode or a sample
+        (a GAN's generator gives one image per code)."""
+        self.check_labels(labels, count)
+        count, seed = check_count("count", count), check_seed(seed)
+        if sampler is not None:
+            z = sampler.sample(count, seed=seed).astype(np.float32)
+        else:
+            z = np.random.default_rng(seed).standard_normal(
+                (count, self.config.latent_dim)).astype(np.float32)
+        return np.concatenate([
+            self._images(tf.constant(z[i:i + batch_size]), how, tf.constant([seed, i]))
+            .numpy() for i in range(0, count, batch_size)])
+
+    # -- files -------------------------------------------------------------------------------
+    def get_config(self):
+        return {"config": self.config.to_dict(), "metadata": self.metadata}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
+
+    def network_weights(self) -> list:
+        """The weights of ``networks()``, in order."""
+        return [w for net in self.networks() for w in net.get_weights()]
+
+    def set_network_weights(self, weights: list) -> None:
+        sizes = [len(net.weights) for net in self.networks()]
+        if len(weights) != sum(sizes):
+            raise ValueError(f"a {self.kind} model holds {sum(sizes)} weight arrays, got "
+                             f"{len(weights)}.")
+        start = 0
+        for net, size in zip(self.networks(), sizes):
+            net.set_weights(weights[start:start + size])
+            start += size
