@@ -33,8 +33,8 @@ class ModelConfig:
         code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
         digit labels), "flowprior_vae" (a prior learned with it), "m2" (the CVAE with a
         classifier q(y|x), trained semi-supervised), "gan" (a generator and a
-        discriminator; it uses latent_dim, channels, filters, pack and generator_average
-        only) or "joint_vae" (a VAE whose one encoder and decoder see all channels together).
+        discriminator; it uses latent_dim, channels, filters and pack only) or "joint_vae"
+        (a VAE whose one encoder and one decoder see all channels together).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal |
@@ -56,9 +56,6 @@ class ModelConfig:
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
         classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted
         copy with a square cut out towards that label (0: none).
-    generator_average: the GAN's decay of an exponential moving average of its generator's
-        weights over the training steps, which then generates (Yazici et al., ICLR 2019);
-        0: none (the generator as trained last).
     classifier_filters, classifier_hidden_units: M2's classifier's network where it differs
         from the encoder's (None: the encoder's ``filters`` and ``hidden_units``).
 
@@ -82,7 +79,6 @@ class ModelConfig:
     consistency_weight: float = 0.0
     classifier_filters: Optional[Tuple[int, int]] = None
     classifier_hidden_units: Optional[int] = None
-    generator_average: float = 0.0
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -111,12 +107,6 @@ class ModelConfig:
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
             object.__setattr__(self, name, float(value))
-        if (isinstance(self.generator_average, bool)
-                or not isinstance(self.generator_average, numbers.Real)
-                or not 0 <= self.generator_average < 1):
-            raise ValueError(f"generator_average must be a decay in [0, 1), got "
-                             f"{self.generator_average!r}.")
-        object.__setattr__(self, "generator_average", float(self.generator_average))
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
         if self.classifier_hidden_units is not None:
@@ -139,8 +129,7 @@ class ModelConfig:
             c = self.channels
             generator = d * 49 * f2 + 4 * 49 * f2 + 16 * f2 * f1 + 4 * f1 + 16 * f1 * c + c
             discriminator = (16 * c * self.pack * f1 + f1 + 16 * f1 * f2 + f2 + 49 * f2 + 1)
-            averaged = generator if self.generator_average else 0
-            return generator + discriminator + averaged
+            return generator + discriminator
         per_pixel = self.categorical_bins if self.head == "categorical" else 2
         labels = 10
 

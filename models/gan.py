@@ -10,9 +10,6 @@ labels=None)``, the interface the generation rows and ``evaluation`` take. Losse
 discriminator's binary cross-entropy on real (1) and generated (0) packs, the generator's
 non-saturating loss (its packs called real); both networks step together on every batch,
 with Adam (beta_1 = 0.5) each. The generator's noise is a function of (``noise_seed``, step).
-With ``config.generator_average`` = decay > 0 a third network, the exponential moving average
-of the generator's weights (decay per step; Yazici et al., "The unusual effectiveness of
-averaging in GAN training", ICLR 2019), follows the training and generates the images.
 """
 from __future__ import annotations
 
@@ -35,11 +32,6 @@ class GAN(WholeImageModel):
         super().__init__(config, metadata=metadata, **kwargs)
         self.generator = gan_generator(config.latent_dim, config.channels, config.filters)
         self.discriminator = gan_discriminator(config.channels, config.pack, config.filters)
-        self.average_generator = None
-        if config.generator_average:
-            self.average_generator = gan_generator(config.latent_dim, config.channels,
-                                                   config.filters)
-            self.average_generator.set_weights(self.generator.get_weights())
         self.built = True
 
     def compile(self, optimizer=None, **kwargs):
@@ -51,9 +43,8 @@ class GAN(WholeImageModel):
         self.discriminator_optimizer = tf_keras.optimizers.Adam(rate, beta_1=0.5)
 
     def networks(self) -> list:
-        """The generator, the discriminator, then the averaged generator (if any)."""
-        return [net for net in (self.generator, self.discriminator, self.average_generator)
-                if net is not None]
+        """The generator, then the discriminator."""
+        return [self.generator, self.discriminator]
 
     def _noise(self, count, seed):
         return tf.random.stateless_normal(tf.stack([count, self.config.latent_dim]), seed=seed)
@@ -88,10 +79,6 @@ class GAN(WholeImageModel):
         self.discriminator_optimizer.apply_gradients(
             zip(d_tape.gradient(d_loss, d_variables), d_variables))
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
-        if self.average_generator is not None:
-            decay = self.config.generator_average
-            for average, current in zip(self.average_generator.weights, self.generator.weights):
-                average.assign(decay * average + (1.0 - decay) * current)
         return self._reported()
 
     def test_step(self, data):
@@ -106,7 +93,5 @@ class GAN(WholeImageModel):
         return self.generator(z, training=training)
 
     def images_from_codes(self, z, how: str = "mean", seed=None):
-        """The averaged generator's images where there is one, else the generator's (one
-        image per code, whatever ``how``)."""
-        generator = self.generator if self.average_generator is None else self.average_generator
-        return generator(z, training=False)
+        """The generator's images (one per code, whatever ``how``)."""
+        return self.generator(z, training=False)

@@ -72,26 +72,3 @@ def test_a_tiny_gan_trains_generates_by_seed_and_round_trips_through_its_file(tm
     fit_model(again, real, epochs=2, batch_size=25, seed=0, verbose=0)
     np.testing.assert_allclose(again.generate_images(7, seed=3), images, atol=1e-6)
 
-
-def test_the_averaged_generator_follows_the_weights_and_generates(tmp_path):
-    from models import ModelConfig, build_model, fit_model, load_model, save
-
-    config = ModelConfig(kind="gan", latent_dim=4, filters=(4, 8), generator_average=0.9)
-    gan = build_model(config, 1e-3, seed=0)
-    start = gan.generator.get_weights()
-    np.testing.assert_array_equal(gan.average_generator.get_weights()[0], start[0])
-    real = (np.random.default_rng(0).random((25, 28, 28, 1)) > 0.7).astype(np.float32)
-    fit_model(gan, real, epochs=1, batch_size=25, seed=0, verbose=0)  # one step
-    after = gan.generator.get_weights()
-    for average, before, now in zip(gan.average_generator.get_weights(), start, after):
-        np.testing.assert_allclose(average, 0.9 * before + 0.1 * now, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(after[0], start[0])
-    z = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
-    np.testing.assert_allclose(gan.generate_images(5, seed=3),
-                               gan.average_generator(z, training=False).numpy(), atol=1e-6)
-    loaded = load_model(save(gan, tmp_path / "gan.keras"))
-    np.testing.assert_allclose(loaded.generate_images(5, seed=3), gan.generate_images(5, seed=3),
-                               atol=1e-6)
-    assert sum(w.size for w in loaded.network_weights()) <= config.parameter_count()
-    with pytest.raises(ValueError, match="generator_average must be a decay in"):
-        config.replace(generator_average=1.0)
