@@ -35,7 +35,8 @@ from .checks import (check_count, check_finite_output, check_images, check_laten
                      family_model_name)
 from .config import ModelConfig
 from .heads import IMAGE_KINDS, make_head
-from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
+from .networks import (FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder,
+                       set_weights_in_order)
 from .priors import LatentPrior
 from .samplers import LatentSampler
 
@@ -244,11 +245,7 @@ class GenerativeModel(tf_keras.Model):
         if len(weights) != sum(sizes) + len(extra):
             raise ValueError(f"a {self.kind!r} model holds {sum(sizes) + len(extra)} "
                              f"weight arrays, got {len(weights)}.")
-        start = 0
-        for net, size in zip(self.subnets(), sizes):
-            net.set_weights(weights[start:start + size])
-            start += size
-        for variable, value in zip(extra, weights[start:]):
+        for variable, value in zip(extra, set_weights_in_order(self.subnets(), weights)):
             variable.assign(value)
 
     # ---------------------------------------------------------------------------------------

@@ -72,6 +72,17 @@ class UnfoldParams(UnfoldRows):
         return tf.transpose(super().call(x), [0, 2, 3, 1, 4])
 
 
+def set_weights_in_order(nets, weights: list) -> list:
+    """Give each network of ``nets`` its share of the flat list ``weights``, in order (the
+    order of a model file); returns what is left over."""
+    start = 0
+    for net in nets:
+        size = len(net.weights)
+        net.set_weights(weights[start:start + size])
+        start += size
+    return weights[start:]
+
+
 def _block_convs(h, filters: int, config: ModelConfig):
     """``config.block_convs`` stride-1 convolutions that keep the resolution."""
     for _ in range(config.block_convs):

@@ -16,6 +16,7 @@ import tf_keras
 
 from .checks import check_count, check_seed, family_model_name
 from .config import ModelConfig
+from .networks import set_weights_in_order
 
 
 class WholeImageModel(tf_keras.Model):
@@ -107,7 +108,4 @@ class WholeImageModel(tf_keras.Model):
         if len(weights) != sum(sizes):
             raise ValueError(f"a {self.kind} model holds {sum(sizes)} weight arrays, got "
                              f"{len(weights)}.")
-        start = 0
-        for net, size in zip(self.networks(), sizes):
-            net.set_weights(weights[start:start + size])
-            start += size
+        set_weights_in_order(self.networks(), weights)
