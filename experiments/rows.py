@@ -125,6 +125,9 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
     --latent sampler. The fitted Gaussian and mixture see every channel's code of (up to)
     10,000 training images: plenty for a d x d covariance, and seconds to fit."""
     d = model.config.latent_dim
+    if options.latent != "standard" and not hasattr(model, "encode"):
+        raise ValueError(f"--latent {options.latent} fits a sampler to the codes of an "
+                         f"encoder; a {model.kind} model has none: use --latent standard.")
     if options.latent == "standard":
         sampler, flow_info = None, None  # the family's own prior
         description = model.prior_description

@@ -36,3 +36,11 @@ def in_seeded_batches(fn, x, how: str, seed: Optional[int], batch_size: int,
     if outputs and isinstance(outputs[0], tuple):
         return tuple(np.concatenate([part.numpy() for part in parts]) for parts in zip(*outputs))
     return np.concatenate([output.numpy() for output in outputs])
+
+
+def step_seed(noise_seed: int, step):
+    """The stateless seed of a training step on this replica (a tf.distribute replica draws
+    its own noise): (noise_seed * 1009 + replica id, step)."""
+    replica = tf.distribute.get_replica_context()
+    replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+    return tf.stack([tf.cast(noise_seed * 1009 + replica_id, tf.int32), tf.cast(step, tf.int32)])

@@ -89,12 +89,14 @@ class ImageSummaries(tf_keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         generated = self.model.generate_images(self.count, seed=self.seed,
                                                labels=self.generated_labels)
-        reconstructed = self.model.reconstruct_images(self.x_val, labels=self.val_labels)
         with self.writer.as_default():
             tf.summary.image("generated", _grid(generated, columns=8)[None], step=epoch + 1)
-            tf.summary.image("reconstructed",  # top row: the held-out images
-                             _grid(np.concatenate([self.x_val, reconstructed]),
-                                   columns=len(self.x_val))[None], step=epoch + 1)
+            if hasattr(self.model, "reconstruct_images"):  # a GAN has no encoder
+                reconstructed = self.model.reconstruct_images(self.x_val,
+                                                              labels=self.val_labels)
+                tf.summary.image("reconstructed",  # top row: the held-out images
+                                 _grid(np.concatenate([self.x_val, reconstructed]),
+                                       columns=len(self.x_val))[None], step=epoch + 1)
         self.writer.flush()
 
 

@@ -35,8 +35,10 @@ class ModelConfig:
         classifier q(y|x), trained semi-supervised), "gan" (a generator and a
         discriminator; it uses latent_dim, channels, filters and pack only) or "joint_vae"
         (a VAE whose one encoder and one decoder see all channels together).
-    latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim).
-    channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights).
+    latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim)
+        (a GAN's and a joint-channel VAE's: one latent for the whole image).
+    channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights;
+        a GAN's and a joint-channel VAE's networks see the channels together).
     head: output distribution p(x|z) per pixel: bernoulli | beta | categorical | normal |
         continuous_bernoulli.
     categorical_bins: pixel-value bins of the categorical head.
@@ -122,8 +124,9 @@ class ModelConfig:
         built): the encoder and decoder subnets of ``networks.py`` with a conditional model's
         label input and two latent parameters per dimension, the head's most parameters per
         pixel, and the largest prior state (the CVAE's class Gaussians, 10 d (d + 1), plus a
-        learned flow of four MADE networks with two 64-unit layers), and M2's classifier. A
-        GAN's: its generator and discriminator (``gan_networks.py``)."""
+        learned flow of four MADE networks with two 64-unit layers), and M2's classifier (a
+        joint-channel VAE's first and last convolutions see every channel). A GAN's: its
+        generator and discriminator (``gan_networks.py``)."""
         (f1, f2), d, h, blocks = self.filters, self.latent_dim, self.hidden_units, self.block_convs
         if self.kind == "gan":
             c = self.channels

@@ -30,7 +30,7 @@ import tf_keras
 
 from stacked_mnist import distinct_channel_images, unfold_channels
 
-from .batching import in_batches, in_seeded_batches
+from .batching import in_batches, in_seeded_batches, step_seed
 from .checks import (check_count, check_finite_output, check_images, check_latents, check_seed,
                      family_model_name)
 from .config import ModelConfig
@@ -286,10 +286,7 @@ class GenerativeModel(tf_keras.Model):
     noise_seed = 0
 
     def _step_seed(self):
-        replica = tf.distribute.get_replica_context()
-        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
-        return tf.stack([tf.cast(self.noise_seed * 1009 + replica_id, tf.int32),
-                         tf.cast(self.optimizer.iterations, tf.int32)])
+        return step_seed(self.noise_seed, self.optimizer.iterations)
 
     def train_step(self, data):
         x, labels = self._batch(data)

@@ -4,9 +4,10 @@
 
 A model family does so itself (its own prior; a conditional family draws balanced labels when
 none are asked for); ``Generator`` pairs a model's decoder with another latent sampler (a
-Gaussian or a flow fitted to the codes) and an image kind. A network with no encoder (a GAN)
-only needs the method and a ``channels`` attribute: ``evaluation.generate_and_judge`` and the
-generation rows take any of them.
+Gaussian or a flow fitted to the codes) and an image kind. A family whose networks see every
+channel together (a GAN, the joint-channel VAE; ``models.whole_image``) only needs the method
+and a ``channels`` attribute: ``evaluation.generate_and_judge`` and the generation rows take
+any of them.
 """
 from __future__ import annotations
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from .checks import check_images, check_seed
 from .config import ModelConfig
 from .heads import make_head
 from .networks import mono_decoder, mono_encoder
@@ -72,7 +74,7 @@ class JointVAE(WholeImageModel):
         loss = reconstruction + self.config.beta * kl
         for name, value in (("loss", loss), ("reconstruction", reconstruction), ("kl", kl)):
             self.trackers[name].update_state(value)
-        return tf.reduce_mean(loss)
+        return tf.nn.compute_average_loss(loss)  # per replica: the global batch's mean
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
@@ -89,6 +91,20 @@ class JointVAE(WholeImageModel):
 
     def call(self, x, training=False):
         return self.pixel_distribution(self.posterior(x, training).mean(), training)
+
+    @tf.function(reduce_retracing=True)
+    def _reconstructed(self, x, how: str, seed):
+        return self.images_from_codes(self.posterior(x).mean(), how, seed)
+
+    def reconstruct_images(self, x, how: str = "mean", seed: int = 0,
+                           batch_size: int = 5000, labels=None) -> np.ndarray:
+        """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1]."""
+        self.check_labels(labels, len(x))
+        x = check_images(x, self.config.channels, "x")
+        seed = check_seed(seed)
+        return np.concatenate([
+            self._reconstructed(tf.constant(x[i:i + batch_size]), how, tf.constant([seed, i]))
+            .numpy() for i in range(0, len(x), batch_size)])
 
     def images_from_codes(self, z, how: str = "mean", seed=None):
         """The decoded distribution's mean, mode or a sample (drawn with ``seed``)."""

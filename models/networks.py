@@ -91,7 +91,7 @@ def _block_convs(h, filters: int, config: ModelConfig):
 
 
 def _image_features(x_in, config: ModelConfig):
-    """The encoder's convolutions: (B, 28, 28, 1) -> flat features (B, 7 * 7 * filters[1])."""
+    """The encoder's convolutions: (B, 28, 28, C) -> flat features (B, 7 * 7 * filters[1])."""
     f1, f2 = config.filters
     h = layers.Conv2D(f1, 3, strides=2, padding="same", activation="relu")(x_in)  # 14 x 14
     h = _block_convs(h, f1, config)
@@ -114,9 +114,10 @@ def mono_classifier(config: ModelConfig, classes: int = LABEL_CLASSES) -> tf_ker
 
 def mono_encoder(config: ModelConfig, outputs_per_latent: int,
                  conditional: bool = False, channels: int = 1) -> tf_keras.Model:
-    """(B, 28, 28, 1) -> (B, latent_dim * outputs_per_latent): two stride-2 convolutions.
-    ``conditional``: a second input, the one-hot digit (B, 10), joins the flattened features.
-    ``channels``: the image channels it reads (a joint-channel model's encoder reads all)."""
+    """(B, 28, 28, channels) -> (B, latent_dim * outputs_per_latent): two stride-2
+    convolutions. ``conditional``: a second input, the one-hot digit (B, 10), joins the
+    flattened features. ``channels``: the image channels it reads (1; a joint-channel model's
+    encoder reads all)."""
     x_in = tf_keras.Input((28, 28, channels), name="mono_image")
     h = _image_features(x_in, config)
     inputs = x_in

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from .batching import step_seed
 from .checks import check_count, check_seed, family_model_name
 from .config import ModelConfig
 from .networks import set_weights_in_order
@@ -22,6 +23,8 @@ from .networks import set_weights_in_order
 class WholeImageModel(tf_keras.Model):
     kind = ""
     conditional = False
+    default_sampler = "standard"  # no encoder: no sampler can be fitted to its codes
+    prior_description = "standard normal N(0, I)"
     tracked = ()  # the names of the metrics the training reports
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
@@ -66,9 +69,7 @@ class WholeImageModel(tf_keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _step_seed(self):
-        """The stateless seed of a training step: (``noise_seed``, step)."""
-        return tf.stack([tf.cast(self.noise_seed, tf.int32),
-                         tf.cast(self.optimizer.iterations, tf.int32)])
+        return step_seed(self.noise_seed, self.optimizer.iterations)
 
     # -- generation --------------------------------------------------------------------------
     @tf.function(reduce_retracing=True)

@@ -72,3 +72,16 @@ def test_a_tiny_gan_trains_generates_by_seed_and_round_trips_through_its_file(tm
     fit_model(again, real, epochs=2, batch_size=25, seed=0, verbose=0)
     np.testing.assert_allclose(again.generate_images(7, seed=3), images, atol=1e-6)
 
+
+def test_the_rows_refuse_a_fitted_sampler_for_a_model_without_an_encoder():
+    from types import SimpleNamespace
+
+    from experiments.rows import generator_for
+    from models import ModelConfig, build_model
+
+    gan = build_model(ModelConfig(kind="gan", latent_dim=4, filters=(4, 8)))
+    assert gan.default_sampler == "standard" and "N(0, I)" in gan.prior_description
+    for latent in ("fitted", "gmm", "flow"):
+        with pytest.raises(ValueError, match=f"--latent {latent} fits a sampler to the codes "
+                                             "of an encoder; a gan model has none"):
+            generator_for(None, None, SimpleNamespace(latent=latent), gan, None, None)

@@ -41,6 +41,9 @@ def test_a_tiny_joint_vae_trains_generates_by_seed_and_round_trips(tmp_path):
     np.testing.assert_array_equal(images, model.generate_images(6, seed=2))
     sampled = model.generate_images(6, how="sample", seed=2)
     assert set(np.unique(sampled)) <= {0.0, 1.0}
+    reconstructed = model.reconstruct_images(real[:4])
+    assert reconstructed.shape == (4, 28, 28, 3)
+    assert np.abs(reconstructed - real[:4]).mean() < np.abs(0.5 - real[:4]).mean()
     loaded = load_model(save(model, tmp_path / "joint.keras"))
     np.testing.assert_allclose(loaded.generate_images(6, seed=2), images, atol=1e-6)
     assert sum(w.size for w in loaded.network_weights()) <= model.config.parameter_count()
