@@ -17,7 +17,8 @@ its gradient teaches the classifier which label's decoder explains the image. al
 ``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself.
 With ``config.consistency_weight`` = lambda > 0 an unlabelled image x adds
                     lambda * (-log q(y^ | x'))   if max_y q(y | x) >= 0.95,
-y^ = argmax_y q(y | x) held fixed, x' = x shifted (its own draw) with a 14 x 14 square cut out
+y^ = argmax_y q(y | x) held fixed, x' = x shifted (its own draw), rotated by up to 30 degrees
+and scaled by up to 25 % (``STRONG_DEGREES``, ``STRONG_SCALE``), with a 14 x 14 square cut out
 (``CUTOUT_PIXELS``, clipped at the border): a pseudo-label term beyond Kingma et al.'s loss
 (FixMatch's rule, Sohn et al. 2020: the image itself the weak view, x' the strong one).
 Class labels of -1 (``UNLABELLED``) mark the unlabelled images of a training set;
@@ -50,6 +51,8 @@ UNLABELLED = -1
 SHIFT_PIXELS = 2  # the classifier sees its training images shifted by up to this many pixels
 PSEUDO_LABEL_CONFIDENCE = 0.95  # q(y | x) an unlabelled image's pseudo-label needs
 CUTOUT_PIXELS = 14  # the side of the square cut out of the pseudo-labelled view
+STRONG_DEGREES = 30  # the pseudo-labelled view is also rotated by up to this many degrees
+STRONG_SCALE = 0.25  # and scaled by a factor within 1 +- this
 
 
 def cut_out(x, seed, size: int):
@@ -65,6 +68,15 @@ def cut_out(x, seed, size: int):
     return x * tf.cast(~square, x.dtype)[..., tf.newaxis]
 
 
+def _transformed(x, transforms, interpolation: str):
+    """Images (B, 28, 28, 1) under per-image projective ``transforms`` (B, 8): output pixel
+    (column u, row v) reads the input at (a0 u + a1 v + a2, b0 u + b1 v + b2), rows
+    [a0, a1, a2, b0, b1, b2, 0, 0]; zeros move in."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+        interpolation=interpolation, fill_mode="CONSTANT")
+
+
 def shifted(x, seed, pixels: int):
     """Images (B, 28, 28, 1) each moved by whole pixels, up to ``pixels`` each way (zeros
     move in); the shifts a function of the stateless ``seed``."""
@@ -72,11 +84,23 @@ def shifted(x, seed, pixels: int):
     moves = tf.random.stateless_uniform([count, 2], seed, -pixels, pixels + 1, dtype=tf.int32)
     moves = tf.cast(moves, tf.float32)
     one, zero = tf.ones([count, 1]), tf.zeros([count, 1])
-    # Output pixel (r, c) reads input (r + dy, c + dx): rows of a projective transform.
     transforms = tf.concat([one, zero, moves[:, :1], zero, one, moves[:, 1:], zero, zero], 1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
-        interpolation="NEAREST", fill_mode="CONSTANT")
+    return _transformed(x, transforms, "NEAREST")
+
+
+def warped(x, seed, degrees: float, scale: float):
+    """Images (B, 28, 28, 1) each rotated by up to ``degrees`` either way and scaled by a
+    factor in [1 - ``scale``, 1 + ``scale``] about the image centre (bilinear; zeros move in);
+    the angles and factors a function of the stateless ``seed``."""
+    draws = tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, -1.0, 1.0)
+    angle = draws[:, :1] * degrees * math.pi / 180
+    factor = 1.0 + draws[:, 1:] * scale
+    cos, sin = tf.cos(angle) / factor, tf.sin(angle) / factor
+    centre = 13.5  # the output's centre reads the input's
+    zero = tf.zeros_like(cos)
+    transforms = tf.concat([cos, -sin, centre * (1 - cos + sin),
+                            sin, cos, centre * (1 - sin - cos), zero, zero], 1)
+    return _transformed(x, transforms, "BILINEAR")
 
 
 @tf_keras.saving.register_keras_serializable(package="models")
@@ -86,8 +110,9 @@ class M2(CVAE):
     def __init__(self, config, metadata=None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)
         self.mono_classifier = mono_classifier(config)
-        # Cross-entropy and accuracy of the classifier on the labelled images of each batch.
-        for name in ("cross_entropy", "accuracy"):
+        # Cross-entropy and accuracy of the classifier on the labelled images of each batch,
+        # and the share of the unlabelled ones that were given a pseudo-label.
+        for name in ("cross_entropy", "accuracy", "pseudo_labelled"):
             self.trackers[name] = tf_keras.metrics.Mean(name=name)
 
     def subnets(self) -> list:
@@ -114,11 +139,12 @@ class M2(CVAE):
 
     # -- the loss -----------------------------------------------------------------------------
     def semi_supervised_terms(self, x, labels, training: bool = False, seed=None):
-        """``(loss, reconstruction, kl, cross_entropy, correct, known)``, each (B,), for mono
-        images x (B, 28, 28, 1) and labels (B,) with -1 for the unlabelled: the loss of the
-        module's docstring; reconstruction and KL as expected under the label (its one-hot for
-        a labelled image, q(y | x) for the others); the cross-entropy and whether the
-        classifier's argmax is right (0 for an unlabelled image), and which images are labelled."""
+        """``(loss, reconstruction, kl, cross_entropy, correct, known, pseudo_labelled)``,
+        each (B,), for mono images x (B, 28, 28, 1) and labels (B,) with -1 for the
+        unlabelled: the loss of the module's docstring; reconstruction and KL as expected under
+        the label (its one-hot for a labelled image, q(y | x) for the others); the
+        cross-entropy and whether the classifier's argmax is right (0 for an unlabelled
+        image); which images are labelled, and which were given a pseudo-label (1) in training."""
         x = tf.convert_to_tensor(x, tf.float32)
         labels = tf.cast(labels, tf.int32)
         count = tf.shape(x)[0]
@@ -126,16 +152,17 @@ class M2(CVAE):
         if training and seed is not None and SHIFT_PIXELS:
             seen = shifted(x, tf.stack([seed[0], -seed[1] - 1]), SHIFT_PIXELS)
         log_q = tf.nn.log_softmax(self.mono_classifier(seen, training=training))
-        consistency = tf.zeros([count])
+        consistency, sure = tf.zeros([count]), tf.zeros([count], tf.bool)
         if training and seed is not None and self.config.consistency_weight:
             # Pseudo-labels (FixMatch's rule): where the classifier is sure of an unlabelled
-            # image itself, its answer for a shifted copy with a square cut out is trained
-            # towards that label.
+            # image itself, its answer for a shifted, rotated and scaled copy with a square cut
+            # out is trained towards that label.
             fixed = tf.stop_gradient(tf.nn.softmax(self.mono_classifier(x, training=training)))
             sure = (labels < 0) & (tf.reduce_max(fixed, axis=-1) >= PSEUDO_LABEL_CONFIDENCE)
             pseudo = tf.one_hot(tf.argmax(fixed, axis=-1), LABEL_CLASSES)
-            strong = cut_out(shifted(x, tf.stack([-seed[0] - 1, seed[1]]), SHIFT_PIXELS),
-                             tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
+            strong = warped(shifted(x, tf.stack([-seed[0] - 1, seed[1]]), SHIFT_PIXELS),
+                            tf.stack([seed[1], seed[0]]), STRONG_DEGREES, STRONG_SCALE)
+            strong = cut_out(strong, tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
             log_q_strong = tf.nn.log_softmax(self.mono_classifier(strong, training=training))
             consistency = tf.where(sure, -tf.reduce_sum(pseudo * log_q_strong, axis=-1), 0.0)
         every_label = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
@@ -158,15 +185,16 @@ class M2(CVAE):
                 + self.config.consistency_weight * consistency)
         correct = tf.cast(tf.argmax(log_q, axis=-1, output_type=tf.int32) == labels, tf.float32)
         return (loss, expected_reconstruction, expected_kl, tf.where(known, cross_entropy, zero),
-                correct, tf.cast(known, tf.float32))
+                correct, tf.cast(known, tf.float32), tf.cast(sure, tf.float32))
 
     def _record_semi_supervised(self, terms):
-        loss, reconstruction, kl, cross_entropy, correct, known = terms
+        loss, reconstruction, kl, cross_entropy, correct, known, pseudo_labelled = terms
         self.trackers["loss"].update_state(loss)
         self.trackers["reconstruction"].update_state(reconstruction)
         self.trackers["kl"].update_state(kl)
         self.trackers["cross_entropy"].update_state(cross_entropy, sample_weight=known)
         self.trackers["accuracy"].update_state(correct, sample_weight=known)
+        self.trackers["pseudo_labelled"].update_state(pseudo_labelled, sample_weight=1 - known)
         return tf.nn.compute_average_loss(loss)
 
     def train_step(self, data):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from models import ModelConfig, build_model, fit_model, load_model, save_model, zoo
 from models import m2
-from models.m2 import UNLABELLED, cut_out, semi_supervised_set, shifted
+from models.m2 import UNLABELLED, cut_out, semi_supervised_set, shifted, warped
 
 
 def tiny_m2(seed=0, **changes):
@@ -31,10 +31,11 @@ def test_the_loss_is_the_labelled_and_unlabelled_bound_of_the_formula():
     model = tiny_m2()
     x, labels = digit_like(4)
     seed = tf.constant([3, 4])
-    loss, reconstruction, kl, cross_entropy, _, known = (
+    loss, reconstruction, kl, cross_entropy, _, known, pseudo_labelled = (
         t.numpy() for t in model.semi_supervised_terms(x, np.array([labels[0], -1, -1, labels[3]]),
                                                        seed=seed))
     np.testing.assert_array_equal(known, [1, 0, 0, 1])
+    np.testing.assert_array_equal(pseudo_labelled, 0)  # evaluation: no pseudo-labels
     log_q = tf.nn.log_softmax(model.mono_classifier(x)).numpy()
     # The ten (image, label) pairs' -ELBO terms, drawn with the same seed in the same order.
     rows_r, rows_kl = model.loss_terms(np.repeat(x, 10, axis=0), seed=seed,
@@ -68,13 +69,16 @@ def test_sure_unlabelled_images_add_the_pseudo_label_cross_entropy(monkeypatch):
     np.testing.assert_allclose(extra_loss(), 0, atol=1e-4)  # an untrained classifier is unsure
     monkeypatch.setattr(m2, "PSEUDO_LABEL_CONFIDENCE", 0.0)  # every answer counts as sure
     fixed = tf.nn.softmax(plain.mono_classifier(x)).numpy().argmax(axis=-1)
-    # The pseudo-labelled view: shifted with its own seed, a square cut out.
-    assert m2.CUTOUT_PIXELS > 0
-    moved = cut_out(shifted(tf.constant(x), tf.stack([-seed[0] - 1, seed[1]]), m2.SHIFT_PIXELS),
-                    tf.stack([-seed[0] - 1, -seed[1] - 1]), m2.CUTOUT_PIXELS)
+    # The pseudo-labelled view: shifted with its own seed, rotated and scaled, a square cut out.
+    assert m2.CUTOUT_PIXELS > 0 and m2.STRONG_DEGREES > 0 and m2.STRONG_SCALE > 0
+    moved = shifted(tf.constant(x), tf.stack([-seed[0] - 1, seed[1]]), m2.SHIFT_PIXELS)
+    moved = warped(moved, tf.stack([seed[1], seed[0]]), m2.STRONG_DEGREES, m2.STRONG_SCALE)
+    moved = cut_out(moved, tf.stack([-seed[0] - 1, -seed[1] - 1]), m2.CUTOUT_PIXELS)
     log_q = tf.nn.log_softmax(plain.mono_classifier(moved)).numpy()
     expected = [0, -2.0 * log_q[1, fixed[1]], -2.0 * log_q[2, fixed[2]], 0]  # labelled: none
     np.testing.assert_allclose(extra_loss(), expected, rtol=1e-4, atol=1e-4)
+    counted = pseudo.semi_supervised_terms(x, labels, training=True, seed=seed)[-1].numpy()
+    np.testing.assert_array_equal(counted, [0, 1, 1, 0])
     # Evaluation (no shift, no pseudo-labels) adds nothing.
     np.testing.assert_allclose(pseudo.semi_supervised_terms(x, labels, seed=seed)[0].numpy(),
                                plain.semi_supervised_terms(x, labels, seed=seed)[0].numpy())
@@ -99,6 +103,20 @@ def test_the_classifier_s_training_shifts_move_whole_pixels_within_the_bound():
     assert np.all(moved.sum(axis=(1, 2, 3)) == 1) and np.abs(spots).max() == 2
     assert len({tuple(s) for s in spots}) > 10  # each image its own shift
     np.testing.assert_array_equal(moved, shifted(tf.constant(x), tf.constant([1, 2]), 2))
+
+
+def test_the_warp_rotates_and_scales_about_the_centre_by_seed():
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    x[:, 10:18, 13:15] = 1.0  # a vertical bar through the centre
+    np.testing.assert_array_equal(warped(x, tf.constant([1, 2]), 0.0, 0.0).numpy(), x)
+    out = warped(x, tf.constant([1, 2]), 90.0, 0.3).numpy()
+    np.testing.assert_array_equal(out, warped(x, tf.constant([1, 2]), 90.0, 0.3).numpy())
+    assert not np.array_equal(out, warped(x, tf.constant([3, 4]), 90.0, 0.3).numpy())
+    assert np.all(out[:, 13:15, 13:15] > 0.5)  # the centre stays where it was
+    mass = out.sum(axis=(1, 2, 3))  # area scales by the factor squared, within 1 +- 0.3
+    assert np.all((mass > 0.7 ** 2 * x[0].sum() - 4) & (mass < 1.3 ** 2 * x[0].sum() + 4))
+    assert not np.allclose(out, x)
+
 
 def test_the_labelled_set_keeps_a_balanced_share_and_marks_the_rest():
     x, y = digit_like(2000, seed=1)
