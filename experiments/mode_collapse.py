@@ -4,9 +4,10 @@ classes), --samples images each (26,000 in the protocol), every channel classifi
 Modes: classes given to at least one sample (the protocol's count), and to at least one
 confident sample; KL(class frequencies || uniform) over every sample; quality.
 
-Generators: the GANs whose networks see the three channels together, trained on 128,000 stacks
-(models.zoo: without and with PacGAN's packing of two samples per discriminator verdict), and
-the factorised colour VAE (the mono VAE on each channel) with N(0, I) and with its latent flow.
+Generators: those whose networks see the three channels together, trained on 128,000 stacks
+(models.zoo): a VAE, and GANs without and with PacGAN's packing of two samples per
+discriminator verdict; and the factorised colour VAE (the mono VAE on each channel) with
+N(0, I) and with its latent flow.
 PacGAN's published rows beside, cited as published (not re-run here): DCGAN 99 modes / KL
 3.40, VEEGAN 150 / 2.95, PacDCGAN2 1000 / 0.06.
 
@@ -27,8 +28,10 @@ from models import Generator, zoo
 
 QUICK = {"samples": 500}
 PUBLISHED = (("DCGAN", 99, 3.40), ("VEEGAN", 150, 2.95), ("PacDCGAN2", 1000, 0.06))
-GANS = {"GAN on stacks": "gan_stacked_complete",
-        "GAN on stacks, packing 2 (PacGAN)": "gan_stacked_pack2_complete"}
+# The generators whose one network sees the three channels together.
+JOINT = {"VAE, one network on stacks, N(0, I)": "joint_vae_stacked_complete",
+         "GAN on stacks": "gan_stacked_complete",
+         "GAN on stacks, packing 2 (PacGAN)": "gan_stacked_pack2_complete"}
 
 
 def add_flags(parser) -> None:
@@ -37,14 +40,15 @@ def add_flags(parser) -> None:
 
 
 def stacked_generators(run) -> dict:
-    """``{label: generator}``: the shipped stacked GANs, and the colour VAE (tiny models under
-    --quick; the VAE's flow is then left out: there is none to load)."""
+    """``{label: generator}``: the factorised colour VAE, and the shipped generators whose
+    networks see the three channels together (tiny models under --quick; the colour VAE's
+    flow is then left out: there is none to load)."""
     vae = shipped_or_quick(run, zoo.shipped_name("vae", False)).with_channels(3)
     generators = {"VAE, three mono subnets, N(0, I)": vae}
     if not run.quick:
         generators["VAE, three mono subnets, latent flow"] = Generator(
             vae, zoo.load_flow(zoo.shipped_name("vae", False)))
-    for label, name in GANS.items():
+    for label, name in JOINT.items():
         generators[label] = shipped_or_quick(run, name)
     return generators
 

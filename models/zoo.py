@@ -187,6 +187,13 @@ for _pack in (1, 2):
         "COLOR_FLOAT_COMPLETE", epochs=10, decay_from=10, learning_rate=2e-4, batch_size=64,
         binary=False, dataset="stacked_mnist", train_stacks=128_000)
 
+# The VAE of the same protocol whose one encoder and decoder see the three channels together
+# (models/joint_vae.py): a 32-dimensional latent for the three digits, no dense layer.
+SHIPPED["joint_vae_stacked_complete"] = Recipe(
+    ModelConfig(kind="joint_vae", latent_dim=32, filters=(32, 64), hidden_units=0, channels=3),
+    "COLOR_BINARY_COMPLETE", epochs=10, decay_from=5, dataset="stacked_mnist",
+    train_stacks=128_000)
+
 # The M2 semi-supervised VAE (experiments/semisupervised.py): all 60,000 training images with
 # 100 of their labels (three draws), 1,000 and 3,000 (one draw each). The beta sweep's small
 # filters (each image is decoded under all ten labels; 95 s an epoch here). A 4-dimensional

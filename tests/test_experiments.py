@@ -518,7 +518,8 @@ def test_semisupervised_quick_run_measures_both_classifiers_and_the_samples(tmp_
 def test_mode_collapse_quick_run_counts_modes_of_the_stacked_generators(tmp_path):
     out, metrics = run("mode_collapse", tmp_path)
     names = list(metrics["generators"])
-    assert names == ["VAE, three mono subnets, N(0, I)", "GAN on stacks",
+    assert names == ["VAE, three mono subnets, N(0, I)", "VAE, one network on stacks, N(0, I)",
+                     "GAN on stacks",
                      "GAN on stacks, packing 2 (PacGAN)"]  # no flow to load under --quick
     for result in metrics["generators"].values():
         assert 0 <= result["modes_confident"] <= result["modes"] <= min(1000, 500)
