@@ -56,8 +56,8 @@ class ModelConfig:
     classifier_weight: the M2 loss's weight of the classifier's cross-entropy on a labelled
         image (Kingma et al.'s alpha, per labelled image in a batch).
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
-        classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted
-        copy with a square cut out towards that label (0: none).
+        classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted,
+        rotated and scaled copy with a square cut out towards that label (0: none).
     classifier_filters, classifier_hidden_units: M2's classifier's network where it differs
         from the encoder's (None: the encoder's ``filters`` and ``hidden_units``).
 
