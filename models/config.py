@@ -153,21 +153,27 @@ class ModelConfig:
         prior = 10 * d * (d + 1) + 4 * (dense(d, 64) + dense(64, 64) + dense(64, 2 * d))
         classifier = 0
         if self.kind == "m2":
-            f1, f2 = self.classifier_filters or self.filters
-            h, flat = _unless_none(self.classifier_hidden_units, h), 49 * f2
+            (f1, f2), h = self.classifier_sizes()
+            flat = 49 * f2
             classifier = (conv(1, f1) + conv(f1, f2) + blocks * (conv(f1, f1) + conv(f2, f2))
                           + (dense(flat, h) + dense(h, labels) if h else dense(flat, labels)))
         return convolutions + encoder + decoder + prior + classifier
 
+    def classifier_sizes(self) -> Tuple[Tuple[int, int], int]:
+        """``(filters, hidden_units)`` of M2's classifier: its own where set, else the
+        encoder's."""
+        hidden = self.classifier_hidden_units
+        return (self.classifier_filters or self.filters,
+                self.hidden_units if hidden is None else hidden)
+
     def classifier_network(self) -> "ModelConfig":
         """The config whose encoder network M2's classifier has: this one with
-        ``classifier_filters`` and ``classifier_hidden_units`` where they are set."""
+        ``classifier_sizes()`` as the encoder's sizes."""
         if self.classifier_filters is None and self.classifier_hidden_units is None:
             return self
-        return self.replace(
-            filters=self.classifier_filters or self.filters,
-            hidden_units=_unless_none(self.classifier_hidden_units, self.hidden_units),
-            classifier_filters=None, classifier_hidden_units=None)
+        filters, hidden_units = self.classifier_sizes()
+        return self.replace(filters=filters, hidden_units=hidden_units,
+                            classifier_filters=None, classifier_hidden_units=None)
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -225,10 +231,6 @@ def _checked_filters(name: str, value) -> Tuple[int, int]:
                        for f in value)):
         raise ValueError(f"{name} must be two positive integers, got {value!r}.")
     return tuple(int(f) for f in value)
-
-
-def _unless_none(value, default):
-    return default if value is None else value
 
 
 def _positive_number(value) -> bool:

@@ -22,11 +22,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from .batching import in_seeded_batches
 from .checks import check_images, check_seed
 from .config import ModelConfig
 from .heads import make_head
 from .networks import mono_decoder, mono_encoder
-from .vae import POSTERIOR_MIN_SCALE
+from .vae import diagonal_normal
 from .whole_image import WholeImageModel
 
 tfd = tfp.distributions
@@ -49,10 +50,8 @@ class JointVAE(WholeImageModel):
 
     def posterior(self, x, training: bool = False) -> tfd.Distribution:
         """q(z | x), event shape (latent_dim,), for images x (B, 28, 28, C)."""
-        params = self.encoder(x, training=training)
-        d = self.config.latent_dim
-        scale = tf.nn.softplus(params[:, d:]) + POSTERIOR_MIN_SCALE
-        return tfd.Independent(tfd.Normal(params[:, :d], scale), 1)
+        return diagonal_normal(self.encoder(x, training=training), self.config.latent_dim,
+                               event_ndims=1)
 
     def pixel_distribution(self, z, training: bool = False) -> tfd.Distribution:
         """p(x | z), event shape (28, 28, C), for codes z (B, latent_dim)."""
@@ -101,10 +100,7 @@ class JointVAE(WholeImageModel):
         """decode(encode(x)) with the posterior mean as code; (N, 28, 28, C) in [0, 1]."""
         self.check_labels(labels, len(x))
         x = check_images(x, self.config.channels, "x")
-        seed = check_seed(seed)
-        return np.concatenate([
-            self._reconstructed(tf.constant(x[i:i + batch_size]), how, tf.constant([seed, i]))
-            .numpy() for i in range(0, len(x), batch_size)])
+        return in_seeded_batches(self._reconstructed, x, how, check_seed(seed), batch_size)
 
     def images_from_codes(self, z, how: str = "mean", seed=None):
         """The decoded distribution's mean, mode or a sample (drawn with ``seed``)."""

@@ -20,10 +20,11 @@ tfpl = tfp.layers
 POSTERIOR_MIN_SCALE = 1e-4
 
 
-def diagonal_normal(params, latent_dim: int) -> tfd.Distribution:
-    """q(z|x) from latent parameters (..., C, 2 d): loc, softplus scale; event shape (C, d)."""
+def diagonal_normal(params, latent_dim: int, event_ndims: int = 2) -> tfd.Distribution:
+    """q(z|x) from latent parameters (..., C, 2 d): loc, softplus scale; event shape (C, d)
+    (``event_ndims`` = 1: parameters (..., 2 d), event shape (d,))."""
     scale = tf.nn.softplus(params[..., latent_dim:]) + POSTERIOR_MIN_SCALE
-    return tfd.Independent(tfd.Normal(params[..., :latent_dim], scale), 2)
+    return tfd.Independent(tfd.Normal(params[..., :latent_dim], scale), event_ndims)
 
 
 @tf_keras.saving.register_keras_serializable(package="models")

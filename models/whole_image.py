@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from .batching import step_seed
+from .batching import in_seeded_batches, step_seed
 from .checks import check_count, check_seed, family_model_name
 from .config import ModelConfig
 from .networks import set_weights_in_order
@@ -88,9 +88,7 @@ class WholeImageModel(tf_keras.Model):
         else:
             z = np.random.default_rng(seed).standard_normal(
                 (count, self.config.latent_dim)).astype(np.float32)
-        return np.concatenate([
-            self._images(tf.constant(z[i:i + batch_size]), how, tf.constant([seed, i]))
-            .numpy() for i in range(0, count, batch_size)])
+        return in_seeded_batches(self._images, z, how, seed, batch_size)
 
     # -- files -------------------------------------------------------------------------------
     def get_config(self):
