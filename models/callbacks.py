@@ -2,8 +2,9 @@
 
     fit_model(model, x, epochs=30, backup_dir="runs/r/backup", tensorboard_dir="runs/r/tb")
 
-``EpochCheckpoint`` saves the weights, the optimizer state and the finished epoch count after
-every epoch (``tf.train.CheckpointManager``: the index file is written last, so a kill leaves
+``EpochCheckpoint`` saves the weights, the optimizer state, the finished epoch count and the
+history (with each epoch's wall time, ``epoch_seconds``, so that a resumed training knows its
+whole time) after every epoch (``tf.train.CheckpointManager``: the index file is written last, so a kill leaves
 the previous checkpoint usable); ``fit_model`` restores the newest one and starts at the next
 epoch. With the data order and the VAE's sampling noise fixed by (seed, epoch) and (seed, step),
 a resumed training ends with the weights of an uninterrupted one.
@@ -15,6 +16,7 @@ the loss terms (loss, reconstruction, kl and their val_ versions).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +58,12 @@ class EpochCheckpoint(tf_keras.callbacks.Callback):
                 f"delete that folder to train from the start.") from None
         return int(self.epoch.numpy())
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
+
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
+        logs = {**(logs or {}), "epoch_seconds": round(time.time() - self._epoch_start, 2)}
+        for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         self.epoch.assign(epoch + 1)
         # The history first: a kill between the two writes leaves a history one epoch ahead

@@ -362,7 +362,9 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
                         backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
                         labels=labels, val_labels=val_labels,
                         binarise=named_data.get(plan.dataset).dynamic_binarisation)
-    seconds = time.time() - start
+    # A resumed training's checkpoint kept the times of the epochs before it.
+    seconds = sum(history["epoch_seconds"]) if "epoch_seconds" in history else (
+        time.time() - start)
     model.metadata.update({
         "recipe": name, "settings": dict(settings or {}),
         "trained_on": data or (plan.data if channels == 1 else plan.data.replace("MONO",

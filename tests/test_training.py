@@ -182,6 +182,15 @@ def _tiny_fit(backup, epochs=1):
                      decay_from=1, backup_dir=str(backup))
 
 
+def test_a_resumed_training_keeps_the_times_of_its_earlier_epochs(tmp_path):
+    first = _tiny_fit(tmp_path / "backup", epochs=2)
+    resumed = _tiny_fit(tmp_path / "backup", epochs=3)  # starts after epoch 2
+    assert len(first["epoch_seconds"]) == 2 and len(resumed["epoch_seconds"]) == 3
+    assert resumed["epoch_seconds"][:2] == first["epoch_seconds"]
+    assert all(seconds > 0 for seconds in resumed["epoch_seconds"])
+    assert len(resumed["loss"]) == 3
+
+
 @pytest.mark.parametrize("damage", ["checkpoint", "history"])
 def test_a_damaged_checkpoint_is_refused_with_the_fix(tmp_path, damage):
     backup = tmp_path / "backup"
