@@ -8,8 +8,9 @@ same network from scratch.
     accuracy = classifier_accuracy(net, x_test, y_test)
 
 The classifier is the mono encoder's trunk (its convolutions and dense layer, everything
-before the layer that emits the latent parameters), dropout, and a softmax layer over the
-classes; random shifts of the images in training. ``pretrained=False`` builds the same
+before the layer that emits the latent parameters), optionally a hidden layer, dropout, and a
+softmax layer over the classes; random shifts (and, for classes a mirror keeps, such as
+garments, mirror images) of the images in training. ``pretrained=False`` builds the same
 network with fresh weights, the baseline that says what the generative training bought.
 """
 from __future__ import annotations
@@ -38,18 +39,27 @@ def encoder_trunk(model, pretrained: bool = True) -> tf_keras.Model:
 
 
 def encoder_classifier(model, pretrained: bool = True, seed: int = 0, dropout: float = 0.5,
-                       shift: float = 0.1) -> tf_keras.Model:
-    """The classifier on ``model``'s encoder (see the module's docstring): random shifts of
-    up to ``shift`` of the image size in training, the trunk, ``dropout``, softmax. The seed
-    fixes the new weights (the head, and the trunk when not ``pretrained``)."""
+                       shift: float = 0.1, mirror: bool = False,
+                       hidden_units: int = 0) -> tf_keras.Model:
+    """The classifier on ``model``'s encoder (see the module's docstring): in training, random
+    shifts of up to ``shift`` of the image size and, with ``mirror``, left-right mirror images;
+    the trunk; with ``hidden_units``, dropout and a ReLU layer of that width; ``dropout``;
+    softmax. The seed fixes the new weights (the head, and the trunk when not ``pretrained``)."""
     tf_keras.utils.set_random_seed(check_seed(seed))
     if not 0 <= dropout < 1 or not 0 <= shift < 0.5:
         raise ValueError(f"dropout must lie in [0, 1) and shift in [0, 0.5); got {dropout!r}, "
                          f"{shift!r}.")
+    hidden_units = check_count("hidden_units", hidden_units, low=0)
     layers = tf_keras.layers
     inputs = tf_keras.Input((28, 28, 1), name="image")
-    x = layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)(inputs)
+    x = inputs
+    if mirror:
+        x = layers.RandomFlip("horizontal", seed=seed)(x)
+    x = layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)(x)
     x = encoder_trunk(model, pretrained)(x)
+    if hidden_units:
+        x = layers.Dropout(dropout, seed=seed)(x)
+        x = layers.Dense(hidden_units, activation="relu", name="hidden")(x)
     x = layers.Dropout(dropout, seed=seed)(x)
     outputs = layers.Dense(CLASSES, activation="softmax", name="classes")(x)
     return tf_keras.Model(inputs, outputs, name="encoder_classifier")

@@ -35,6 +35,21 @@ def test_a_conditional_encoder_is_refused():
         encoder_classifier(cvae)
 
 
+def test_the_head_may_mirror_and_add_a_hidden_layer():
+    plain = encoder_classifier(tiny(), seed=0)
+    wide = encoder_classifier(tiny(), seed=0, mirror=True, hidden_units=24)
+    assert wide.get_layer("hidden").units == 24
+    assert wide.count_params() == plain.count_params() + 32 * 24 + 24 + (24 - 32) * 10
+    flips = [type(layer).__name__ == "RandomFlip" for layer in wide.layers]
+    assert sum(flips) == 1 and not any(
+        type(layer).__name__ == "RandomFlip" for layer in plain.layers)
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    probabilities = wide(images, training=False).numpy()
+    assert probabilities.shape == (4, 10) and np.allclose(probabilities.sum(axis=1), 1)
+    with pytest.raises(ValueError, match="hidden_units must be an integer >= 0"):
+        encoder_classifier(tiny(), hidden_units=-1)
+
+
 def test_balanced_subset_takes_as_many_of_every_class_seeded():
     labels = np.repeat(np.arange(10), 30)
     picked = balanced_subset(labels, 50, seed=1)

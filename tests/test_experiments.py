@@ -446,7 +446,10 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
 
 @pytest.mark.slow
 def test_finetune_quick_run_compares_both_starts_on_the_same_labels(tmp_path):
-    out, metrics = run("finetune", tmp_path, "--labels", "100", "60000", "1000")
+    out, metrics = run("finetune", tmp_path, "--labels", "100", "60000", "1000", "--mirror",
+                       "--hidden-units", "16")
+    # MNIST's shifts, the head and the views the flags asked for
+    assert (metrics["shift"], metrics["mirror"], metrics["hidden_units"]) == (0.1, True, 16)
     # --quick keeps 512 training images: 1,000 and 60,000 labels both mean all of them
     assert list(metrics["results"]) == ["100", str(runs.QUICK_IMAGES)]
     for result in metrics["results"].values():
@@ -460,6 +463,9 @@ def test_finetune_quick_run_compares_both_starts_on_the_same_labels(tmp_path):
     with pytest.raises(ValueError, match="multiples of 10"):
         importlib.import_module("experiments.finetune").main(
             ["--quick", "--out", str(tmp_path / "bad"), "--labels", "15"])
+    with pytest.raises(ValueError, match="--shift must lie in"):
+        importlib.import_module("experiments.finetune").main(
+            ["--quick", "--out", str(tmp_path / "bad_shift"), "--shift", "0.5"])
 
 
 @pytest.mark.slow
