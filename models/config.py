@@ -58,8 +58,9 @@ class ModelConfig:
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
         classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted,
         rotated and scaled copy with a square cut out towards that label (0: none).
-    classifier_filters, classifier_hidden_units: M2's classifier's network where it differs
-        from the encoder's (None: the encoder's ``filters`` and ``hidden_units``).
+    classifier_filters, classifier_hidden_units, classifier_block_convs: M2's classifier's
+        network where it differs from the encoder's (None: the encoder's ``filters``,
+        ``hidden_units`` and ``block_convs``).
 
     Every size is bounded by ``keras_files.LIMITS``, and so is the parameter count the sizes
     imply (``parameter_count``): a config read from a file is checked before anything is built.
@@ -81,6 +82,7 @@ class ModelConfig:
     consistency_weight: float = 0.0
     classifier_filters: Optional[Tuple[int, int]] = None
     classifier_hidden_units: Optional[int] = None
+    classifier_block_convs: Optional[int] = None
 
     def __post_init__(self):
         if self.kind not in _families:
@@ -101,9 +103,9 @@ class ModelConfig:
         if self.classifier_filters is not None:
             object.__setattr__(self, "classifier_filters",
                                _checked_filters("classifier_filters", self.classifier_filters))
-        if self.classifier_hidden_units is not None:
-            object.__setattr__(self, "classifier_hidden_units", _checked_integer(
-                "classifier_hidden_units", self.classifier_hidden_units, 0))
+        for name in ("classifier_hidden_units", "classifier_block_convs"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _checked_integer(name, getattr(self, name), 0))
         for name in ("beta", "classifier_weight", "consistency_weight"):
             value = getattr(self, name)
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
@@ -111,8 +113,9 @@ class ModelConfig:
             object.__setattr__(self, name, float(value))
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
-        if self.classifier_hidden_units is not None:
-            check_limit("classifier_hidden_units", self.classifier_hidden_units, "hidden_units")
+        for name in ("hidden_units", "block_convs"):
+            if getattr(self, f"classifier_{name}") is not None:
+                check_limit(f"classifier_{name}", getattr(self, f"classifier_{name}"), name)
         for name in ("filters", "classifier_filters"):
             for index, value in enumerate(getattr(self, name) or ()):
                 check_limit(f"{name}[{index}]", value, "filters")
@@ -153,27 +156,29 @@ class ModelConfig:
         prior = 10 * d * (d + 1) + 4 * (dense(d, 64) + dense(64, 64) + dense(64, 2 * d))
         classifier = 0
         if self.kind == "m2":
-            (f1, f2), h = self.classifier_sizes()
+            (f1, f2), h, blocks = self.classifier_sizes()
             flat = 49 * f2
             classifier = (conv(1, f1) + conv(f1, f2) + blocks * (conv(f1, f1) + conv(f2, f2))
                           + (dense(flat, h) + dense(h, labels) if h else dense(flat, labels)))
         return convolutions + encoder + decoder + prior + classifier
 
-    def classifier_sizes(self) -> Tuple[Tuple[int, int], int]:
-        """``(filters, hidden_units)`` of M2's classifier: its own where set, else the
-        encoder's."""
-        hidden = self.classifier_hidden_units
+    def classifier_sizes(self) -> Tuple[Tuple[int, int], int, int]:
+        """``(filters, hidden_units, block_convs)`` of M2's classifier: its own where set,
+        else the encoder's."""
+        hidden, blocks = self.classifier_hidden_units, self.classifier_block_convs
         return (self.classifier_filters or self.filters,
-                self.hidden_units if hidden is None else hidden)
+                self.hidden_units if hidden is None else hidden,
+                self.block_convs if blocks is None else blocks)
 
     def classifier_network(self) -> "ModelConfig":
         """The config whose encoder network M2's classifier has: this one with
         ``classifier_sizes()`` as the encoder's sizes."""
-        if self.classifier_filters is None and self.classifier_hidden_units is None:
+        own = ("classifier_filters", "classifier_hidden_units", "classifier_block_convs")
+        if all(getattr(self, name) is None for name in own):
             return self
-        filters, hidden_units = self.classifier_sizes()
-        return self.replace(filters=filters, hidden_units=hidden_units,
-                            classifier_filters=None, classifier_hidden_units=None)
+        filters, hidden_units, block_convs = self.classifier_sizes()
+        return self.replace(filters=filters, hidden_units=hidden_units, block_convs=block_convs,
+                            **dict.fromkeys(own))
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

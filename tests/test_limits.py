@@ -61,7 +61,8 @@ def test_the_parameter_estimate_bounds_every_family_and_the_shipped_configs():
         model = build_model(config)
         assert sum(w.size for w in model.network_weights()) <= config.parameter_count()
     wide = ModelConfig(kind="m2", latent_dim=3, filters=(4, 8), hidden_units=0,
-                       classifier_filters=(8, 16), classifier_hidden_units=32)
+                       classifier_filters=(8, 16), classifier_hidden_units=32,
+                       classifier_block_convs=2)
     assert sum(w.size for w in build_model(wide).network_weights()) <= wide.parameter_count()
     # The largest shipped model (vae_mono_complete) is far inside the limit.
     shipped = ModelConfig(kind="vae", latent_dim=8, filters=(32, 64), hidden_units=256,

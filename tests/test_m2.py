@@ -192,6 +192,13 @@ def test_the_classifier_has_the_encoder_s_network_unless_its_own_sizes_are_given
         wide.config.replace(classifier_filters=(6,))
     with pytest.raises(ValueError, match="classifier_hidden_units must be an integer >= 0"):
         wide.config.replace(classifier_hidden_units=-1)
+    deep = tiny_m2(classifier_block_convs=1)  # an extra convolution per resolution
+    assert sizes(deep.mono_classifier)[:4] == [(3, 3, 1, 4), (3, 3, 4, 4), (3, 3, 4, 8),
+                                               (3, 3, 8, 8)]
+    assert sizes(deep.mono_encoder) == sizes(plain.mono_encoder)
+    assert ModelConfig.from_json(deep.config.to_json()) == deep.config
+    with pytest.raises(ValueError, match="classifier_block_convs must be an integer >= 0"):
+        deep.config.replace(classifier_block_convs=-1)
 
 
 def test_every_semi_supervised_recipe_keeps_a_balanced_share_of_labels():
