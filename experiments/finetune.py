@@ -19,7 +19,7 @@ Writes results/finetune/finetune.png (test accuracy against labels), table.md an
 metrics.json.
 
     python experiments/finetune.py                           # MNIST (8 minutes here)
-    python experiments/finetune.py --dataset fashion_mnist   # Fashion-MNIST
+    python experiments/finetune.py --dataset fashion_mnist   # Fashion-MNIST (16 minutes)
     python experiments/finetune.py --labels 100 --quick      # tiny models, seconds
 """
 import argparse
