@@ -44,8 +44,8 @@ STARTS = ("fine-tuned", "from scratch")
 
 
 @dataclasses.dataclass(frozen=True)
-class Classifier:
-    """A data set's classifier training: the views (shifts of up to ``shift`` of the image
+class ClassifierPlan:
+    """How a data set's classifier trains: the views (shifts of up to ``shift`` of the image
     size; ``mirror`` images where a mirror keeps the class), the head's ``hidden_units``, the
     least ``passes``, and the shipped models whose encoders it fine-tunes instead of the
     family's rows' model (``encoders``: family -> model name)."""
@@ -60,8 +60,8 @@ class Classifier:
 # layer: 86.98 %; mirror images and 5 % shifts 88.66 %; a 256-unit layer as well 89.79 %; the
 # trunk with block_convs=1 from scratch, 30 passes, 92.74 %).
 CLASSIFIERS = {
-    "mnist": Classifier(shift=0.1, mirror=False, hidden_units=0, passes=10),
-    "fashion_mnist": Classifier(shift=0.05, mirror=True, hidden_units=256, passes=30,
+    "mnist": ClassifierPlan(shift=0.1, mirror=False, hidden_units=0, passes=10),
+    "fashion_mnist": ClassifierPlan(shift=0.05, mirror=True, hidden_units=256, passes=30,
                                 encoders={"vae": "vae_fashion_blocks_complete"}),
 }
 
@@ -78,15 +78,15 @@ def add_flags(parser) -> None:
                              "(default: the data set's, 0.1 for MNIST, 0.05 for Fashion-MNIST)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction,
                         help="mirror images in training (default: for Fashion-MNIST only)")
-    parser.add_argument("--hidden-units", type=count,
-                        help="a hidden layer of this width in the head (default: the data "
-                             "set's, none for MNIST, 256 for Fashion-MNIST)")
+    parser.add_argument("--hidden-units", type=cli.integer_at_least(0, cli.MAX_COUNT),
+                        help="a hidden layer of this width in the head, 0 for none (default: "
+                             "the data set's, none for MNIST, 256 for Fashion-MNIST)")
     parser.add_argument("--min-steps", type=count, default=500,
                         help="batches per run, at least (default 500)")
 
 
-def dataset_plan(run, opts) -> Classifier:
-    """The data set's ``Classifier`` with the flags that were given in its place (--quick: at
+def dataset_plan(run, opts) -> ClassifierPlan:
+    """The data set's ``ClassifierPlan`` with the flags that were given in its place (--quick: at
     most QUICK's passes)."""
     plan = CLASSIFIERS[run.dataset.name]
     given = {field: getattr(opts, field) for field in ("shift", "mirror", "hidden_units",
@@ -95,7 +95,7 @@ def dataset_plan(run, opts) -> Classifier:
     if not 0 <= plan.shift < 0.5:
         raise ValueError(f"--shift must lie in [0, 0.5) (a share of the image size); got "
                          f"{plan.shift:g}.")
-    if run.quick:
+    if run.quick:  # (parse_args caps --passes only where it was given)
         plan = dataclasses.replace(plan, passes=min(plan.passes, QUICK["passes"]))
     return plan
 
@@ -108,7 +108,7 @@ def labelled(y_train, labels: int, seed: int) -> np.ndarray:
 
 
 def run_one(model_loader, pretrained: bool, x, y, x_test, y_test, steps: int, seed: int,
-            plan: Classifier) -> dict:
+            plan: ClassifierPlan) -> dict:
     start = time.time()
     net = encoder_classifier(model_loader(), pretrained=pretrained, seed=seed, shift=plan.shift,
                              mirror=plan.mirror, hidden_units=plan.hidden_units)

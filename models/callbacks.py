@@ -3,11 +3,11 @@
     fit_model(model, x, epochs=30, backup_dir="runs/r/backup", tensorboard_dir="runs/r/tb")
 
 ``EpochCheckpoint`` saves the weights, the optimizer state, the finished epoch count and the
-history (with each epoch's wall time, ``epoch_seconds``, so that a resumed training knows its
-whole time) after every epoch (``tf.train.CheckpointManager``: the index file is written last, so a kill leaves
-the previous checkpoint usable); ``fit_model`` restores the newest one and starts at the next
-epoch. With the data order and the VAE's sampling noise fixed by (seed, epoch) and (seed, step),
-a resumed training ends with the weights of an uninterrupted one.
+history (with each epoch's wall time, ``epoch_seconds``: a resumed training knows its whole
+time) after every epoch (``tf.train.CheckpointManager``: the index file is written last, so a
+kill leaves the previous checkpoint usable); ``fit_model`` restores the newest one and starts
+at the next epoch. With the data order and the VAE's sampling noise fixed by (seed, epoch)
+and (seed, step), a resumed training ends with the weights of an uninterrupted one.
 
 ``ImageSummaries`` writes a grid of generated images (fixed codes from N(0, I), decoded) and
 of reconstructions of fixed held-out images per epoch; Keras' ``TensorBoard`` callback writes
@@ -38,6 +38,7 @@ class EpochCheckpoint(tf_keras.callbacks.Callback):
                                               epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), keep)
         self.history: dict = {}
+        self._epoch_start = time.time()
 
     def restore(self) -> int:
         """Load the latest checkpoint; a damaged one (or history file) is refused with the fix:
@@ -56,7 +57,9 @@ class EpochCheckpoint(tf_keras.callbacks.Callback):
                 f"the checkpoint of an interrupted training in {self.directory} is damaged "
                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                 f"delete that folder to train from the start.") from None
-        return int(self.epoch.numpy())
+        done = int(self.epoch.numpy())
+        self.history = self.trimmed_history(done)  # a kill may have left one epoch more
+        return done
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()

@@ -167,6 +167,7 @@ for _kind, _latent in (("ae", 32), ("vae", 16)):
             f"{_prefix}_{'MISSING' if _missing else 'COMPLETE'}", epochs=20,
             decay_from=10, flow=not _missing, dataset=_dataset,
             held_out=8 if _missing else None, flow_hidden_units=128 if _kind == "ae" else 256)
+
 # The encoder that experiments/finetune.py turns into a Fashion-MNIST classifier: the VAE's
 # recipe with one extra convolution per resolution (block_convs=1), no flow. The plain network
 # is too small a classifier (86.98 % with all labels); this trunk from scratch reached 92.7 %.
@@ -370,9 +371,10 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
                         backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
                         labels=labels, val_labels=val_labels,
                         binarise=named_data.get(plan.dataset).dynamic_binarisation)
-    # A resumed training's checkpoint kept the times of the epochs before it.
-    seconds = sum(history["epoch_seconds"]) if "epoch_seconds" in history else (
-        time.time() - start)
+    # The epochs' own times where the checkpoint kept all of them (a resumed training's
+    # earlier epochs ran in another process); else the wall time of this call.
+    epoch_times = history.get("epoch_seconds", [])
+    seconds = sum(epoch_times) if len(epoch_times) == epochs else time.time() - start
     model.metadata.update({
         "recipe": name, "settings": dict(settings or {}),
         "trained_on": data or (plan.data if channels == 1 else plan.data.replace("MONO",

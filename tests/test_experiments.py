@@ -444,6 +444,28 @@ def test_anomaly_thresholds_quick_run_measures_every_rule_on_every_set(tmp_path)
     check_files(out, ["thresholds.png"])
 
 
+def test_finetune_takes_the_data_set_s_classifier_plan_where_no_flag_is_given():
+    from types import SimpleNamespace
+
+    finetune = importlib.import_module("experiments.finetune")
+
+    def plan(dataset, quick=False, **flags):
+        opts = SimpleNamespace(**{**dict.fromkeys(("shift", "mirror", "hidden_units", "passes")),
+                                  **flags})
+        return finetune.dataset_plan(SimpleNamespace(dataset=SimpleNamespace(name=dataset),
+                                                     quick=quick), opts)
+
+    fashion = plan("fashion_mnist")
+    assert fashion == finetune.CLASSIFIERS["fashion_mnist"]
+    assert (fashion.mirror, fashion.hidden_units, fashion.passes) == (True, 256, 30)
+    assert fashion.encoders["vae"] in zoo.SHIPPED
+    changed = plan("fashion_mnist", quick=True, hidden_units=0, mirror=False, shift=0.0)
+    assert (changed.hidden_units, changed.mirror, changed.shift) == (0, False, 0.0)
+    assert changed.passes == finetune.QUICK["passes"]  # --quick caps the default as well
+    assert plan("mnist") == finetune.ClassifierPlan(shift=0.1, mirror=False, hidden_units=0,
+                                                    passes=10)
+
+
 @pytest.mark.slow
 def test_finetune_quick_run_compares_both_starts_on_the_same_labels(tmp_path):
     out, metrics = run("finetune", tmp_path, "--labels", "100", "60000", "1000", "--mirror",

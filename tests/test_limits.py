@@ -64,6 +64,11 @@ def test_the_parameter_estimate_bounds_every_family_and_the_shipped_configs():
                        classifier_filters=(8, 16), classifier_hidden_units=32,
                        classifier_block_convs=2)
     assert sum(w.size for w in build_model(wide).network_weights()) <= wide.parameter_count()
+    # the classifier's extra convolutions are counted exactly
+    plain = wide.replace(classifier_block_convs=0)
+    assert (wide.parameter_count() - plain.parameter_count()
+            == build_model(wide).mono_classifier.count_params()
+            - build_model(plain).mono_classifier.count_params())
     # The largest shipped model (vae_mono_complete) is far inside the limit.
     shipped = ModelConfig(kind="vae", latent_dim=8, filters=(32, 64), hidden_units=256,
                           block_convs=1)

@@ -197,6 +197,8 @@ def test_the_classifier_has_the_encoder_s_network_unless_its_own_sizes_are_given
                                                (3, 3, 8, 8)]
     assert sizes(deep.mono_encoder) == sizes(plain.mono_encoder)
     assert ModelConfig.from_json(deep.config.to_json()) == deep.config
+    older = {k: v for k, v in plain.config.to_dict().items() if k != "classifier_block_convs"}
+    assert ModelConfig.from_dict(older) == plain.config  # files written before the field
     with pytest.raises(ValueError, match="classifier_block_convs must be an integer >= 0"):
         deep.config.replace(classifier_block_convs=-1)
 
