@@ -120,7 +120,8 @@ def test_stack_rows(kind, tmp_path):
     assert metrics["basic"]["tolerance"] == 0.5
     seconds = metrics["section_seconds"]
     assert set(seconds) == {"basic", "gen", "anom"}
-    assert 0 < sum(seconds.values()) <= metrics["wall_seconds"] + 0.1
+    # each figure is rounded to 0.1 s, so each may be up to 0.05 s above its true value
+    assert 0 < sum(seconds.values()) <= metrics["wall_seconds"] + 0.05 * (len(seconds) + 1) + 1e-9
     assert np.load(out / "color_samples.npz")["images"].shape == (300, 28, 28, 3)
     assert metrics["anom"]["anomaly"].endswith("in any channel")
     scores = metrics["anom"]["scores"]
