@@ -16,6 +16,24 @@ layers = tf_keras.layers
 LABEL_CLASSES = 10  # a conditional subnet's label: one digit, one-hot
 
 
+def few_maps_convolution(layer: layers.Conv2D) -> layers.Conv2D:
+    """``layer`` (a stride-1 "same" 2-d convolution into a few maps, a head's parameters per
+    pixel) computing its convolution as a depthwise one (a map per input channel and output)
+    summed over the input channels: the same result up to rounding, from the same weights,
+    and on the CPU about three times faster than the general convolution, which vectorises
+    over the output channels (``benchmarks/decode_rate.py``). The layer stays a ``Conv2D``:
+    model files name its weights after its class."""
+
+    def convolution_op(inputs, kernel):
+        maps = tf.nn.depthwise_conv2d(inputs, kernel, strides=[1, 1, 1, 1], padding="SAME")
+        shape = tf.shape(maps)
+        per_input = tf.reshape(maps, tf.concat([shape[:3], tf.shape(kernel)[2:]], 0))
+        return tf.reduce_sum(per_input, axis=3)
+
+    layer.convolution_op = convolution_op
+    return layer
+
+
 class FoldImages(layers.Layer):
     """(N, 28, 28, C) -> (N * C, 28, 28, 1); image n's channel c lands at row n * C + c."""
 
@@ -148,5 +166,6 @@ def mono_decoder(config: ModelConfig, params_per_pixel: int,
     h = _block_convs(h, f2, config)
     h = layers.Conv2DTranspose(f1, 3, strides=2, padding="same", activation="relu")(h)  # 28
     h = _block_convs(h, f1, config)
-    out = layers.Conv2D(params_per_pixel, 3, padding="same", name="pixel_params")(h)
+    out = few_maps_convolution(
+        layers.Conv2D(params_per_pixel, 3, padding="same", name="pixel_params"))(h)
     return tf_keras.Model(inputs, out, name="mono_decoder")

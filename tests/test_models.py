@@ -291,6 +291,22 @@ def test_block_convs_add_same_resolution_convolutions_to_both_networks():
     assert deeper.count_params() - plain.count_params() == extra
 
 
+@pytest.mark.parametrize("maps", [1, 2, 16])
+def test_few_maps_convolution_is_the_convolution_and_keeps_the_file_layout(maps):
+    from models.networks import few_maps_convolution
+    fast = few_maps_convolution(tf_keras.layers.Conv2D(maps, 3, padding="same"))
+    plain = tf_keras.layers.Conv2D(maps, 3, padding="same")
+    x = tf.random.stateless_normal((3, 28, 28, 8), seed=[0, 1])
+    plain(x)
+    fast(x)
+    fast.set_weights([w + 0.1 for w in plain.get_weights()])
+    plain.set_weights(fast.get_weights())
+    np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert type(fast) is tf_keras.layers.Conv2D  # model files name weights after the class
+    decoder = shared("vae", "bernoulli", 1).mono_decoder.get_layer("pixel_params")
+    assert type(decoder) is tf_keras.layers.Conv2D and "convolution_op" in vars(decoder)
+
+
 def test_dense_activation_reaches_every_dense_layer_and_keeps_the_weights():
     relu, elu = tiny("vae"), tiny("vae", dense_activation="elu")
     assert relu.count_params() == elu.count_params()
