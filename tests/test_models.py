@@ -293,7 +293,7 @@ def test_block_convs_add_same_resolution_convolutions_to_both_networks():
 
 @pytest.mark.parametrize("maps", [1, 2, 16])
 def test_few_maps_convolution_is_the_convolution_and_keeps_the_file_layout(maps):
-    from models.networks import few_maps_convolution
+    from models.networks import FEW_MAPS, few_maps_convolution
     fast = few_maps_convolution(tf_keras.layers.Conv2D(maps, 3, padding="same"))
     plain = tf_keras.layers.Conv2D(maps, 3, padding="same")
     x = tf.random.stateless_normal((3, 28, 28, 8), seed=[0, 1])
@@ -303,6 +303,7 @@ def test_few_maps_convolution_is_the_convolution_and_keeps_the_file_layout(maps)
     plain.set_weights(fast.get_weights())
     np.testing.assert_allclose(fast(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
     assert type(fast) is tf_keras.layers.Conv2D  # model files name weights after the class
+    assert ("convolution_op" in vars(fast)) == (maps <= FEW_MAPS)
     decoder = shared("vae", "bernoulli", 1).mono_decoder.get_layer("pixel_params")
     assert type(decoder) is tf_keras.layers.Conv2D and "convolution_op" in vars(decoder)
 
