@@ -252,10 +252,12 @@ SHIPPED["vae_binarised_complete"] = Recipe(
     ModelConfig(kind="vae", latent_dim=32, head="bernoulli", hidden_units=0, block_convs=1),
     "BINARISED_MNIST_DYNAMIC_COMPLETE", epochs=30, decay_from=15, dataset="binarised_mnist")
 # The same network with the learned (flow) prior: the likelihood literature's second row.
+# 60 epochs, the rate decaying over the last 15 (30 epochs, decaying from 15: test ELBO 85.52
+# nats; fresh binary pixels every batch leave nothing to overfit).
 SHIPPED["flowprior_vae_binarised_complete"] = Recipe(
     ModelConfig(kind="flowprior_vae", latent_dim=32, head="bernoulli", hidden_units=0,
                 block_convs=1),
-    "BINARISED_MNIST_DYNAMIC_COMPLETE", epochs=30, decay_from=15, dataset="binarised_mnist")
+    "BINARISED_MNIST_DYNAMIC_COMPLETE", epochs=60, decay_from=45, dataset="binarised_mnist")
 
 
 def training_set(plan: Recipe) -> named_data.Dataset:
