@@ -79,8 +79,8 @@ def main(argv=None):
                     f"{len(x)} images K={opts.iwae_samples} seed={run.seed}")
         start = time.perf_counter()
 
-        def progress(done, total, seconds):
-            left = seconds / done * (total - done) if done else 0
+        def progress(done, total, seconds, resumed):
+            left = seconds / (done - resumed) * (total - done) if done > resumed else 0
             print(f"  {name}: {done:,} / {total:,} images, {seconds / 60:.1f} min, about "
                   f"{left / 60:.1f} min left", flush=True)
 

@@ -241,7 +241,9 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
     last finished chunk with the numbers an uninterrupted run gives. ``identity`` says what
     the results belong to (the model file's SHA-256, the data, K, the seed); a state file of
     another identity, or a damaged one, is started over. Chunk c draws from its own stream of
-    (``seed``, c). ``progress(done, total, seconds)`` is called after every chunk."""
+    (``seed``, c). ``progress(done, total, seconds, resumed)`` is called after every chunk:
+    images done of ``total``, this run's seconds, and the images a resumed state held (this
+    run's rate is (done - resumed) / seconds)."""
     x = check_images(x, 1, "x")
     check_count("num_samples", num_samples)
     check_count("chunk_images", chunk_images)
@@ -253,6 +255,7 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
                 results = {key: state[key].astype(np.float64) for key in results}
     except (OSError, ValueError, KeyError):  # no state yet, or a damaged one
         pass
+    resumed = int(np.sum(np.isfinite(results["iwae"])))
     start = time.perf_counter()
     chunks = range(0, len(x), chunk_images)
     for chunk, first in enumerate(chunks):
@@ -268,5 +271,5 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
                 np.savez(handle, identity=np.array(identity), **results)
         if progress is not None:
             progress(int(np.sum(np.isfinite(results["iwae"]))), len(x),
-                     time.perf_counter() - start)
+                     time.perf_counter() - start, resumed)
     return results

@@ -232,8 +232,8 @@ def test_a_resumed_estimate_equals_an_uninterrupted_one(tmp_path):
     class Stop(Exception):
         pass
 
-    def stop_after_first(done, total, seconds):
-        assert total == 7
+    def stop_after_first(done, total, seconds, resumed):
+        assert total == 7 and resumed == 0
         raise Stop
 
     with pytest.raises(Stop):
@@ -245,6 +245,7 @@ def test_a_resumed_estimate_equals_an_uninterrupted_one(tmp_path):
     resumed = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "part.npz", "a",
                                             chunk_images=3, progress=lambda *a: calls.append(a))
     assert [c[0] for c in calls] == [6, 7]  # the first chunk was not estimated again
+    assert [c[3] for c in calls] == [3, 3]  # and the progress says it was resumed
     for key in whole:
         np.testing.assert_array_equal(resumed[key], whole[key])
     other = resumable_posterior_estimates(model, x, 6, 4, tmp_path / "part.npz", "b",
