@@ -62,7 +62,7 @@ class ClassifierPlan:
 CLASSIFIERS = {
     "mnist": ClassifierPlan(shift=0.1, mirror=False, hidden_units=0, passes=10),
     "fashion_mnist": ClassifierPlan(shift=0.05, mirror=True, hidden_units=256, passes=30,
-                                encoders={"vae": "vae_fashion_blocks_complete"}),
+                                    encoders={"vae": "vae_fashion_blocks_complete"}),
 }
 
 
