@@ -10,7 +10,9 @@ On MNIST (binarised at 0.5) the numbers are a proper log-likelihood of those bin
 but not comparable with the literature, which draws binary pixels from the grey levels:
 ``--dataset binarised_mnist`` is that data (its test set drawn once, see named_data), and its
 table stands beside the published rows. The estimate is resumable: every 100 images the
-results so far go to <out>/state/, and the same command started again goes on from there.
+results so far go to <out>/state/, and the same command started again goes on from there; a
+run over more (or fewer) images starts from the finished images of the other, whose numbers
+it would draw alike.
 
     python experiments/vae_loglik.py                       # K = 1,000 on 1,000 images, minutes
     python experiments/vae_loglik.py --models vae_mono_missing flowprior_vae_mono_missing
@@ -75,8 +77,8 @@ def main(argv=None):
         if model.prior is None:
             raise ValueError(f"{name} is an {model.config.kind!r} model: it has no p(z).")
         model_file = run.out / f"quick_{name}.keras" if run.quick else zoo.path(name)
-        identity = (f"{zoo.file_digest(model_file)} {run.dataset.data_name(missing)} "
-                    f"{len(x)} images K={opts.iwae_samples} seed={run.seed}")
+        identity = (f"{zoo.file_digest(model_file)} {run.dataset.data_name(missing)} test "
+                    f"images from the first K={opts.iwae_samples} seed={run.seed}")
         start = time.perf_counter()
 
         def progress(done, total, seconds, resumed):
@@ -86,7 +88,7 @@ def main(argv=None):
 
         estimates = resumable_posterior_estimates(
             model, x, opts.iwae_samples, run.seed,
-            run.out / "state" / f"{name}-K{opts.iwae_samples}-n{len(x)}.npz", identity,
+            run.out / "state" / f"{name}-K{opts.iwae_samples}.npz", identity,
             progress=progress)
         iwae = estimates["iwae"]
         results[name] = {

@@ -232,6 +232,33 @@ def reconstruction_nll(model: GenerativeModel, x, per_channel: bool = False,
     return nll if per_channel else nll.sum(axis=1)
 
 
+_STATE_KEYS = ("iwae", "elbo", "kl")
+
+
+def _load_state(state_path, identity: str, chunk_images: int):
+    """The per-image arrays of a state file of this identity and chunk size, or None (none
+    yet, another identity or chunk size, or a damaged file: the run starts over)."""
+    try:
+        with np.load(state_path, allow_pickle=False) as state:
+            if (str(state["identity"]) == identity
+                    and int(state["chunk_images"]) == chunk_images):
+                stored = {key: state[key].astype(np.float64) for key in _STATE_KEYS}
+                if len({len(v) for v in stored.values()}) == 1:
+                    return stored
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _shared_chunks(length: int, held: int, chunk_images: int) -> list:
+    """Row slices of the chunks that a run over ``length`` images and one over the first
+    ``held`` of them draw alike: chunk c's stream is the same in both, and so are its images
+    unless one run's end cut it shorter."""
+    return [slice(first, first + chunk_images) for first in range(0, min(length, held),
+                                                                  chunk_images)
+            if min(first + chunk_images, length) == min(first + chunk_images, held)]
+
+
 def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, seed: int,
                                   state_path, identity: str, chunk_images: int = 100,
                                   max_decodes: int = 20_000, progress=None) -> dict:
@@ -240,25 +267,29 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
     written whole to ``state_path`` (.npz), and a run stopped at any point resumes after its
     last finished chunk with the numbers an uninterrupted run gives. ``identity`` says what
     the results belong to (the model file's SHA-256, the data, K, the seed); a state file of
-    another identity, or a damaged one, is started over. Chunk c draws from its own stream of
-    (``seed``, c). ``progress(done, total, seconds, resumed)`` is called after every chunk:
-    images done of ``total``, this run's seconds, and the images a resumed state held (this
-    run's rate is (done - resumed) / seconds)."""
+    another identity or chunk size, or a damaged one, is started over. Chunk c draws from its
+    own stream of (``seed``, c), so a state of the same identity over a shorter or longer
+    prefix of the same images gives its finished chunks too (the first 1,000 images' run
+    starts the whole test set's): ``x`` must then be the images that identity names.
+    ``progress(done, total, seconds, resumed)`` is called after every chunk: images done of
+    ``total``, this run's seconds, and the images a resumed state held (this run's rate is
+    (done - resumed) / seconds)."""
     x = check_images(x, 1, "x")
     check_count("num_samples", num_samples)
     check_count("chunk_images", chunk_images)
     check_seed(seed)
-    results = {key: np.full(len(x), np.nan) for key in ("iwae", "elbo", "kl")}
-    try:
-        with np.load(state_path, allow_pickle=False) as state:
-            if str(state["identity"]) == identity and len(state["iwae"]) == len(x):
-                results = {key: state[key].astype(np.float64) for key in results}
-    except (OSError, ValueError, KeyError):  # no state yet, or a damaged one
-        pass
+    results = {key: np.full(len(x), np.nan) for key in _STATE_KEYS}
+    stored = _load_state(state_path, identity, chunk_images)
+    held = 0 if stored is None else len(stored["iwae"])
+    shared = _shared_chunks(len(x), held, chunk_images)
+    for rows in shared:
+        for key in results:
+            results[key][rows] = stored[key][rows]
+    # a longer run's state stays whole: this run adds the chunks both draw alike
+    written = stored if held > len(x) else results
     resumed = int(np.sum(np.isfinite(results["iwae"])))
     start = time.perf_counter()
-    chunks = range(0, len(x), chunk_images)
-    for chunk, first in enumerate(chunks):
+    for chunk, first in enumerate(range(0, len(x), chunk_images)):
         rows = slice(first, first + chunk_images)
         if np.all(np.isfinite(results["iwae"][rows])):
             continue
@@ -266,9 +297,12 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
         estimates = posterior_estimates(model, x[rows], num_samples, stream, max_decodes)
         for key in results:
             results[key][rows] = estimates[key]
+            if written is not results and rows in shared:
+                written[key][rows] = estimates[key]
         with atomic_path(state_path, suffix=".npz") as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, identity=np.array(identity), **results)
+                np.savez(handle, identity=np.array(identity),
+                         chunk_images=np.array(chunk_images), **written)
         if progress is not None:
             progress(int(np.sum(np.isfinite(results["iwae"]))), len(x),
                      time.perf_counter() - start, resumed)

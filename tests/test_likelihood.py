@@ -255,3 +255,35 @@ def test_a_resumed_estimate_equals_an_uninterrupted_one(tmp_path):
     again = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "bad.npz", "a",
                                           chunk_images=3)
     np.testing.assert_array_equal(again["iwae"], whole["iwae"])
+
+
+def test_a_run_over_a_prefix_shares_its_finished_chunks_with_the_longer_run(tmp_path):
+    """Chunk c draws alike in a run over 4 images and one over 7 (chunks of 3): the longer
+    run starts from the shorter's first chunk, the shorter takes it back from the longer
+    run's state and leaves that state whole; the 4th image, a chunk cut short, is drawn
+    again."""
+    from models.likelihood import resumable_posterior_estimates
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=8),
+                        seed=0)
+    x = (np.random.default_rng(1).random((7, 28, 28, 1)) > 0.5).astype(np.float32)
+    whole = resumable_posterior_estimates(model, x, 6, 3, tmp_path / "whole.npz", "a",
+                                          chunk_images=3)
+    state = tmp_path / "state.npz"
+    calls = []
+    short = resumable_posterior_estimates(model, x[:4], 6, 3, state, "a", chunk_images=3)
+    np.testing.assert_array_equal(short["iwae"][:3], whole["iwae"][:3])
+    longer = resumable_posterior_estimates(model, x, 6, 3, state, "a", chunk_images=3,
+                                           progress=lambda *a: calls.append(a))
+    assert [(c[0], c[3]) for c in calls] == [(6, 3), (7, 3)]  # images 4 to 7 drawn here
+    for key in whole:
+        np.testing.assert_array_equal(longer[key], whole[key])
+    calls.clear()
+    again = resumable_posterior_estimates(model, x[:4], 6, 3, state, "a", chunk_images=3,
+                                          progress=lambda *a: calls.append(a))
+    assert [(c[0], c[3]) for c in calls] == [(4, 3)]
+    np.testing.assert_array_equal(again["iwae"], short["iwae"])
+    with np.load(state) as kept:  # the longer run's state, not cut to 4 images
+        np.testing.assert_array_equal(kept["iwae"], whole["iwae"])
+    other = resumable_posterior_estimates(model, x, 6, 3, state, "a", chunk_images=2)
+    assert not np.array_equal(other["iwae"], whole["iwae"])  # another chunk size: anew
