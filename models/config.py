@@ -33,8 +33,8 @@ class ModelConfig:
         code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
         digit labels), "flowprior_vae" (a prior learned with it), "m2" (the CVAE with a
         classifier q(y|x), trained semi-supervised), "gan" (a generator and a
-        discriminator; it uses latent_dim, channels, filters and pack only) or "joint_vae"
-        (a VAE whose one encoder and one decoder see all channels together).
+        discriminator; it uses latent_dim, channels, filters, block_convs and pack only) or
+        "joint_vae" (a VAE whose one encoder and one decoder see all channels together).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim)
         (a GAN's and a joint-channel VAE's: one latent for the whole image).
     channels: 1 (mono) or 3 (colour = the mono subnet applied to R, G and B, shared weights;
@@ -47,7 +47,8 @@ class ModelConfig:
     hidden_units: width of the dense layer between the convolutions and the latent, in the
         encoder and the decoder; 0 connects them directly (a much smaller model).
     block_convs: extra stride-1 3x3 convolutions at each resolution (14 x 14 and 28 x 28 in
-        the decoder, their mirror in the encoder); 0 is the plain two-convolution network.
+        the decoder, their mirror in the encoder; a GAN's at 7 x 7 and 14 x 14 in both its
+        networks); 0 is the plain two-convolution network.
     beta: weight of the KL term in the VAE loss (1 = the ELBO).
     dense_activation: activation of the dense layers (the hidden layers and the decoder's
         layer into the 7 x 7 grid): relu | elu. ELU has a gradient everywhere, so none of its
@@ -135,7 +136,10 @@ class ModelConfig:
             c = self.channels
             generator = d * 49 * f2 + 4 * 49 * f2 + 16 * f2 * f1 + 4 * f1 + 16 * f1 * c + c
             discriminator = (16 * c * self.pack * f1 + f1 + 16 * f1 * f2 + f2 + 49 * f2 + 1)
-            return generator + discriminator
+            # an extra convolution per resolution: 9 maps^2 weights in each network, the
+            # generator's batch norm (4 per map) and the discriminator's bias (1 per map)
+            extra = blocks * (2 * 9 * (f1 * f1 + f2 * f2) + 5 * (f1 + f2))
+            return generator + discriminator + extra
         per_pixel = self.categorical_bins if self.head == "categorical" else 2
         labels = 10
 

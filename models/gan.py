@@ -30,8 +30,10 @@ class GAN(WholeImageModel):
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)
-        self.generator = gan_generator(config.latent_dim, config.channels, config.filters)
-        self.discriminator = gan_discriminator(config.channels, config.pack, config.filters)
+        self.generator = gan_generator(config.latent_dim, config.channels, config.filters,
+                                       config.block_convs)
+        self.discriminator = gan_discriminator(config.channels, config.pack, config.filters,
+                                               config.block_convs)
         self.built = True
 
     def compile(self, optimizer=None, **kwargs):

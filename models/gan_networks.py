@@ -28,31 +28,53 @@ def _checked(latent_dim: int, channels: int, filters) -> tuple:
     return tuple(check_count("filters", f) for f in filters)
 
 
-def gan_generator(latent_dim: int, channels: int = 1, filters=(64, 128)) -> tf_keras.Model:
+def _blocks(h, maps: int, count: int, activation):
+    """``count`` stride-1 3 x 3 convolutions of ``maps`` maps, each followed by
+    ``activation`` (the generator's convolutions have no bias: batch norm follows them)."""
+    for _ in range(count):
+        h = activation(layers.Conv2D(maps, 3, padding="same",
+                                     use_bias=activation is not _normalised_relu)(h))
+    return h
+
+
+def _normalised_relu(h):
+    return layers.ReLU()(layers.BatchNormalization()(h))
+
+
+def _leaky_relu(h):
+    return layers.LeakyReLU(0.2)(h)
+
+
+def gan_generator(latent_dim: int, channels: int = 1, filters=(64, 128),
+                  block_convs: int = 0) -> tf_keras.Model:
     """z (B, latent_dim) -> images (B, 28, 28, channels) in (0, 1): a dense layer into a 7 x 7
     grid of ``filters[1]`` maps, then two stride-2 transposed convolutions (batch norm and
-    ReLU between), a sigmoid at the end."""
+    ReLU between), a sigmoid at the end; ``block_convs`` extra stride-1 convolutions (batch
+    norm, ReLU) at 7 x 7 and at 14 x 14."""
     f1, f2 = _checked(latent_dim, channels, filters)
     z = tf_keras.Input((latent_dim,), name="gan_latent")
-    h = layers.Dense(7 * 7 * f2, use_bias=False)(z)
-    h = layers.ReLU()(layers.BatchNormalization()(h))
-    h = layers.Reshape((7, 7, f2))(h)
+    h = _normalised_relu(layers.Dense(7 * 7 * f2, use_bias=False)(z))
+    h = _blocks(layers.Reshape((7, 7, f2))(h), f2, block_convs, _normalised_relu)
     h = layers.Conv2DTranspose(f1, 4, strides=2, padding="same", use_bias=False)(h)  # 14
-    h = layers.ReLU()(layers.BatchNormalization()(h))
+    h = _blocks(_normalised_relu(h), f1, block_convs, _normalised_relu)
     out = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                  activation="sigmoid", name="gan_image")(h)  # 28
     return tf_keras.Model(z, out, name="gan_generator")
 
 
-def gan_discriminator(channels: int = 1, pack: int = 1, filters=(64, 128)) -> tf_keras.Model:
+def gan_discriminator(channels: int = 1, pack: int = 1, filters=(64, 128),
+                      block_convs: int = 0) -> tf_keras.Model:
     """Packed images (B, 28, 28, channels * pack) -> one logit each (B, 1): two stride-2
     convolutions with leaky ReLU (no batch norm: a batch of real images alone must not set
-    the statistics fakes are judged by), a dense logit."""
+    the statistics fakes are judged by), ``block_convs`` extra stride-1 ones after each, a
+    dense logit."""
     f1, f2 = _checked(1, channels, filters)
     check_count("pack", pack)
     x = tf_keras.Input((28, 28, channels * pack), name="gan_packed_images")
-    h = layers.LeakyReLU(0.2)(layers.Conv2D(f1, 4, strides=2, padding="same")(x))  # 14
-    h = layers.LeakyReLU(0.2)(layers.Conv2D(f2, 4, strides=2, padding="same")(h))  # 7
+    h = _leaky_relu(layers.Conv2D(f1, 4, strides=2, padding="same")(x))  # 14
+    h = _leaky_relu(layers.Conv2D(f2, 4, strides=2, padding="same")(
+        _blocks(h, f1, block_convs, _leaky_relu)))  # 7
+    h = _blocks(h, f2, block_convs, _leaky_relu)
     out = layers.Dense(1, name="gan_logit")(layers.Flatten()(h))
     return tf_keras.Model(x, out, name="gan_discriminator")
 

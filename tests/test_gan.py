@@ -21,6 +21,24 @@ def test_the_generator_makes_images_the_discriminator_judges(channels):
         assert logits.shape == (6 // pack, 1)
 
 
+def test_extra_convolutions_keep_the_shapes_and_are_counted_exactly():
+    from models import ModelConfig, build_model
+
+    plain = ModelConfig(kind="gan", latent_dim=5, channels=3, filters=(4, 8), pack=2)
+    for blocks in (1, 2):
+        config = plain.replace(block_convs=blocks)
+        gan = build_model(config, seed=0)
+        images = gan.generate_images(4, seed=0)
+        assert images.shape == (4, 28, 28, 3)
+        assert gan.discriminator(pack_images(images, 2)).shape == (2, 1)
+        added = sum(w.size for w in gan.network_weights()) - sum(
+            w.size for w in build_model(plain, seed=0).network_weights())
+        assert added == config.parameter_count() - plain.parameter_count()
+        convs = [layer for net in gan.networks() for layer in net.layers
+                 if type(layer).__name__ == "Conv2D" and layer.kernel_size == (3, 3)]
+        assert len(convs) == 4 * blocks  # two resolutions in each network
+
+
 def test_packing_puts_each_group_side_by_side_in_the_channels():
     images = np.arange(4 * 28 * 28 * 3, dtype=np.float32).reshape(4, 28, 28, 3)
     packed = pack_images(images, 2).numpy()
