@@ -28,12 +28,14 @@ def _checked(latent_dim: int, channels: int, filters) -> tuple:
     return tuple(check_count("filters", f) for f in filters)
 
 
-def _blocks(h, maps: int, count: int, activation):
-    """``count`` stride-1 3 x 3 convolutions of ``maps`` maps, each followed by
-    ``activation`` (the generator's convolutions have no bias: batch norm follows them)."""
+def _blocks(h, maps: int, count: int, normalised: bool):
+    """``count`` stride-1 3 x 3 convolutions of ``maps`` maps, each followed by batch norm
+    and ReLU (``normalised``: the generator's; no bias, batch norm has one) or leaky ReLU."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"block_convs must be an integer >= 0, got {count!r}.")
     for _ in range(count):
-        h = activation(layers.Conv2D(maps, 3, padding="same",
-                                     use_bias=activation is not _normalised_relu)(h))
+        h = layers.Conv2D(maps, 3, padding="same", use_bias=not normalised)(h)
+        h = _normalised_relu(h) if normalised else _leaky_relu(h)
     return h
 
 
@@ -54,9 +56,9 @@ def gan_generator(latent_dim: int, channels: int = 1, filters=(64, 128),
     f1, f2 = _checked(latent_dim, channels, filters)
     z = tf_keras.Input((latent_dim,), name="gan_latent")
     h = _normalised_relu(layers.Dense(7 * 7 * f2, use_bias=False)(z))
-    h = _blocks(layers.Reshape((7, 7, f2))(h), f2, block_convs, _normalised_relu)
+    h = _blocks(layers.Reshape((7, 7, f2))(h), f2, block_convs, normalised=True)
     h = layers.Conv2DTranspose(f1, 4, strides=2, padding="same", use_bias=False)(h)  # 14
-    h = _blocks(_normalised_relu(h), f1, block_convs, _normalised_relu)
+    h = _blocks(_normalised_relu(h), f1, block_convs, normalised=True)
     out = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                  activation="sigmoid", name="gan_image")(h)  # 28
     return tf_keras.Model(z, out, name="gan_generator")
@@ -73,8 +75,8 @@ def gan_discriminator(channels: int = 1, pack: int = 1, filters=(64, 128),
     x = tf_keras.Input((28, 28, channels * pack), name="gan_packed_images")
     h = _leaky_relu(layers.Conv2D(f1, 4, strides=2, padding="same")(x))  # 14
     h = _leaky_relu(layers.Conv2D(f2, 4, strides=2, padding="same")(
-        _blocks(h, f1, block_convs, _leaky_relu)))  # 7
-    h = _blocks(h, f2, block_convs, _leaky_relu)
+        _blocks(h, f1, block_convs, normalised=False)))  # 7
+    h = _blocks(h, f2, block_convs, normalised=False)
     out = layers.Dense(1, name="gan_logit")(layers.Flatten()(h))
     return tf_keras.Model(x, out, name="gan_discriminator")
 

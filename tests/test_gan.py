@@ -57,6 +57,8 @@ def test_bad_sizes_are_refused():
         gan_discriminator(1, 0)
     with pytest.raises(ValueError, match="filters must be two"):
         gan_generator(5, 1, filters=(4,))
+    with pytest.raises(ValueError, match="block_convs must be an integer >= 0"):
+        gan_discriminator(1, 1, block_convs=-1)
     with pytest.raises(Exception, match="multiple of the packing degree"):
         pack_images(np.zeros((3, 28, 28, 1), np.float32), 2)
 
