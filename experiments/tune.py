@@ -104,6 +104,7 @@ def cross_validate(base_config, knobs: dict, x, folds: int, epochs: int, seed: i
 
 def save_history(trials, path, title: str) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for state, style in (("COMPLETE", "o"), ("PRUNED", "x")):
@@ -120,6 +121,7 @@ def save_history(trials, path, title: str) -> None:
         ax.step(numbers, np.minimum.accumulate(values), where="post", color="k", lw=1,
                 label="best so far")
     ax.set(xlabel="trial", ylabel="held-out -ELBO (nats)", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
