@@ -19,20 +19,20 @@ from .checks import check_count
 layers = tf_keras.layers
 
 
-def _checked(latent_dim: int, channels: int, filters) -> tuple:
+def _checked(latent_dim: int, channels: int, filters, block_convs: int) -> tuple:
+    """``(filters[0], filters[1], block_convs)`` once every size is checked."""
     check_count("latent_dim", latent_dim)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
     if len(filters) != 2:
         raise ValueError(f"filters must be two positive integers, got {filters!r}.")
-    return tuple(check_count("filters", f) for f in filters)
+    return (*(check_count("filters", f) for f in filters),
+            check_count("block_convs", block_convs, low=0))
 
 
 def _blocks(h, maps: int, count: int, normalised: bool):
     """``count`` stride-1 3 x 3 convolutions of ``maps`` maps, each followed by batch norm
     and ReLU (``normalised``: the generator's; no bias, batch norm has one) or leaky ReLU."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"block_convs must be an integer >= 0, got {count!r}.")
     for _ in range(count):
         h = layers.Conv2D(maps, 3, padding="same", use_bias=not normalised)(h)
         h = _normalised_relu(h) if normalised else _leaky_relu(h)
@@ -53,7 +53,7 @@ def gan_generator(latent_dim: int, channels: int = 1, filters=(64, 128),
     grid of ``filters[1]`` maps, then two stride-2 transposed convolutions (batch norm and
     ReLU between), a sigmoid at the end; ``block_convs`` extra stride-1 convolutions (batch
     norm, ReLU) at 7 x 7 and at 14 x 14."""
-    f1, f2 = _checked(latent_dim, channels, filters)
+    f1, f2, block_convs = _checked(latent_dim, channels, filters, block_convs)
     z = tf_keras.Input((latent_dim,), name="gan_latent")
     h = _normalised_relu(layers.Dense(7 * 7 * f2, use_bias=False)(z))
     h = _blocks(layers.Reshape((7, 7, f2))(h), f2, block_convs, normalised=True)
@@ -70,7 +70,7 @@ def gan_discriminator(channels: int = 1, pack: int = 1, filters=(64, 128),
     convolutions with leaky ReLU (no batch norm: a batch of real images alone must not set
     the statistics fakes are judged by), ``block_convs`` extra stride-1 ones after each, a
     dense logit."""
-    f1, f2 = _checked(1, channels, filters)
+    f1, f2, block_convs = _checked(1, channels, filters, block_convs)
     check_count("pack", pack)
     x = tf_keras.Input((28, 28, channels * pack), name="gan_packed_images")
     h = _leaky_relu(layers.Conv2D(f1, 4, strides=2, padding="same")(x))  # 14

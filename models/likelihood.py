@@ -295,9 +295,10 @@ def resumable_posterior_estimates(model: GenerativeModel, x, num_samples: int, s
             continue
         stream = int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0] % 2 ** 31)
         estimates = posterior_estimates(model, x[rows], num_samples, stream, max_decodes)
+        into_longer_state = written is not results and rows in shared
         for key in results:
             results[key][rows] = estimates[key]
-            if written is not results and rows in shared:
+            if into_longer_state:
                 written[key][rows] = estimates[key]
         with atomic_path(state_path, suffix=".npz") as tmp:
             with open(tmp, "wb") as handle:
