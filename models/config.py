@@ -59,6 +59,10 @@ class ModelConfig:
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
         classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted,
         rotated and scaled copy with a square cut out towards that label (0: none).
+    bayes_weight: the CVAE loss's weight of its own Bayes rule's cross-entropy: each training
+        image's one-code ELBO under all ten digits, softmaxed (a uniform class prior), against
+        its digit. A discriminative term for the generative classifier (``models.conditional``);
+        a step decodes every image ten times. 0: the conditional ELBO alone. Mono training only.
     classifier_filters, classifier_hidden_units, classifier_block_convs: M2's classifier's
         network where it differs from the encoder's (None: the encoder's ``filters``,
         ``hidden_units`` and ``block_convs``).
@@ -81,6 +85,7 @@ class ModelConfig:
     pack: int = 1
     classifier_weight: float = 1.0
     consistency_weight: float = 0.0
+    bayes_weight: float = 0.0
     classifier_filters: Optional[Tuple[int, int]] = None
     classifier_hidden_units: Optional[int] = None
     classifier_block_convs: Optional[int] = None
@@ -107,11 +112,14 @@ class ModelConfig:
         for name in ("classifier_hidden_units", "classifier_block_convs"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _checked_integer(name, getattr(self, name), 0))
-        for name in ("beta", "classifier_weight", "consistency_weight"):
+        for name in ("beta", "classifier_weight", "consistency_weight", "bayes_weight"):
             value = getattr(self, name)
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
             object.__setattr__(self, name, float(value))
+        if self.bayes_weight and self.kind != "cvae":
+            raise ValueError(f"bayes_weight trains a cvae's Bayes rule; a {self.kind!r} model "
+                             f"has none (set it to 0).")
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
             check_limit(name, getattr(self, name))
         for name in ("hidden_units", "block_convs"):

@@ -91,6 +91,9 @@ class CVAE(VAE):
         super().__init__(config, metadata=metadata, **kwargs)
         # The class prior's variables as the model's own too: model files store them there.
         self.class_means, self.class_scale_tril = self.z_prior.state_variables()
+        if config.bayes_weight:
+            self.trackers["bayes_cross_entropy"] = tf_keras.metrics.Mean(
+                name="bayes_cross_entropy")
 
     def make_prior(self):
         return ClassPrior(self.config.latent_dim)
@@ -166,6 +169,40 @@ class CVAE(VAE):
                                 self.config.channels).ravel()
         self.metadata["digit_counts"] = np.bincount(digits, minlength=10).tolist()
         self.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
+
+    # -- training its own Bayes rule (config.bayes_weight) --------------------------------------
+    def check_fit_labels(self, labels, count: int):
+        if self.config.bayes_weight and self.config.channels != 1:
+            raise ValueError("a cvae with bayes_weight trains on mono images (its Bayes rule "
+                             "is over ten digits); train it mono and use with_channels(3) for "
+                             "colour.")
+        return super().check_fit_labels(labels, count)
+
+    def every_digit_terms(self, x, training: bool = False, seed=None):
+        """``(reconstruction, kl)``, each (B, 10) nats, of mono images x (B, 28, 28, 1) under
+        every digit y (column y), one code drawn from q(z | x, y) for each."""
+        count = tf.shape(x)[0]
+        every_digit = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
+        reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
+                                             seed, every_digit)
+        return (tf.reshape(reconstruction, [count, LABEL_CLASSES]),
+                tf.reshape(kl, [count, LABEL_CLASSES]))
+
+    def batch_loss(self, x, labels, training: bool, seed=None):
+        """With ``bayes_weight`` w: -ELBO(x, y) + w CE(softmax over y' of ELBO(x, y'), y), the
+        ELBO under every digit from one pass of ten (the true digit's terms are recorded as
+        the reconstruction and KL, the cross-entropy as ``bayes_cross_entropy``)."""
+        if not self.config.bayes_weight:
+            return super().batch_loss(x, labels, training, seed)
+        self._require_labels(labels)
+        digits = tf.cast(labels, tf.int32)
+        reconstruction, kl = self.every_digit_terms(x, training, seed)
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            digits, -(reconstruction + kl))
+        self.trackers["bayes_cross_entropy"].update_state(cross_entropy)
+        return self._record(tf.gather(reconstruction, digits, batch_dims=1),
+                            tf.gather(kl, digits, batch_dims=1),
+                            self.config.bayes_weight * cross_entropy)
 
     # -- the class prior ------------------------------------------------------------------------
     def class_prior(self, digits) -> tfd.Distribution:

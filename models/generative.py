@@ -270,9 +270,10 @@ class GenerativeModel(tf_keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def _record(self, reconstruction, kl):
-        per_image = reconstruction + self.config.beta * kl
-        # Per-image updates, like the two terms, so the logged loss = reconstruction + beta KL.
+    def _record(self, reconstruction, kl, extra=0.0):
+        per_image = reconstruction + self.config.beta * kl + extra
+        # Per-image updates, like the terms, so the logged loss = reconstruction + beta KL
+        # (+ a family's extra term, recorded by the family).
         self.trackers["loss"].update_state(per_image)
         # The mean over the global batch: under a tf.distribute strategy every replica divides
         # its sum by the global batch size, and the replicas' gradients are summed.
@@ -288,19 +289,23 @@ class GenerativeModel(tf_keras.Model):
     def _step_seed(self):
         return step_seed(self.noise_seed, self.optimizer.iterations)
 
+    def batch_loss(self, x, labels, training: bool, seed=None):
+        """The loss of a batch (its mean over the global batch), every term recorded in the
+        trackers: what ``train_step`` minimises and ``test_step`` reports. A family with
+        another objective overrides this."""
+        return self._record(*self.loss_terms(x, training=training, seed=seed, labels=labels))
+
     def train_step(self, data):
         x, labels = self._batch(data)
         with tf.GradientTape() as tape:
-            reconstruction, kl = self.loss_terms(x, training=True, seed=self._step_seed(),
-                                                 labels=labels)
-            loss = self._record(reconstruction, kl)
+            loss = self.batch_loss(x, labels, training=True, seed=self._step_seed())
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
         x, labels = self._batch(data)
-        self._record(*self.loss_terms(x, training=False, labels=labels))
+        self.batch_loss(x, labels, training=False)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     # ---------------------------------------------------------------------------------------

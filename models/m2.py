@@ -165,11 +165,7 @@ class M2(CVAE):
             strong = cut_out(strong, tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
             log_q_strong = tf.nn.log_softmax(self.mono_classifier(strong, training=training))
             consistency = tf.where(sure, -tf.reduce_sum(pseudo * log_q_strong, axis=-1), 0.0)
-        every_label = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
-        reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
-                                             seed, every_label)
-        reconstruction = tf.reshape(reconstruction, [count, LABEL_CLASSES])
-        kl = tf.reshape(kl, [count, LABEL_CLASSES])
+        reconstruction, kl = self.every_digit_terms(x, training, seed)
         known = labels >= 0
         truth = tf.one_hot(tf.maximum(labels, 0), LABEL_CLASSES)
         q = tf.exp(log_q)
@@ -197,19 +193,9 @@ class M2(CVAE):
         self.trackers["pseudo_labelled"].update_state(pseudo_labelled, sample_weight=1 - known)
         return tf.nn.compute_average_loss(loss)
 
-    def train_step(self, data):
-        x, labels = data
-        with tf.GradientTape() as tape:
-            loss = self._record_semi_supervised(self.semi_supervised_terms(
-                x, labels, training=True, seed=self._step_seed()))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def test_step(self, data):
-        x, labels = data
-        self._record_semi_supervised(self.semi_supervised_terms(x, labels))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+    def batch_loss(self, x, labels, training: bool, seed=None):
+        return self._record_semi_supervised(self.semi_supervised_terms(
+            x, labels, training=training, seed=seed))
 
     # -- the classifier -----------------------------------------------------------------------
     @tf.function(reduce_retracing=True)

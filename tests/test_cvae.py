@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy.special import logsumexp
 
 from models import ModelConfig, build_model, fit_model, load_model, make_sampler, save_model
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
@@ -88,6 +89,54 @@ def test_labels_are_required_checked_and_used_in_training():
     vae = build_model(ModelConfig(kind="vae", latent_dim=3, filters=(4, 8)))
     with pytest.raises(ValueError, match="unconditional"):
         vae.encode(x, labels=np.zeros(16, int))
+
+
+def test_the_bayes_term_is_the_cross_entropy_of_the_model_s_own_bayes_rule():
+    weight = 2.5
+    model = build_model(ModelConfig(kind="cvae", latent_dim=3, filters=(4, 8),
+                                    hidden_units=16, beta=0.5, bayes_weight=weight), seed=0)
+    x, labels, seed = binary_images(6), np.array([0, 3, 3, 9, 5, 1]), tf.constant([4, 2])
+    reconstruction, kl = (t.numpy().astype(np.float64)
+                          for t in model.every_digit_terms(x, seed=seed))
+    assert reconstruction.shape == kl.shape == (6, 10)
+    # Column y is the ELBO's terms under label y: one decode per image and digit.
+    elbo = -(reconstruction + kl)
+    rows = np.arange(6)
+    cross_entropy = logsumexp(elbo, axis=1) - elbo[rows, labels]
+    expected = (reconstruction[rows, labels] + 0.5 * kl[rows, labels] + weight * cross_entropy)
+    loss = model.batch_loss(tf.constant(x), tf.constant(labels), training=False, seed=seed)
+    np.testing.assert_allclose(loss.numpy(), expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(model.trackers["bayes_cross_entropy"].result().numpy(),
+                               cross_entropy.mean(), rtol=1e-5)
+    # Without the weight: the conditional ELBO alone, and no cross-entropy tracker.
+    assert "bayes_cross_entropy" not in tiny_cvae().trackers
+    with pytest.raises(ValueError, match="bayes_weight trains a cvae"):
+        ModelConfig(kind="vae", bayes_weight=1.0)
+    with pytest.raises(ValueError, match="bayes_weight must be a number >= 0"):
+        ModelConfig(kind="cvae", bayes_weight=-1.0)
+
+
+@pytest.mark.slow  # trains for seconds
+def test_training_with_the_bayes_term_sharpens_the_bayes_rule_and_is_saved(data_for, tmp_path):
+    config = ModelConfig(kind="cvae", latent_dim=3, filters=(4, 8), hidden_units=16)
+    x, labels = data_for(DataMode.MONO_BINARY_COMPLETE).get_full_data_set(training=True)
+    x, labels = x[:400], labels[:400]
+    with pytest.raises(ValueError, match="trains on mono images"):
+        fit_model(build_model(config.replace(channels=3, bayes_weight=1.0)),
+                  binary_images(8, channels=3), epochs=1, verbose=0, labels=np.arange(8))
+    cross_entropies = {}
+    for weight in (0.0, 10.0):
+        model = build_model(config.replace(bayes_weight=weight), seed=0, learning_rate=1e-2)
+        history = fit_model(model, x, x[:20], epochs=4, batch_size=20, verbose=0, seed=0,
+                            labels=labels, val_labels=labels[:20])
+        log_lik = class_log_likelihoods(model, x, num_samples=1, prior="standard")[:, 0]
+        cross_entropies[weight] = np.mean(
+            logsumexp(log_lik, axis=1) - log_lik[np.arange(len(x)), labels])
+    assert {"bayes_cross_entropy", "val_bayes_cross_entropy"} <= set(history)
+    # The term trains the classifier's own rule: on its training images it is much surer.
+    assert cross_entropies[10.0] < 0.5 * cross_entropies[0.0]
+    save_model(model, tmp_path / "hybrid.keras")
+    assert load_model(tmp_path / "hybrid.keras").config.bayes_weight == 10.0
 
 
 def test_without_labels_the_cvae_generates_from_balanced_seeded_labels():
