@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from .augment import shifted
 from .callbacks import EpochCheckpoint, ImageSummaries
 from .checks import check_count, check_images, check_seed
 from .generative import GenerativeModel
@@ -80,12 +81,13 @@ def worker_suffix(strategy=None) -> str:
 
 def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
                    epochs: int, labels: Optional[np.ndarray] = None,
-                   binarise: bool = False) -> tf.data.Dataset:
+                   binarise: bool = False, shift_pixels: int = 0) -> tf.data.Dataset:
     """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
     (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
     With ``labels``, a batch is (images, labels). ``binarise``: every batch is a binary draw
     from its grey levels (pixel = 1 with probability its grey level), a function of (seed,
-    epoch, step) alone."""
+    epoch, step) alone; ``shift_pixels``: every image then moved by whole pixels, up to that
+    many each way (another stream of (seed, epoch, step))."""
     images = tf.constant(x)
     classes = None if labels is None else tf.constant(labels, tf.int32)
     seed = tf.cast(seed, tf.int64)
@@ -102,6 +104,9 @@ def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
             draw_seed = tf.stack([seed, -(epoch * 2 ** 20 + step) - 1])
             uniform = tf.random.stateless_uniform(tf.shape(picked), seed=draw_seed)
             picked = tf.cast(uniform < picked, picked.dtype)
+        if shift_pixels:  # beyond the shuffle's epochs and the binary draws' negative ones
+            picked = shifted(picked, tf.stack([seed, 2 ** 40 + epoch * 2 ** 20 + step]),
+                             shift_pixels)
         return picked if classes is None else (picked, tf.gather(classes, index))
 
     return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
@@ -112,7 +117,7 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
               decay_from: Optional[int] = None, decay: float = 0.8,
               backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
-              val_labels=None, binarise: bool = False):
+              val_labels=None, binarise: bool = False, shift_pixels: int = 0):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
     A conditional model also takes the images' class ``labels`` (and ``val_labels``).
 
@@ -122,7 +127,9 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
     and image grids per epoch for TensorBoard. ``binarise``: the training images are grey
     levels and every batch is a binary draw from them (dynamic binarisation), a function of
-    (seed, epoch, step). Returns the history of every epoch trained.
+    (seed, epoch, step). ``shift_pixels``: every training image is moved by whole pixels, up
+    to that many each way (zeros move in; a fresh draw of (seed, epoch, step) every batch), an
+    augmentation. Returns the history of every epoch trained.
     """
     x_train = check_images(x_train, model.config.channels, "x_train")
     labels = model.check_fit_labels(labels, len(x_train))
@@ -133,6 +140,9 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
         raise ValueError("val_labels were given without x_val.")
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
+    if (isinstance(shift_pixels, bool) or not isinstance(shift_pixels, (int, np.integer))
+            or not 0 <= shift_pixels < 14):
+        raise ValueError(f"shift_pixels must be an integer from 0 to 13, got {shift_pixels!r}.")
     tf_keras.utils.set_random_seed(check_seed(seed))
     model.noise_seed = seed
     model.train_function = None  # traced again: the step's noise seed is part of the graph
@@ -163,7 +173,7 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
             val = tf.data.Dataset.from_tensor_slices(
                 x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
         model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels,
-                                 binarise),
+                                 binarise, shift_pixels),
                   steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
                   epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
                   callbacks=callbacks)

@@ -56,6 +56,7 @@ class Recipe:
     labelled: Optional[int] = None  # semi-supervised (m2): labels kept, 1/10 of them per class
     label_seed: int = 0  # which labels are kept (models.m2.semi_supervised_set)
     train_stacks: Optional[int] = None  # a stacked data set's training stacks (None: 60,000)
+    shift_pixels: int = 0  # training images moved by up to this many pixels (fit_model)
 
     @property
     def missing(self) -> bool:
@@ -379,7 +380,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
                         seed=seed, decay_from=decay_from, decay=plan.decay, verbose=verbose,
                         backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
                         labels=labels, val_labels=val_labels,
-                        binarise=named_data.get(plan.dataset).dynamic_binarisation)
+                        binarise=named_data.get(plan.dataset).dynamic_binarisation,
+                        shift_pixels=plan.shift_pixels)
     # The epochs' own times where the checkpoint kept all of them (a resumed training's
     # earlier epochs ran in another process); else the wall time of this call.
     epoch_times = history.get("epoch_seconds", [])
@@ -393,6 +395,8 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
+    if plan.shift_pixels:
+        model.metadata["shift_pixels"] = plan.shift_pixels
     if plan.labelled is not None:
         model.metadata.update({"labels_kept": plan.labelled, "label_seed": plan.label_seed})
     model.after_training(x_train, labels, seed=seed)  # e.g. the CVAE's class prior p(z|y)

@@ -222,6 +222,39 @@ def test_an_unreadable_training_record_discards_the_checkpoints(tmp_path, capsys
     assert json.loads((backup / "training.json").read_text()) == {"recipe": "vae_mono_complete"}
 
 
+def test_shifted_batches_move_each_image_by_whole_pixels_drawn_from_seed_epoch_and_step():
+    from models.training import _epoch_batches
+
+    digit = np.zeros((28, 28, 1), np.float32)
+    digit[10:18, 12:15] = 1.0  # a bar well inside the border: every shift keeps it whole
+    x = np.repeat(digit[np.newaxis], 32, axis=0)
+
+    def batches(seed, first_epoch, binarise=False):
+        return np.concatenate([b.numpy() for b in _epoch_batches(
+            x, 8, seed, first_epoch, 2, binarise=binarise, shift_pixels=2)])
+
+    whole = batches(seed=3, first_epoch=0)
+    moves = set()
+    for image in whole:
+        rows, columns = np.nonzero(image[..., 0])
+        assert image.sum() == digit.sum() and len(rows) == 24  # moved, not resampled
+        moves.add((rows.min() - 10, columns.min() - 12))
+    assert moves <= {(r, c) for r in range(-2, 3) for c in range(-2, 3)} and len(moves) > 10
+    np.testing.assert_array_equal(whole[32:], batches(seed=3, first_epoch=1))  # resumed
+    assert not np.array_equal(whole, batches(seed=4, first_epoch=0))
+    # Binary draws are shifted whole: still binary.
+    assert set(np.unique(batches(seed=3, first_epoch=0, binarise=True))) <= {0.0, 1.0}
+
+
+def test_fit_model_refuses_a_shift_it_cannot_make():
+    from models import ModelConfig, build_model, fit_model
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    for bad in (-1, 14, 1.5, True):
+        with pytest.raises(ValueError, match="shift_pixels must be an integer from 0 to 13"):
+            fit_model(model, np.zeros((4, 28, 28, 1), np.float32), epochs=1, shift_pixels=bad)
+
+
 def test_dynamic_binarisation_draws_each_batch_from_seed_epoch_and_step_alone():
     from models.training import _epoch_batches
 
