@@ -17,6 +17,13 @@ the post-training hook, ``after_training``. The prior object (``ClassPrior``) ho
 priors: N(0, I) for the KL and for ``generate_images``, p(z | y) for ``class_codes``.
 
 Generation without labels (``generate_images(count, seed=s)``) draws balanced labels from s.
+
+Training for the Bayes rule. The generative classifier argmax_y log p(x | y) p(y) suffers when a
+wrong label explains an image nearly as well as the right one (the code can carry the shape).
+With ``config.bayes_weight`` w > 0 the loss of a mono image x of digit y is
+    -ELBO(x, y) + w CE(softmax over y' of ELBO(x, y'), y),
+the ELBO under all ten digits from one batched pass (one code each): the model is also trained
+to rank its own labels (a hybrid of generative and discriminative training).
 """
 from __future__ import annotations
 
