@@ -274,7 +274,7 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
     metrics = json.loads(path.read_text())
     assert metrics["row"] == "cvae" and metrics["quick"] is True
     assert set(metrics["section_seconds"]) == {"generate_mono", "generate_colour", "classify",
-                                               "anomaly"}
+                                               "classify_bayes_trained", "anomaly"}
     for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
         section = metrics[key]
         for judged in (section, section.get("with_standard_normal_z", section)):
@@ -285,17 +285,20 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
             assert samples["images"].shape[0] == samples["requested_labels"].shape[0]
             assert samples["images"].shape[0] == section["samples"]
             assert set(samples["requested_labels"]) == set(range(labels))
-    classify = metrics["classify"]
-    assert [(run["num_samples"], run["prior"]) for run in classify["runs"].values()] == [
-        (1, "class"), (3, "class"), (1, "standard")]
-    assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == (
-        common.QUICK_TEST_IMAGES)
-    assert set(classify["non_digits"]) >= {"test_digits", "uniform_noise", "constant"}
+    assert metrics["classify_bayes_trained"]["model"] == "cvae_bayes_mono_complete"
+    for classify in (metrics["classify"], metrics["classify_bayes_trained"]):
+        assert [(run["num_samples"], run["prior"]) for run in classify["runs"].values()] == [
+            (1, "class"), (3, "class"), (1, "standard")]
+        assert all(0 <= run["accuracy"] <= 1 for run in classify["runs"].values())
+        assert np.sum(classify["confusion_matrix_rows_true_columns_predicted"]) == (
+            common.QUICK_TEST_IMAGES)
+        assert set(classify["non_digits"]) >= {"test_digits", "uniform_noise", "constant"}
     anomaly = metrics["anomaly"]
     for part in ("mono", "colour_worst_channel"):
         assert set(anomaly[part]) == {"neg_log_sum_y", "neg_max_y"}
         assert 0 <= anomaly[part]["neg_log_sum_y"]["roc_auc"] <= 1
     for name in ("cvae_digits.png", "cvae_style_transfer.png", "cvae_confusion.png",
+                 "cvae_bayes_confusion.png",
                  "cvae_anomaly_curves.png", "color_cvae_anomaly_curves.png",
                  "color_cvae_numbers.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
