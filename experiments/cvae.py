@@ -287,10 +287,10 @@ def main(argv=None):
     metrics["classify"] = timed(seconds, "classify", lambda: section_classify(
         run, opts, mono, x_test, y_test))
     if run.dataset.name == zoo.recipe(BAYES_TRAINED).dataset:
-        bayes_trained = shipped_or_quick(run, BAYES_TRAINED)
         metrics["classify_bayes_trained"] = timed(seconds, "classify_bayes_trained", lambda: {
-            "model": BAYES_TRAINED, **section_classify(run, opts, bayes_trained, x_test, y_test,
-                                                       "cvae_bayes", "Bayes-trained CVAE")})
+            "model": BAYES_TRAINED, **section_classify(
+                run, opts, shipped_or_quick(run, BAYES_TRAINED), x_test, y_test, "cvae_bayes",
+                "Bayes-trained CVAE")})
     metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(run, opts))
     return write_metrics(run, {**metrics, "section_seconds": seconds})
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 
 def cut_out(x, seed, size: int):
-    """Images (B, 28, 28, 1) each with a ``size`` x ``size`` square set to 0 (Cutout, DeVries
+    """Images (B, 28, 28, C) each with a ``size`` x ``size`` square set to 0 (Cutout, DeVries
     and Taylor 2017) centred at a uniform pixel (clipped at the border); the squares a function
     of the stateless ``seed``."""
     centres = tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, 0, 28, dtype=tf.int32)
@@ -22,7 +22,7 @@ def cut_out(x, seed, size: int):
 
 
 def _transformed(x, transforms, interpolation: str):
-    """Images (B, 28, 28, 1) under per-image projective ``transforms`` (B, 8): output pixel
+    """Images (B, 28, 28, C) under per-image projective ``transforms`` (B, 8): output pixel
     (column u, row v) reads the input at (a0 u + a1 v + a2, b0 u + b1 v + b2), rows
     [a0, a1, a2, b0, b1, b2, 0, 0]; zeros move in."""
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -31,7 +31,7 @@ def _transformed(x, transforms, interpolation: str):
 
 
 def shifted(x, seed, pixels: int):
-    """Images (B, 28, 28, 1) each moved by whole pixels, up to ``pixels`` each way (zeros
+    """Images (B, 28, 28, C) each moved by whole pixels, up to ``pixels`` each way (zeros
     move in); the shifts a function of the stateless ``seed``."""
     count = tf.shape(x)[0]
     moves = tf.random.stateless_uniform([count, 2], seed, -pixels, pixels + 1, dtype=tf.int32)
@@ -42,7 +42,7 @@ def shifted(x, seed, pixels: int):
 
 
 def warped(x, seed, degrees: float, scale: float):
-    """Images (B, 28, 28, 1) each rotated by up to ``degrees`` either way and scaled by a
+    """Images (B, 28, 28, C) each rotated by up to ``degrees`` either way and scaled by a
     factor in [1 - ``scale``, 1 + ``scale``] about the image centre (bilinear; zeros move in);
     the angles and factors a function of the stateless ``seed``."""
     draws = tf.random.stateless_uniform([tf.shape(x)[0], 2], seed, -1.0, 1.0)

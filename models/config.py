@@ -61,8 +61,9 @@ class ModelConfig:
         rotated and scaled copy with a square cut out towards that label (0: none).
     bayes_weight: the CVAE loss's weight of its own Bayes rule's cross-entropy: each training
         image's one-code ELBO under all ten digits, softmaxed (a uniform class prior), against
-        its digit. A discriminative term for the generative classifier (``models.conditional``);
-        a step decodes every image ten times. 0: the conditional ELBO alone. Mono training only.
+        its digit (the ELBO at beta 1, whatever ``beta``). A discriminative term for the
+        generative classifier (``models.conditional``); a step decodes every image ten times.
+        0: the conditional ELBO alone. Mono training only (a colour copy evaluates the ELBO).
     classifier_filters, classifier_hidden_units, classifier_block_convs: M2's classifier's
         network where it differs from the encoder's (None: the encoder's ``filters``,
         ``hidden_units`` and ``block_convs``).

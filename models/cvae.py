@@ -98,7 +98,7 @@ class CVAE(VAE):
         super().__init__(config, metadata=metadata, **kwargs)
         # The class prior's variables as the model's own too: model files store them there.
         self.class_means, self.class_scale_tril = self.z_prior.state_variables()
-        if config.bayes_weight:
+        if self.trains_bayes_rule:
             self.trackers["bayes_cross_entropy"] = tf_keras.metrics.Mean(
                 name="bayes_cross_entropy")
 
@@ -178,6 +178,12 @@ class CVAE(VAE):
         self.fit_class_prior(fold_channels(x_train)[0], digits, seed=seed)
 
     # -- training its own Bayes rule (config.bayes_weight) --------------------------------------
+    @property
+    def trains_bayes_rule(self) -> bool:
+        """Whether the loss has the Bayes rule's term: ``bayes_weight`` > 0, on a mono model
+        (a colour copy, ``with_channels(3)``, evaluates the conditional ELBO alone)."""
+        return bool(self.config.bayes_weight) and self.config.channels == 1
+
     def check_fit_labels(self, labels, count: int):
         if self.config.bayes_weight and self.config.channels != 1:
             raise ValueError("a cvae with bayes_weight trains on mono images (its Bayes rule "
@@ -188,6 +194,7 @@ class CVAE(VAE):
     def every_digit_terms(self, x, training: bool = False, seed=None):
         """``(reconstruction, kl)``, each (B, 10) nats, of mono images x (B, 28, 28, 1) under
         every digit y (column y), one code drawn from q(z | x, y) for each."""
+        x = tf.convert_to_tensor(x, tf.float32)
         count = tf.shape(x)[0]
         every_digit = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
         reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
@@ -197,9 +204,10 @@ class CVAE(VAE):
 
     def batch_loss(self, x, labels, training: bool, seed=None):
         """With ``bayes_weight`` w: -ELBO(x, y) + w CE(softmax over y' of ELBO(x, y'), y), the
-        ELBO under every digit from one pass of ten (the true digit's terms are recorded as
-        the reconstruction and KL, the cross-entropy as ``bayes_cross_entropy``)."""
-        if not self.config.bayes_weight:
+        ELBO under every digit from one pass of ten (beta weighs the KL of the first term
+        only: the Bayes rule is the ELBO's). The true digit's terms are recorded as the
+        reconstruction and KL, the cross-entropy as ``bayes_cross_entropy``."""
+        if not self.trains_bayes_rule:
             return super().batch_loss(x, labels, training, seed)
         self._require_labels(labels)
         digits = tf.cast(labels, tf.int32)

@@ -270,8 +270,8 @@ class GenerativeModel(tf_keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def _record(self, reconstruction, kl, extra=0.0):
-        per_image = reconstruction + self.config.beta * kl + extra
+    def _record(self, reconstruction, kl, extra_per_image=0.0):
+        per_image = reconstruction + self.config.beta * kl + extra_per_image
         # Per-image updates, like the terms, so the logged loss = reconstruction + beta KL
         # (+ a family's extra term, recorded by the family).
         self.trackers["loss"].update_state(per_image)

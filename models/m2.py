@@ -14,7 +14,9 @@ Loss per image, in nats (p(y) uniform):
 The unlabelled term decodes every image under all ten labels (ten decoder passes per image);
 its gradient teaches the classifier which label's decoder explains the image. alpha is
 ``config.classifier_weight``. In training the classifier sees each image shifted by up to
-``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself.
+``SHIFT_PIXELS`` pixels (a stateless draw per step), the rest of the model the image itself
+(``fit_model(shift_pixels=n)`` would move the images for every part, the classifier's view
+twice).
 With ``config.consistency_weight`` = lambda > 0 an unlabelled image x adds
                     lambda * (-log q(y^ | x'))   if max_y q(y | x) >= 0.95,
 y^ = argmax_y q(y | x) held fixed, x' = x shifted (its own draw), rotated by up to 30 degrees

@@ -380,9 +380,11 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     model = build_model(config, plan.learning_rate, seed=seed, strategy=strategy)
     if backup_dir is not None:
-        _claim_backup(Path(backup_dir), {"recipe": name, "config": config.to_dict(),
-                                         "seed": seed, "epochs": epochs,
-                                         "train_images": int(len(x_train))})
+        identity = {"recipe": name, "config": config.to_dict(), "seed": seed, "epochs": epochs,
+                    "train_images": int(len(x_train))}
+        if plan.shift_pixels:
+            identity["shift_pixels"] = plan.shift_pixels
+        _claim_backup(Path(backup_dir), identity)
     start = time.time()
     decay_from = min(plan.decay_from, epochs)
     history = fit_model(model, x_train, x_val, epochs=epochs, batch_size=plan.batch_size,
@@ -428,8 +430,13 @@ def _claim_backup(directory: Path, identity: dict) -> None:
 
 def _backup_owner(key: Path) -> Optional[dict]:
     try:
-        return json.loads(key.read_text())
-    except (OSError, ValueError):  # missing, unreadable, truncated
+        owner = json.loads(key.read_text())
+        if isinstance(owner, dict) and isinstance(owner.get("config"), dict):
+            # as the current ModelConfig writes it: a record from before a field was added
+            # lacks the field, whose default is what that training used
+            owner["config"] = ModelConfig.from_dict(owner["config"]).to_dict()
+        return owner
+    except (OSError, ValueError, TypeError):  # missing, unreadable, truncated, not a config
         return None
 
 

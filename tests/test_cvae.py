@@ -108,6 +108,18 @@ def test_the_bayes_term_is_the_cross_entropy_of_the_model_s_own_bayes_rule():
     np.testing.assert_allclose(loss.numpy(), expected.mean(), rtol=1e-5)
     np.testing.assert_allclose(model.trackers["bayes_cross_entropy"].result().numpy(),
                                cross_entropy.mean(), rtol=1e-5)
+    np.testing.assert_allclose(model.trackers["reconstruction"].result().numpy(),
+                               reconstruction[rows, labels].mean(), rtol=1e-5)
+    np.testing.assert_allclose(model.trackers["kl"].result().numpy(), kl[rows, labels].mean(),
+                               rtol=1e-5)
+    again = model.every_digit_terms(x.astype(np.float64), seed=seed)[0].numpy()  # any float
+    np.testing.assert_allclose(again, reconstruction, rtol=1e-5)
+    # Its colour copy evaluates the conditional ELBO (the rule's term is over ten digits).
+    colour = model.with_channels(3)
+    assert not colour.trains_bayes_rule and "bayes_cross_entropy" not in colour.trackers
+    result = colour.evaluate(binary_images(3, channels=3), np.array([123, 5, 999]), verbose=0,
+                             return_dict=True)
+    assert np.isfinite(result["loss"])
     # Without the weight: the conditional ELBO alone, and no cross-entropy tracker.
     assert "bayes_cross_entropy" not in tiny_cvae().trackers
     with pytest.raises(ValueError, match="bayes_weight trains a cvae"):

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from models import ModelConfig, build_model, fit_model, load_model, save_model, zoo
 from models import m2
-from models.m2 import UNLABELLED, cut_out, semi_supervised_set, shifted, warped
+from models.augment import cut_out, shifted, warped
+from models.m2 import UNLABELLED, semi_supervised_set
 
 
 def tiny_m2(seed=0, **changes):

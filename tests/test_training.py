@@ -209,6 +209,24 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix(tmp_path, damage):
         _tiny_fit(backup, epochs=2)
 
 
+def test_a_training_record_from_before_a_config_field_was_added_keeps_its_checkpoints(
+        tmp_path, capsys):
+    from models import ModelConfig, zoo
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    config = ModelConfig(kind="vae", latent_dim=2)
+    older = config.to_dict()
+    del older["bayes_weight"]  # a field added later: the older record lacks it
+    (backup / "training.json").write_text(json.dumps({"recipe": "r", "config": older}))
+    (backup / "ckpt-1.index").write_text("kept")
+    zoo._claim_backup(backup, {"recipe": "r", "config": config.to_dict()})
+    assert "discarding" not in capsys.readouterr().out
+    assert (backup / "ckpt-1.index").read_text() == "kept"
+    zoo._claim_backup(backup, {"recipe": "r", "config": config.replace(latent_dim=3).to_dict()})
+    assert "discarding the checkpoints" in capsys.readouterr().out
+
+
 def test_an_unreadable_training_record_discards_the_checkpoints(tmp_path, capsys):
     from models import zoo
 
@@ -242,8 +260,12 @@ def test_shifted_batches_move_each_image_by_whole_pixels_drawn_from_seed_epoch_a
     assert moves <= {(r, c) for r in range(-2, 3) for c in range(-2, 3)} and len(moves) > 10
     np.testing.assert_array_equal(whole[32:], batches(seed=3, first_epoch=1))  # resumed
     assert not np.array_equal(whole, batches(seed=4, first_epoch=0))
-    # Binary draws are shifted whole: still binary.
-    assert set(np.unique(batches(seed=3, first_epoch=0, binarise=True))) <= {0.0, 1.0}
+    # Binary draws from grey levels, then shifted: still binary, and a function of the seed.
+    x = np.repeat(0.5 * digit[np.newaxis], 32, axis=0)
+    drawn = batches(seed=3, first_epoch=0, binarise=True)
+    assert set(np.unique(drawn)) == {0.0, 1.0}
+    np.testing.assert_array_equal(drawn, batches(seed=3, first_epoch=0, binarise=True))
+    assert 0.4 < drawn.sum() / (len(drawn) * digit.sum()) < 0.6  # half the bar's pixels
 
 
 def test_fit_model_refuses_a_shift_it_cannot_make():
