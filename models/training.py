@@ -11,6 +11,7 @@ under it.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from typing import Optional
 
@@ -140,7 +141,7 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
         raise ValueError("val_labels were given without x_val.")
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
-    if (isinstance(shift_pixels, bool) or not isinstance(shift_pixels, (int, np.integer))
+    if (isinstance(shift_pixels, bool) or not isinstance(shift_pixels, numbers.Integral)
             or not 0 <= shift_pixels < 14):
         raise ValueError(f"shift_pixels must be an integer from 0 to 13, got {shift_pixels!r}.")
     tf_keras.utils.set_random_seed(check_seed(seed))

@@ -16,9 +16,9 @@ from stacked_mnist import DataMode, channel_digits, fold_channels
 
 
 
-def tiny_cvae(channels=1, seed=0):
+def tiny_cvae(channels=1, seed=0, **settings):
     return build_model(ModelConfig(kind="cvae", latent_dim=3, filters=(4, 8), hidden_units=16,
-                                   channels=channels), seed=seed)
+                                   channels=channels, **settings), seed=seed)
 
 
 def binary_images(n, channels=1, seed=0):
@@ -93,8 +93,7 @@ def test_labels_are_required_checked_and_used_in_training():
 
 def test_the_bayes_term_is_the_cross_entropy_of_the_model_s_own_bayes_rule():
     weight = 2.5
-    model = build_model(ModelConfig(kind="cvae", latent_dim=3, filters=(4, 8),
-                                    hidden_units=16, beta=0.5, bayes_weight=weight), seed=0)
+    model = tiny_cvae(beta=0.5, bayes_weight=weight)
     x, labels, seed = binary_images(6), np.array([0, 3, 3, 9, 5, 1]), tf.constant([4, 2])
     reconstruction, kl = (t.numpy().astype(np.float64)
                           for t in model.every_digit_terms(x, seed=seed))
