@@ -37,6 +37,7 @@ from stacked_mnist import channel_digits, fold_channels, validate_labels
 from .checks import check_count, check_seed, check_values
 from .networks import LABEL_CLASSES, FoldLabels
 from .priors import StandardNormalPrior
+from .trackers import trackers
 from .vae import VAE
 
 tfd = tfp.distributions
@@ -99,8 +100,7 @@ class CVAE(VAE):
         # The class prior's variables as the model's own too: model files store them there.
         self.class_means, self.class_scale_tril = self.z_prior.state_variables()
         if self.trains_bayes_rule:
-            self.trackers["bayes_cross_entropy"] = tf_keras.metrics.Mean(
-                name="bayes_cross_entropy")
+            self.trackers.update(trackers(("bayes_cross_entropy",)))
 
     def make_prior(self):
         return ClassPrior(self.config.latent_dim)

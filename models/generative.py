@@ -39,6 +39,7 @@ from .networks import (FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_de
                        set_weights_in_order)
 from .priors import LatentPrior
 from .samplers import LatentSampler
+from .trackers import trackers
 
 
 class GenerativeModel(tf_keras.Model):
@@ -85,9 +86,7 @@ class GenerativeModel(tf_keras.Model):
         self.decoder_params = tf_keras.Model(inputs, pixel_params, name="decoder_params")
         self.decoder = tf_keras.Model(inputs, self.head.layer()(pixel_params), name="decoder")
 
-        self.trackers = {
-            name: tf_keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")
-        }
+        self.trackers = trackers(("loss", "reconstruction", "kl"))
         # A plain object, not tracked by Keras: a family with prior state keeps its variables as
         # attributes of the model as well, under the names its files store them by.
         self.z_prior = self.make_prior()

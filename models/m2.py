@@ -49,6 +49,7 @@ from .checks import check_count, check_images, check_seed
 from .classifier import balanced_subset
 from .cvae import CVAE
 from .networks import LABEL_CLASSES, mono_classifier
+from .trackers import trackers
 
 UNLABELLED = -1
 SHIFT_PIXELS = 2  # the classifier sees its training images shifted by up to this many pixels
@@ -67,8 +68,7 @@ class M2(CVAE):
         self.mono_classifier = mono_classifier(config)
         # Cross-entropy and accuracy of the classifier on the labelled images of each batch,
         # and the share of the unlabelled ones that were given a pseudo-label.
-        for name in ("cross_entropy", "accuracy", "pseudo_labelled"):
-            self.trackers[name] = tf_keras.metrics.Mean(name=name)
+        self.trackers.update(trackers(("cross_entropy", "accuracy", "pseudo_labelled")))
 
     def subnets(self) -> list:
         return super().subnets() + [self.mono_classifier]

@@ -18,6 +18,7 @@ from .batching import in_seeded_batches, step_seed
 from .checks import check_count, check_seed, family_model_name
 from .config import ModelConfig
 from .networks import set_weights_in_order
+from .trackers import trackers
 
 
 class WholeImageModel(tf_keras.Model):
@@ -32,7 +33,7 @@ class WholeImageModel(tf_keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.metadata = dict(metadata or {})
-        self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in self.tracked}
+        self.trackers = trackers(self.tracked)
         self.noise_seed = 0  # fit_model sets it: the training noise is a function of it
 
     # -- what a family gives ---------------------------------------------------------------------
