@@ -114,11 +114,34 @@ def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
             .map(batch).prefetch(2))
 
 
+def _use_weight_average(model, decay) -> None:
+    """Gives the model an optimizer that keeps a moving average of its weights with ``decay``
+    (Keras's ``use_ema``, which ``Model.fit`` copies into the weights after its last epoch)."""
+    if (isinstance(decay, bool) or not isinstance(decay, numbers.Real)
+            or not 0 <= decay < 1):
+        raise ValueError(f"average_weights must be 0 (off) or a decay in (0, 1), got "
+                         f"{decay!r}.")
+    optimizer = model.optimizer
+    if bool(decay) == optimizer.use_ema and (not decay or optimizer.ema_momentum == decay):
+        return
+    if int(optimizer.iterations.numpy()):
+        raise ValueError("average_weights must be chosen at a model's first training: its "
+                         "optimizer has taken steps without it.")
+    config = {**optimizer.get_config(), "use_ema": bool(decay),
+              "ema_momentum": float(decay or 0.99), "ema_overwrite_frequency": None}
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=type(optimizer).from_config(config))
+    if model.optimizer.use_ema != bool(decay):  # a family that builds its own optimizers
+        raise ValueError(f"a {model.config.kind!r} model cannot average its weights "
+                         f"(average_weights={decay!r}).")
+
+
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
               batch_size: int = 128, seed: int = 0, verbose: int = 1,
               decay_from: Optional[int] = None, decay: float = 0.8,
               backup_dir=None, tensorboard_dir=None, callbacks=(), labels=None,
-              val_labels=None, binarise: bool = False, shift_pixels: int = 0):
+              val_labels=None, binarise: bool = False, shift_pixels: int = 0,
+              average_weights: float = 0.0):
     """Train with a progress bar; logs loss, reconstruction and KL (nats per image).
     A conditional model also takes the images' class ``labels`` (and ``val_labels``).
 
@@ -130,7 +153,11 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     levels and every batch is a binary draw from them (dynamic binarisation), a function of
     (seed, epoch, step). ``shift_pixels``: every training image is moved by whole pixels, up
     to that many each way (zeros move in; a fresh draw of (seed, epoch, step) every batch), an
-    augmentation. Returns the history of every epoch trained.
+    augmentation. ``average_weights`` = d in (0, 1): the model ends its training with the
+    average of its weights over the steps, w_avg <- d w_avg + (1 - d) w after every step from
+    the initial weights (the optimizer's moving average, kept in the checkpoints); the trained
+    weights themselves are not kept. Set on a model's first training. Returns the history of
+    every epoch trained.
     """
     x_train = check_images(x_train, model.config.channels, "x_train")
     labels = model.check_fit_labels(labels, len(x_train))
@@ -144,6 +171,7 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     if (isinstance(shift_pixels, bool) or not isinstance(shift_pixels, numbers.Integral)
             or not 0 <= shift_pixels < 14):
         raise ValueError(f"shift_pixels must be an integer from 0 to 13, got {shift_pixels!r}.")
+    _use_weight_average(model, average_weights)
     tf_keras.utils.set_random_seed(check_seed(seed))
     model.noise_seed = seed
     model.train_function = None  # traced again: the step's noise seed is part of the graph
@@ -179,6 +207,9 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
                   epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
                   callbacks=callbacks)
         history = model.history.history
+    elif average_weights:  # every epoch was done: the checkpoint's weights, then their average
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     if checkpoint is not None:
         history = checkpoint.trimmed_history(epochs)
     return history

@@ -57,11 +57,18 @@ class Recipe:
     label_seed: int = 0  # which labels are kept (models.m2.semi_supervised_set)
     train_stacks: Optional[int] = None  # a stacked data set's training stacks (None: 60,000)
     shift_pixels: int = 0  # training images moved by up to this many pixels (fit_model)
+    average_weights: float = 0.0  # the weights' moving average's decay (fit_model; 0: none)
 
     @property
     def missing(self) -> bool:
         """Whether its training data lacks a class (``held_out``)."""
         return self.held_out is not None
+
+    def training_options(self) -> dict:
+        """The training options set away from their defaults (``shift_pixels``,
+        ``average_weights``): recorded in the model's metadata and its checkpoints' identity."""
+        return {name: getattr(self, name) for name in ("shift_pixels", "average_weights")
+                if getattr(self, name)}
 
     def describe_schedule(self, epochs: int) -> str:
         return (f"{self.learning_rate:g}, x{self.decay:g} per epoch from epoch "
@@ -382,8 +389,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     if backup_dir is not None:
         identity = {"recipe": name, "config": config.to_dict(), "seed": seed, "epochs": epochs,
                     "train_images": int(len(x_train))}
-        if plan.shift_pixels:
-            identity["shift_pixels"] = plan.shift_pixels
+        identity.update(plan.training_options())
         _claim_backup(Path(backup_dir), identity)
     start = time.time()
     decay_from = min(plan.decay_from, epochs)
@@ -392,7 +398,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
                         backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
                         labels=labels, val_labels=val_labels,
                         binarise=named_data.get(plan.dataset).dynamic_binarisation,
-                        shift_pixels=plan.shift_pixels)
+                        shift_pixels=plan.shift_pixels, average_weights=plan.average_weights)
     # The epochs' own times where the checkpoint kept all of them (a resumed training's
     # earlier epochs ran in another process); else the wall time of this call.
     epoch_times = history.get("epoch_seconds", [])
@@ -406,8 +412,7 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
         "seconds_per_epoch": round(seconds / epochs, 1),
         "history": {k: [round(float(v), 3) for v in vals] for k, vals in history.items()},
     })
-    if plan.shift_pixels:
-        model.metadata["shift_pixels"] = plan.shift_pixels
+    model.metadata.update(plan.training_options())
     if plan.labelled is not None:
         model.metadata.update({"labels_kept": plan.labelled, "label_seed": plan.label_seed})
     model.after_training(x_train, labels, seed=seed)  # e.g. the CVAE's class prior p(z|y)

@@ -305,3 +305,57 @@ def test_dynamic_binarisation_draws_each_batch_from_seed_epoch_and_step_alone():
     same = [b.numpy() for b in _epoch_batches(np.repeat(grey[:1], 64, axis=0), 16, 1, 0, 2,
                                               binarise=True)]
     assert not any(np.array_equal(same[0], later) for later in same[1:])
+
+
+def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_path):
+    import tf_keras
+
+    from models import ModelConfig, build_model, fit_model
+
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+
+    def fit(epochs, backup=None, callbacks=()):
+        model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8),
+                                        hidden_units=8), seed=0)
+        fit_model(model, x, None, epochs=epochs, batch_size=32, seed=0, verbose=0,
+                  backup_dir=backup, callbacks=callbacks, average_weights=0.7)
+        return model
+
+    class Steps(tf_keras.callbacks.Callback):  # the trained weights after every step
+        seen = []
+
+        def on_train_begin(self, logs=None):
+            self.seen.append([v.numpy() for v in self.model.trainable_variables])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append([v.numpy() for v in self.model.trainable_variables])
+
+    model = fit(2, callbacks=[Steps()])
+    assert len(Steps.seen) == 5  # the initial weights, then 2 epochs of 2 steps
+    average = Steps.seen[0]
+    for weights in Steps.seen[1:]:
+        average = [0.7 * a + 0.3 * w for a, w in zip(average, weights)]
+    for expected, variable in zip(average, model.trainable_variables):
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(average[0], Steps.seen[-1][0])  # not the last step's weights
+    backup = tmp_path / "backup"
+    fit(1, backup)
+    for again in (fit(2, backup), fit(2, backup)):  # resumed after epoch 1, then after 2 of 2
+        for a, b in zip(again.network_weights(), model.network_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_model_refuses_a_weight_average_it_cannot_keep():
+    from models import ModelConfig, build_model, fit_model
+
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    for bad in (1.0, -0.5, float("nan"), True, "0.9"):
+        with pytest.raises(ValueError, match="average_weights must be 0 .off. or a decay"):
+            fit_model(model, x, epochs=1, average_weights=bad)
+    fit_model(model, x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="chosen at a model's first training"):
+        fit_model(model, x, epochs=1, average_weights=0.9)
+    gan = build_model(ModelConfig(kind="gan", latent_dim=2, filters=(4, 8)))
+    with pytest.raises(ValueError, match="a 'gan' model cannot average its weights"):
+        fit_model(gan, x, epochs=1, average_weights=0.9)
