@@ -43,7 +43,7 @@ from models.conditional import (class_log_likelihoods, class_posterior, log_clas
                                 marginal_log_likelihood)
 from stacked_mnist import fold_channels
 
-QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 2,
+QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 1,
          "non_digits": 20}
 
 
