@@ -388,7 +388,9 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
     model = build_model(config, plan.learning_rate, seed=seed, strategy=strategy)
     if backup_dir is not None:
         identity = {"recipe": name, "config": config.to_dict(), "seed": seed, "epochs": epochs,
-                    "train_images": int(len(x_train))}
+                    "train_images": int(len(x_train)),
+                    "schedule": {"batch_size": plan.batch_size,
+                                 "learning_rate": plan.describe_schedule(epochs)}}
         identity.update(plan.training_options())
         _claim_backup(Path(backup_dir), identity)
     start = time.time()
@@ -420,10 +422,14 @@ def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
 
 
 def _claim_backup(directory: Path, identity: dict) -> None:
-    """Keep a checkpoint folder only for the training it belongs to (an unreadable record of
-    whose it is counts as another training's)."""
+    """Keep a checkpoint folder only for the training it belongs to: the same recipe, config,
+    seed, epochs, training images, batch size and learning-rate schedule, and training options
+    (an unreadable record of whose it is counts as another training's)."""
     key = directory / "training.json"
-    if directory.exists() and _backup_owner(key) != identity:
+    owner = _backup_owner(key)
+    if isinstance(owner, dict) and "schedule" in identity:
+        owner.setdefault("schedule", identity["schedule"])  # a record from before it was kept
+    if directory.exists() and owner != identity:
         print(f"discarding the checkpoints in {directory}: another training's, or no readable "
               "record of whose", flush=True)
         shutil.rmtree(directory)

@@ -227,6 +227,26 @@ def test_a_training_record_from_before_a_config_field_was_added_keeps_its_checkp
     assert "discarding the checkpoints" in capsys.readouterr().out
 
 
+def test_a_checkpoint_of_another_schedule_is_not_resumed(tmp_path, capsys):
+    """A recipe edited between two runs (its batch size or learning rate) trains afresh; a
+    record from before the schedule was kept still counts as the same training's."""
+    from models import zoo
+
+    backup = tmp_path / "backup"
+    identity = {"recipe": "r", "schedule": {"batch_size": 128, "learning_rate": "0.001"}}
+    backup.mkdir()
+    (backup / "training.json").write_text(json.dumps({"recipe": "r"}))
+    (backup / "ckpt-1.index").write_text("kept")
+    zoo._claim_backup(backup, identity)
+    assert "discarding" not in capsys.readouterr().out
+    assert (backup / "ckpt-1.index").read_text() == "kept"
+    (backup / "training.json").write_text(json.dumps(identity))
+    zoo._claim_backup(backup, {**identity, "schedule": {"batch_size": 64,
+                                                        "learning_rate": "0.001"}})
+    assert "discarding the checkpoints" in capsys.readouterr().out
+    assert not (backup / "ckpt-1.index").exists()
+
+
 def test_an_unreadable_training_record_discards_the_checkpoints(tmp_path, capsys):
     from models import zoo
 
