@@ -36,6 +36,9 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 RUNS = REPO_ROOT / "runs"
 
 
+TRAINING_OPTIONS = ("shift_pixels", "average_weights")  # Recipe's fields that fit_model takes
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained: the learning rate is constant until epoch ``decay_from``
@@ -67,8 +70,7 @@ class Recipe:
     def training_options(self) -> dict:
         """The training options set away from their defaults (``shift_pixels``,
         ``average_weights``): recorded in the model's metadata and its checkpoints' identity."""
-        return {name: getattr(self, name) for name in ("shift_pixels", "average_weights")
-                if getattr(self, name)}
+        return {name: getattr(self, name) for name in TRAINING_OPTIONS if getattr(self, name)}
 
     def describe_schedule(self, epochs: int) -> str:
         return (f"{self.learning_rate:g}, x{self.decay:g} per epoch from epoch "

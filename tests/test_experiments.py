@@ -347,7 +347,7 @@ def test_every_shipped_file_was_trained_by_its_recipe():
         values, metadata = read_metadata(path)
         assert ModelConfig.from_dict(values) == recipe.config, name
         assert metadata["trained_on"] == recipe.data, name
-        for option in ("shift_pixels", "average_weights"):
+        for option in zoo.TRAINING_OPTIONS:
             assert metadata.get(option, 0) == getattr(recipe, option), name
         if recipe.flow:
             flow = load_sampler(zoo.flow_path(path))
