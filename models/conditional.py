@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from stacked_mnist import distinct_channel_images
 
 from .checks import check_count, check_images, check_seed
-from .networks import LABEL_CLASSES
+from .networks import LABEL_CLASSES, every_digit_rows
 
 
 def _check_conditional(model) -> None:
@@ -36,8 +36,7 @@ PRIORS = ("standard", "class")
 def _class_block(model, mono_x, num_samples: int, seed, prior: str):
     """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
     count = tf.shape(mono_x)[0]
-    images = tf.repeat(mono_x, LABEL_CLASSES, axis=0)  # row b * 10 + y
-    digits = tf.tile(tf.range(LABEL_CLASSES), [count])
+    images, digits = every_digit_rows(mono_x)
     posterior = model.posterior(model.mono_latent_params(images, digits))  # event (1, d)
     z = posterior.sample(num_samples, seed=seed)  # (K, 10 B, 1, d)
     flat_z = tf.reshape(z, [-1, model.config.latent_dim])

@@ -35,7 +35,7 @@ import tf_keras
 from stacked_mnist import channel_digits, fold_channels, validate_labels
 
 from .checks import check_count, check_seed, check_values
-from .networks import LABEL_CLASSES, FoldLabels
+from .networks import LABEL_CLASSES, FoldLabels, every_digit_rows
 from .priors import StandardNormalPrior
 from .trackers import trackers
 from .vae import VAE
@@ -196,9 +196,8 @@ class CVAE(VAE):
         every digit y (column y), one code drawn from q(z | x, y) for each."""
         x = tf.convert_to_tensor(x, tf.float32)
         count = tf.shape(x)[0]
-        every_digit = tf.tile(tf.range(LABEL_CLASSES), [count])  # row b * 10 + y
-        reconstruction, kl = self.loss_terms(tf.repeat(x, LABEL_CLASSES, axis=0), training,
-                                             seed, every_digit)
+        images, digits = every_digit_rows(x)
+        reconstruction, kl = self.loss_terms(images, training, seed, digits)
         return (tf.reshape(reconstruction, [count, LABEL_CLASSES]),
                 tf.reshape(kl, [count, LABEL_CLASSES]))
 

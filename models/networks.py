@@ -16,6 +16,13 @@ layers = tf_keras.layers
 LABEL_CLASSES = 10  # a conditional subnet's label: one digit, one-hot
 
 
+def every_digit_rows(mono_x):
+    """``(images, digits)`` for mono images (B, 28, 28, 1) paired with every digit: row
+    b * 10 + y holds image b and digit y ((10 B, 28, 28, 1) and (10 B,) int32)."""
+    images = tf.repeat(mono_x, LABEL_CLASSES, axis=0)
+    return images, tf.tile(tf.range(LABEL_CLASSES), [tf.shape(mono_x)[0]])
+
+
 FEW_MAPS = 2  # up to this many output maps a depthwise convolution per map is faster here
 
 
