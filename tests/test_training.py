@@ -341,23 +341,22 @@ def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_pat
                   backup_dir=backup, callbacks=callbacks, average_weights=0.7)
         return model
 
-    class Steps(tf_keras.callbacks.Callback):  # the trained weights after every step
-        seen = []
-
+    class Steps(tf_keras.callbacks.Callback):  # the trained weights before and after each step
         def on_train_begin(self, logs=None):
-            self.seen.append([v.numpy() for v in self.model.trainable_variables])
+            self.seen = [[v.numpy() for v in self.model.trainable_variables]]
 
         def on_train_batch_end(self, batch, logs=None):
             self.seen.append([v.numpy() for v in self.model.trainable_variables])
 
-    model = fit(2, callbacks=[Steps()])
-    assert len(Steps.seen) == 5  # the initial weights, then 2 epochs of 2 steps
-    average = Steps.seen[0]
-    for weights in Steps.seen[1:]:
+    steps = Steps()
+    model = fit(2, callbacks=[steps])
+    assert len(steps.seen) == 5  # the initial weights, then 2 epochs of 2 steps
+    average = steps.seen[0]
+    for weights in steps.seen[1:]:
         average = [0.7 * a + 0.3 * w for a, w in zip(average, weights)]
     for expected, variable in zip(average, model.trainable_variables):
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(average[0], Steps.seen[-1][0])  # not the last step's weights
+    assert not np.allclose(average[0], steps.seen[-1][0])  # not the last step's weights
     backup = tmp_path / "backup"
     fit(1, backup)
     for again in (fit(2, backup), fit(2, backup)):  # resumed after epoch 1, then after 2 of 2
