@@ -26,10 +26,12 @@ def family_model_name(family, config) -> str:
     return f"{config.kind}_{config.channels}ch"
 
 
-def check_count(name: str, value, low: int = 1) -> int:
-    """An integer >= ``low`` (numpy integers too; not bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+def check_count(name: str, value, low: int = 1, high: Optional[int] = None) -> int:
+    """An integer >= ``low`` and, if given, <= ``high`` (numpy integers too; not bool)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
+            or (high is not None and value > high)):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}.")
     return int(value)
 
 

@@ -129,8 +129,10 @@ def _use_weight_average(model, decay) -> None:
                          "optimizer has taken steps without it.")
     config = {**optimizer.get_config(), "use_ema": bool(decay),
               "ema_momentum": float(decay or 0.99), "ema_overwrite_frequency": None}
-    with model.distribute_strategy.scope():
-        model.compile(optimizer=type(optimizer).from_config(config))
+    kept = {name: value for name, value in (model.get_compile_config() or {}).items()
+            if name in ("run_eagerly", "steps_per_execution", "jit_compile")}
+    with model.distribute_strategy.scope():  # compiled again as the user had, but the optimizer
+        model.compile(optimizer=type(optimizer).from_config(config), **kept)
     if model.optimizer.use_ema != bool(decay):  # a family that builds its own optimizers
         raise ValueError(f"a {model.config.kind!r} model cannot average its weights "
                          f"(average_weights={decay!r}).")
@@ -168,9 +170,7 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
         raise ValueError("val_labels were given without x_val.")
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
-    if (isinstance(shift_pixels, bool) or not isinstance(shift_pixels, numbers.Integral)
-            or not 0 <= shift_pixels < 14):
-        raise ValueError(f"shift_pixels must be an integer from 0 to 13, got {shift_pixels!r}.")
+    check_count("shift_pixels", shift_pixels, low=0, high=13)
     _use_weight_average(model, average_weights)
     tf_keras.utils.set_random_seed(check_seed(seed))
     model.noise_seed = seed

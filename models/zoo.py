@@ -428,10 +428,7 @@ def _claim_backup(directory: Path, identity: dict) -> None:
     seed, epochs, training images, batch size and learning-rate schedule, and training options
     (an unreadable record of whose it is counts as another training's)."""
     key = directory / "training.json"
-    owner = _backup_owner(key)
-    if isinstance(owner, dict) and "schedule" in identity:
-        owner.setdefault("schedule", identity["schedule"])  # a record from before it was kept
-    if directory.exists() and owner != identity:
+    if directory.exists() and _backup_owner(key, identity) != identity:
         print(f"discarding the checkpoints in {directory}: another training's, or no readable "
               "record of whose", flush=True)
         shutil.rmtree(directory)
@@ -441,13 +438,18 @@ def _claim_backup(directory: Path, identity: dict) -> None:
             tmp.write_text(json.dumps(identity))
 
 
-def _backup_owner(key: Path) -> Optional[dict]:
+def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
+    """The identity of the training recorded in ``key``, as today's code writes one (None if
+    there is no readable record). A record from before a field was added lacks the field, and
+    its training used what ``identity`` holds there: the config's defaults, the schedule."""
     try:
         owner = json.loads(key.read_text())
-        if isinstance(owner, dict) and isinstance(owner.get("config"), dict):
-            # as the current ModelConfig writes it: a record from before a field was added
-            # lacks the field, whose default is what that training used
+        if not isinstance(owner, dict):
+            return None
+        if isinstance(owner.get("config"), dict):
             owner["config"] = ModelConfig.from_dict(owner["config"]).to_dict()
+        if "schedule" in identity:
+            owner.setdefault("schedule", identity["schedule"])
         return owner
     except (OSError, ValueError, TypeError):  # missing, unreadable, truncated, not a config
         return None

@@ -378,3 +378,14 @@ def test_fit_model_refuses_a_weight_average_it_cannot_keep():
     gan = build_model(ModelConfig(kind="gan", latent_dim=2, filters=(4, 8)))
     with pytest.raises(ValueError, match="a 'gan' model cannot average its weights"):
         fit_model(gan, x, epochs=1, average_weights=0.9)
+
+
+def test_a_weight_average_keeps_how_the_user_compiled_the_model():
+    from models import ModelConfig, build_model
+    from models.training import _use_weight_average
+
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    model.compile(optimizer=model.optimizer, run_eagerly=True, steps_per_execution=3)
+    _use_weight_average(model, 0.9)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    assert model.run_eagerly and model.get_compile_config()["steps_per_execution"] == 3
