@@ -79,6 +79,23 @@ class EpochCheckpoint(tf_keras.callbacks.Callback):
         return {k: v[:epochs_done] for k, v in self.history.items()}
 
 
+class DecayingRates(tf_keras.callbacks.Callback):
+    """From epoch ``decay_from`` on (counting from 0), each optimizer's learning rate shrinks
+    by ``decay`` per epoch from the rate it has when this callback is made: make it before a
+    checkpoint restores a decayed rate, so a resumed training keeps the schedule."""
+
+    def __init__(self, optimizers, decay_from: int, decay: float):
+        super().__init__()
+        self.start = [(optimizer, float(tf_keras.backend.get_value(optimizer.learning_rate)))
+                      for optimizer in optimizers]
+        self.decay_from, self.decay = decay_from, decay
+
+    def on_epoch_begin(self, epoch, logs=None):
+        factor = self.decay ** max(0, epoch + 1 - self.decay_from)
+        for optimizer, rate in self.start:
+            tf_keras.backend.set_value(optimizer.learning_rate, rate * factor)
+
+
 class ImageSummaries(tf_keras.callbacks.Callback):
     """Per epoch, one TensorBoard image of 16 generated images (the same codes from N(0, I)
     every epoch, so the images show the training) and one of 8 held-out images above their

@@ -48,6 +48,10 @@ class GAN(WholeImageModel):
         """The generator, then the discriminator."""
         return [self.generator, self.discriminator]
 
+    def step_optimizers(self) -> list:
+        """The generator's, then the discriminator's."""
+        return [self.optimizer, self.discriminator_optimizer]
+
     def _noise(self, count, seed):
         return tf.random.stateless_normal(tf.stack([count, self.config.latent_dim]), seed=seed)
 

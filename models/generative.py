@@ -228,6 +228,10 @@ class GenerativeModel(tf_keras.Model):
 
     # The subnets and the extra state hold every learned parameter; Model.get_weights() would
     # also return the metric trackers' state.
+    def step_optimizers(self) -> list:
+        """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
+        return [self.optimizer]
+
     def subnets(self) -> list:
         """The mono subnets that hold the networks' weights, in file order: the encoder's and
         the decoder's (a family with a third network adds it)."""

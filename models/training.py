@@ -20,7 +20,7 @@ import tensorflow as tf
 import tf_keras
 
 from .augment import shifted
-from .callbacks import EpochCheckpoint, ImageSummaries
+from .callbacks import DecayingRates, EpochCheckpoint, ImageSummaries
 from .checks import check_count, check_images, check_seed
 from .generative import GenerativeModel
 
@@ -148,10 +148,11 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     A conditional model also takes the images' class ``labels`` (and ``val_labels``).
 
     From epoch ``decay_from`` on (counting from 0), the learning rate shrinks by ``decay`` per
-    epoch. ``backup_dir``: a checkpoint after every epoch; a training that finds one there
-    resumes after its epoch (and ends with the weights of an uninterrupted run). A model built
-    under a ``tf.distribute`` strategy trains under it. ``tensorboard_dir``: the loss terms
-    and image grids per epoch for TensorBoard. ``binarise``: the training images are grey
+    epoch (every optimizer's: a GAN's two). ``backup_dir``: a checkpoint after every epoch; a
+    training that finds one there resumes after its epoch (and ends with the weights and rate
+    schedule of an uninterrupted run). A model built under a ``tf.distribute`` strategy
+    trains under it. ``tensorboard_dir``: the loss terms and image grids per epoch for
+    TensorBoard. ``binarise``: the training images are grey
     levels and every batch is a binary draw from them (dynamic binarisation), a function of
     (seed, epoch, step). ``shift_pixels``: every training image is moved by whole pixels, up
     to that many each way (zeros move in; a fresh draw of (seed, epoch, step) every batch), an
@@ -177,6 +178,8 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     model.train_function = None  # traced again: the step's noise seed is part of the graph
     callbacks = [tf_keras.callbacks.TerminateOnNaN(), *callbacks]  # NaN weights refuse saving
     first_epoch, checkpoint = 0, None
+    if decay_from is not None:  # the rates before a checkpoint restores decayed ones
+        callbacks.append(DecayingRates(model.step_optimizers(), decay_from, decay))
     suffix = worker_suffix(model.distribute_strategy)
     if backup_dir is not None:
         checkpoint = EpochCheckpoint(model, str(backup_dir) + suffix)
@@ -185,10 +188,6 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
             print(f"resuming from epoch {first_epoch} (checkpoint in {backup_dir})", flush=True)
             model.metadata["resumed_after_epoch"] = first_epoch
         callbacks.insert(0, checkpoint)  # saved before any later callback can stop the run
-    if decay_from is not None:
-        base = float(tf_keras.backend.get_value(model.optimizer.learning_rate))
-        callbacks.append(tf_keras.callbacks.LearningRateScheduler(
-            lambda epoch: base * decay ** max(0, epoch + 1 - decay_from)))
     if tensorboard_dir is not None and not suffix:  # the chief writes the summaries
         callbacks.append(tf_keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False,
                                                         profile_batch=0))

@@ -45,6 +45,10 @@ class WholeImageModel(tf_keras.Model):
         """Codes (B, latent_dim) -> images (B, 28, 28, C) in [0, 1]."""
         raise NotImplementedError
 
+    def step_optimizers(self) -> list:
+        """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
+        return [self.optimizer]
+
     # -- labels: none ----------------------------------------------------------------------------
     def check_labels(self, labels, count: int, channels: Optional[int] = None):
         """The family is not conditional: ``labels`` must be None."""

@@ -389,3 +389,27 @@ def test_a_weight_average_keeps_how_the_user_compiled_the_model():
     _use_weight_average(model, 0.9)
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
     assert model.run_eagerly and model.get_compile_config()["steps_per_execution"] == 3
+
+
+def test_a_resumed_training_keeps_its_rate_schedule_and_a_gan_decays_both_rates(tmp_path):
+    import tf_keras
+
+    from models import ModelConfig, build_model, fit_model
+
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+
+    def rates(model):
+        return [float(tf_keras.backend.get_value(optimizer.learning_rate))
+                for optimizer in model.step_optimizers()]
+
+    def fit(kind, epochs, backup=None):
+        model = build_model(ModelConfig(kind=kind, latent_dim=2, filters=(4, 8),
+                                        hidden_units=0), 1e-3, seed=0)
+        fit_model(model, x, epochs=epochs, batch_size=32, seed=0, verbose=0, decay_from=1,
+                  decay=0.5, backup_dir=backup)
+        return rates(model)
+
+    backup = str(tmp_path / "backup")
+    fit("vae", 3, backup)  # the checkpoint holds the rate of epoch 3, a quarter of the first
+    assert fit("vae", 4, backup) == pytest.approx([1e-3 / 8])  # not 1e-3 / 4 / 8
+    assert fit("gan", 2) == pytest.approx([1e-3 / 2, 1e-3 / 2])
