@@ -226,12 +226,12 @@ class GenerativeModel(tf_keras.Model):
         other.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
         return other
 
-    # The subnets and the extra state hold every learned parameter; Model.get_weights() would
-    # also return the metric trackers' state.
     def step_optimizers(self) -> list:
         """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
         return [self.optimizer]
 
+    # The subnets and the extra state hold every learned parameter; Model.get_weights() would
+    # also return the metric trackers' state.
     def subnets(self) -> list:
         """The mono subnets that hold the networks' weights, in file order: the encoder's and
         the decoder's (a family with a third network adds it)."""
