@@ -30,10 +30,10 @@ import tf_keras
 
 from stacked_mnist import distinct_channel_images, unfold_channels
 
-from .batching import in_batches, in_seeded_batches, step_seed
-from .checks import (check_count, check_finite_output, check_images, check_latents, check_seed,
-                     family_model_name)
+from .batching import in_batches, in_seeded_batches
+from .checks import check_count, check_finite_output, check_images, check_latents, check_seed
 from .config import ModelConfig
+from .family_base import FamilyModel
 from .heads import IMAGE_KINDS, make_head
 from .networks import (FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder,
                        set_weights_in_order)
@@ -42,7 +42,7 @@ from .samplers import LatentSampler
 from .trackers import trackers
 
 
-class GenerativeModel(tf_keras.Model):
+class GenerativeModel(FamilyModel):
     """The shared base of the model families (see ``families.py``): mono or colour images,
     the channel folding, batching, encode / decode / generate, the loss and the Keras hooks.
 
@@ -55,17 +55,13 @@ class GenerativeModel(tf_keras.Model):
     default. ``metadata`` (training data, epochs, seconds, seed ...) travels in the model file.
     """
 
-    kind = ""
     latent_params_per_dim = 1
     default_sampler = "standard"
     prior_description = "standard normal N(0, I)"  # what generation draws by default
     conditional = False  # True: encoder and decoder also take the images' class labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
-        kwargs.setdefault("name", family_model_name(type(self), config))
-        super().__init__(**kwargs)
-        self.config = config
-        self.metadata = dict(metadata or {})
+        super().__init__(config, metadata, **kwargs)
         self.head = make_head(config)
         channels, latent_dim = config.channels, config.latent_dim
 
@@ -210,25 +206,14 @@ class GenerativeModel(tf_keras.Model):
                              "only a conditional family (cvae) takes them.")
 
     # ---------------------------------------------------------------------------------------
-    # Files: the config and metadata as plain values; the weights are Keras' own business
+    # Files (the config and metadata: family_base.py)
     # ---------------------------------------------------------------------------------------
-    def get_config(self):
-        return {"config": self.config.to_dict(), "metadata": self.metadata}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
-
     def with_channels(self, channels: int) -> "GenerativeModel":
         """The same weights as a mono (1) or colour (3) model, compiled."""
         other = type(self)(self.config.replace(channels=channels), metadata=self.metadata)
         other.set_network_weights(self.network_weights())
         other.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
         return other
-
-    def step_optimizers(self) -> list:
-        """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
-        return [self.optimizer]
 
     # The subnets and the extra state hold every learned parameter; Model.get_weights() would
     # also return the metric trackers' state.
@@ -269,10 +254,6 @@ class GenerativeModel(tf_keras.Model):
         latent = self.encoder(self.model_inputs(x, labels), training=training)
         return self.decoder(self.model_inputs(self.draw_code(latent), labels), training=training)
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def _record(self, reconstruction, kl, extra_per_image=0.0):
         per_image = reconstruction + self.config.beta * kl + extra_per_image
         # Per-image updates, like the terms, so the logged loss = reconstruction + beta KL
@@ -284,13 +265,6 @@ class GenerativeModel(tf_keras.Model):
         self.trackers["reconstruction"].update_state(reconstruction)
         self.trackers["kl"].update_state(kl)
         return loss
-
-    # The training noise is stateless, a function of (the fit's seed, the replica, the step):
-    # a resumed training draws what an uninterrupted one would. fit_model sets the seed.
-    noise_seed = 0
-
-    def _step_seed(self):
-        return step_seed(self.noise_seed, self.optimizer.iterations)
 
     def batch_loss(self, x, labels, training: bool, seed=None):
         """The loss of a batch (its mean over the global batch), every term recorded in the

@@ -12,29 +12,24 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
-from .batching import in_seeded_batches, step_seed
-from .checks import check_count, check_seed, family_model_name
+from .batching import in_seeded_batches
+from .checks import check_count, check_seed
 from .config import ModelConfig
+from .family_base import FamilyModel
 from .networks import set_weights_in_order
 from .trackers import trackers
 
 
-class WholeImageModel(tf_keras.Model):
-    kind = ""
+class WholeImageModel(FamilyModel):
     conditional = False
     default_sampler = "standard"  # no encoder: no sampler can be fitted to its codes
     prior_description = "standard normal N(0, I)"
     tracked = ()  # the names of the metrics the training reports
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
-        kwargs.setdefault("name", family_model_name(type(self), config))
-        super().__init__(**kwargs)
-        self.config = config
-        self.metadata = dict(metadata or {})
+        super().__init__(config, metadata, **kwargs)
         self.trackers = trackers(self.tracked)
-        self.noise_seed = 0  # fit_model sets it: the training noise is a function of it
 
     # -- what a family gives ---------------------------------------------------------------------
     def networks(self) -> list:
@@ -44,10 +39,6 @@ class WholeImageModel(tf_keras.Model):
     def images_from_codes(self, z, how: str = "mean", seed=None):
         """Codes (B, latent_dim) -> images (B, 28, 28, C) in [0, 1]."""
         raise NotImplementedError
-
-    def step_optimizers(self) -> list:
-        """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
-        return [self.optimizer]
 
     # -- labels: none ----------------------------------------------------------------------------
     def check_labels(self, labels, count: int, channels: Optional[int] = None):
@@ -66,15 +57,8 @@ class WholeImageModel(tf_keras.Model):
     def channels(self) -> int:
         return self.config.channels
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def _reported(self) -> dict:
         return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def _step_seed(self):
-        return step_seed(self.noise_seed, self.optimizer.iterations)
 
     # -- generation --------------------------------------------------------------------------
     @tf.function(reduce_retracing=True)
@@ -95,14 +79,7 @@ class WholeImageModel(tf_keras.Model):
                 (count, self.config.latent_dim)).astype(np.float32)
         return in_seeded_batches(self._images, z, how, seed, batch_size)
 
-    # -- files -------------------------------------------------------------------------------
-    def get_config(self):
-        return {"config": self.config.to_dict(), "metadata": self.metadata}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
-
+    # -- files (the config and metadata: family_base.py) ------------------------------------
     def network_weights(self) -> list:
         """The weights of ``networks()``, in order."""
         return [w for net in self.networks() for w in net.get_weights()]

@@ -1,0 +1,50 @@
+"""What every family's model shares, whichever base it builds on (``generative.GenerativeModel``,
+whose colour model is the mono subnet on R, G and B, or ``whole_image.WholeImageModel``, whose
+networks see the channels together): the config and metadata that travel in the model file,
+the metric trackers, the training noise's seed and the optimizers a training step uses.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import tf_keras
+
+from .batching import step_seed
+from .checks import family_model_name
+from .config import ModelConfig
+
+
+class FamilyModel(tf_keras.Model):
+    kind = ""  # the family's registry key
+
+    def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
+        kwargs.setdefault("name", family_model_name(type(self), config))
+        super().__init__(**kwargs)
+        self.config = config
+        # Training data, epochs, seconds, seed ...: plain values, saved with the config.
+        self.metadata = dict(metadata or {})
+        # A family sets ``self.trackers``: its metrics' trackers by name (trackers.py).
+
+    # -- files: the config and metadata as plain values; the weights are Keras' own business --
+    def get_config(self):
+        return {"config": self.config.to_dict(), "metadata": self.metadata}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
+
+    # -- training --------------------------------------------------------------------------------
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # The training noise is stateless, a function of (the fit's seed, the replica, the step):
+    # a resumed training draws what an uninterrupted one would. fit_model sets the seed.
+    noise_seed = 0
+
+    def _step_seed(self):
+        return step_seed(self.noise_seed, self.optimizer.iterations)
+
+    def step_optimizers(self) -> list:
+        """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
+        return [self.optimizer]
