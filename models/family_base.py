@@ -16,6 +16,9 @@ from .config import ModelConfig
 
 class FamilyModel(tf_keras.Model):
     kind = ""  # the family's registry key
+    conditional = False  # True: the family's parts also take the images' class labels
+    default_sampler = "standard"  # the latent sampler generation uses unless told
+    prior_description = "standard normal N(0, I)"  # what generation draws by default
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         kwargs.setdefault("name", family_model_name(type(self), config))

@@ -56,9 +56,6 @@ class GenerativeModel(FamilyModel):
     """
 
     latent_params_per_dim = 1
-    default_sampler = "standard"
-    prior_description = "standard normal N(0, I)"  # what generation draws by default
-    conditional = False  # True: encoder and decoder also take the images' class labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         super().__init__(config, metadata, **kwargs)

@@ -22,9 +22,7 @@ from .trackers import trackers
 
 
 class WholeImageModel(FamilyModel):
-    conditional = False
-    default_sampler = "standard"  # no encoder: no sampler can be fitted to its codes
-    prior_description = "standard normal N(0, I)"
+    # default_sampler stays "standard": no encoder, so no sampler can be fitted to its codes.
     tracked = ()  # the names of the metrics the training reports
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
