@@ -6,8 +6,8 @@
 
 log p(x | y) is importance-sampled with the encoder's q(z | x, y) as proposal:
 logsumexp_k [log p(x | z_k, y) + log p(z_k) - log q(z_k | x, y)] - log K (the IWAE bound, exact
-as K grows). Every image is paired with all ten labels and K samples in one graph: a block of B
-images costs one encoder pass of 10 B rows and one decoder pass of 10 B K rows. The estimates
+as K grows). Every image is paired with all ten labels and K samples: a block of B images costs
+one encoder pass of 10 B rows and decoder passes over 10 B K rows. The estimates
 work per channel image (a colour model's channels are independent, each with its own digit);
 each distinct channel image is estimated once.
 """
@@ -20,6 +20,7 @@ from scipy.special import logsumexp
 from stacked_mnist import distinct_channel_images
 
 from .checks import check_count, check_images, check_seed
+from .likelihood import decoded_log_px
 from .networks import LABEL_CLASSES, every_digit_rows
 
 
@@ -33,24 +34,25 @@ PRIORS = ("standard", "class")
 
 
 @tf.function(reduce_retracing=True)
-def _class_block(model, mono_x, num_samples: int, seed, prior: str):
-    """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
-    count = tf.shape(mono_x)[0]
-    images, digits = every_digit_rows(mono_x)
+def _class_draws(model, images, digits, num_samples: int, seed, prior: str):
+    """``num_samples`` draws z ~ q(z | x, y) for every row of ``images`` (R, 28, 28, 1) and
+    ``digits`` (R,): ``(z (K, R, 1, d), log p(z | y) (K, R), log q(z | x, y) (K, R))``."""
     posterior = model.posterior(model.mono_latent_params(images, digits))  # event (1, d)
-    z = posterior.sample(num_samples, seed=seed)  # (K, 10 B, 1, d)
-    flat_z = tf.reshape(z, [-1, model.config.latent_dim])
-    flat_digits = tf.tile(digits, [num_samples])
-    decoded = model.head.distribution(model.mono_pixel_params(flat_z, flat_digits))
-    targets = tf.tile(model.head.targets(images), [num_samples, 1, 1, 1])
-    log_px = tf.reshape(decoded.log_prob(targets), [num_samples, -1])
+    z = posterior.sample(num_samples, seed=seed)
     if prior == "class":
         log_pz = model.class_prior(digits).log_prob(z[:, :, 0, :])
     else:
         log_pz = model.latent_prior(1).log_prob(z)
-    log_w = log_px + log_pz - posterior.log_prob(z)
+    return z, log_pz, posterior.log_prob(z)
+
+
+def _class_block(model, mono_x, num_samples: int, seed, prior: str) -> np.ndarray:
+    """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
+    images, digits = every_digit_rows(mono_x)
+    z, log_pz, log_qz = _class_draws(model, images, digits, num_samples, seed, prior)
+    log_w = decoded_log_px(model, z, model.head.targets(images), digits) + log_pz - log_qz
     log_lik = tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))
-    return tf.reshape(log_lik, [count, LABEL_CLASSES])
+    return tf.reshape(log_lik, [len(mono_x), LABEL_CLASSES]).numpy()
 
 
 def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
@@ -60,7 +62,8 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     ``prior``: p(z | y) is the model's class prior ("class", see models/cvae.py) or the
     N(0, I) it was trained with ("standard").
 
-    Blocks of max_decodes // (10 K) images (at least one) are decoded at once.
+    Blocks of max_decodes // (10 K) images (at least one) draw their samples from one random
+    stream each; the codes are decoded ``likelihood.DECODE_BATCH`` at a time.
     """
     _check_conditional(model)
     if prior not in PRIORS:
@@ -73,8 +76,7 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     results = []
     for index, start in enumerate(range(0, len(distinct), block)):
         results.append(_class_block(model, tf.constant(distinct[start:start + block]),
-                                    num_samples, tf.constant([seed, index], tf.int32),
-                                    prior).numpy())
+                                    num_samples, tf.constant([seed, index], tf.int32), prior))
     values = np.concatenate(results).astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise FloatingPointError("log p(x | y) is not finite: the model's weights are damaged "

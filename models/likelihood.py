@@ -148,22 +148,50 @@ def naive_prior_log_likelihood(model: GenerativeModel, x, num_samples: int = 10_
     return np.array(values, np.float64).reshape(-1, channels).sum(axis=1)
 
 
+DECODE_BATCH = 2000  # codes decoded at once: peak memory is this many decoder activations
+
+
 @tf.function(reduce_retracing=True)
-def _posterior_block(model, batch, count: int, seed, digits=None):
-    """For mono images (B, 28, 28, 1) (of ``digits`` (B,), for a conditional model) and
-    ``count`` samples z_k ~ q(z|x) each: ``(log w (count, B), sum_k log p(x|z_k) (B,),
-    KL(q || p) (B,))``, one graph (the KL is analytic for the VAE; a learned prior's is the
-    mean over the samples)."""
+def _log_px(model, flat_z, targets, digits=None):
+    """log p(x_r | z_r), (R,), for codes (R, d) and head targets (R, 28, 28, 1, ...)."""
+    return model.head.distribution(model.mono_pixel_params(flat_z, digits)).log_prob(targets)
+
+
+def decoded_log_px(model: GenerativeModel, z, targets, digits=None) -> tf.Tensor:
+    """log p(x_b | z_kb), (K, B): codes z (K, B, 1, d) of the images whose head targets are
+    ``targets`` (B, 28, 28, 1, ...) (with their ``digits`` (B,), for a conditional model).
+    At most DECODE_BATCH codes are decoded at once (decoding is exact per row, so the result
+    does not depend on it), which keeps memory small however large K * B is."""
+    count, images = int(z.shape[0]), int(z.shape[1])
+    flat_z = tf.reshape(z, [-1, model.config.latent_dim])  # row k * B + b
+    parts = []
+    for start in range(0, count * images, DECODE_BATCH):
+        rows = tf.range(start, min(start + DECODE_BATCH, count * images)) % images
+        parts.append(_log_px(model, flat_z[start:start + DECODE_BATCH],
+                             tf.gather(targets, rows),
+                             None if digits is None else tf.gather(digits, rows)))
+    return tf.reshape(tf.concat(parts, axis=0), [count, images])
+
+
+@tf.function(reduce_retracing=True)
+def _posterior_draws(model, batch, count: int, seed, digits=None):
+    """``count`` samples z_k ~ q(z|x) of mono images (B, 28, 28, 1) (of ``digits`` (B,), for
+    a conditional model): ``(z (count, B, 1, d), log p(z_k) (count, B), log q(z_k|x) (count,
+    B), KL(q || p) (B,))``, the KL analytic for the VAE (a learned prior's: the mean over the
+    samples)."""
     posterior = model.posterior(model.mono_latent_params(batch, digits))
     prior = model.latent_prior(channels=1)
-    z = posterior.sample(count, seed=seed)  # (count, B, 1, d)
-    flat_z = tf.reshape(z, [-1, model.config.latent_dim])
-    flat_digits = None if digits is None else tf.tile(digits, [count])  # row k * B + b
-    dist = model.head.distribution(model.mono_pixel_params(flat_z, flat_digits))
-    tiled = tf.tile(model.head.targets(batch), [count, 1, 1, 1])
-    log_px = tf.reshape(dist.log_prob(tiled), [count, -1])
-    log_w = log_px + prior.log_prob(z) - posterior.log_prob(z)
-    return log_w, tf.reduce_sum(log_px, axis=0), model.kl_divergence(posterior, z)
+    z = posterior.sample(count, seed=seed)
+    return (z, prior.log_prob(z), posterior.log_prob(z),
+            model.kl_divergence(posterior, z))
+
+
+def _posterior_block(model, batch, count: int, seed, digits=None):
+    """``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || p) (B,))`` for ``count``
+    samples z_k ~ q(z|x) of each mono image of ``batch``."""
+    z, log_pz, log_qz, kl = _posterior_draws(model, batch, count, seed, digits)
+    log_px = decoded_log_px(model, z, model.head.targets(batch), digits)
+    return log_px + log_pz - log_qz, tf.reduce_sum(log_px, axis=0), kl
 
 
 def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed: int = 0,
@@ -175,8 +203,9 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
     ``elbo``: mean_k log p(x|z_k) - KL(q || p(z)), the KL analytic for the VAE (a learned
     prior's: the mean of log q(z_k|x) - log p(z_k) over the same samples);
     ``kl``: that KL(q(z|x) || p(z)).
-    Decoding is done in blocks of at most ``max_decodes`` images. A conditional model (the
-    CVAE) needs ``labels`` (N,), the class of every image: its estimates are of log p(x | y).
+    Samples are drawn in blocks of at most ``max_decodes`` codes, each block from its own
+    random stream (so the estimates depend on it), and decoded DECODE_BATCH at a time. A
+    conditional model (the CVAE) needs ``labels`` (N,), the class of every image: its estimates are of log p(x | y).
     """
     x, digits = _checked_input(model, "posterior_estimates", x, seed, labels, True,
                                num_samples=num_samples, max_decodes=max_decodes)

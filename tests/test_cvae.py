@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from scipy.special import logsumexp
 
-from models import ModelConfig, build_model, fit_model, load_model, make_sampler, save_model
+from models import (ModelConfig, build_model, fit_model, likelihood, load_model, make_sampler,
+                    save_model)
 from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
                                 marginal_log_likelihood)
 from models.networks import FoldLabels
@@ -229,6 +230,14 @@ def test_class_estimates_of_colour_images_are_those_of_their_channels():
     per_channel = class_log_likelihoods(colour, x, num_samples=3, seed=2)
     folded = class_log_likelihoods(mono, fold_channels(x)[0], num_samples=3, seed=2)
     np.testing.assert_allclose(per_channel.reshape(-1, 10), folded[:, 0], rtol=1e-5)
+
+
+def test_the_decode_batch_does_not_change_the_class_estimates(monkeypatch):
+    model = tiny_cvae()
+    x = binary_images(4)
+    whole = class_log_likelihoods(model, x, num_samples=3)
+    monkeypatch.setattr(likelihood, "DECODE_BATCH", 16)  # 120 codes: 7 full batches and 8
+    np.testing.assert_array_equal(class_log_likelihoods(model, x, num_samples=3), whole)
 
 
 def test_importance_sampling_tightens_towards_log_p_x_given_y():

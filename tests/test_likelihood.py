@@ -4,7 +4,7 @@ import pytest
 import tensorflow_probability as tfp
 import tf_keras
 
-from models import HEADS, ModelConfig, build_model
+from models import HEADS, ModelConfig, build_model, likelihood
 from evaluation import contains_digit, evaluate_scores, save_curves
 from models.likelihood import (elbo, iwae_log_likelihood, naive_prior_log_likelihood,
                                posterior_estimates, prior_log_likelihood, reconstruction_nll)
@@ -127,6 +127,16 @@ def test_iwae_blocks_do_not_change_the_estimate():
     many_blocks = iwae_log_likelihood(model, x, num_samples=64, max_decodes=16)
     assert np.all(np.isfinite(many_blocks))
     np.testing.assert_allclose(one_block, many_blocks, atol=3.0)  # different draws, same target
+
+
+def test_the_decode_batch_does_not_change_the_estimates(monkeypatch):
+    """Codes are decoded DECODE_BATCH at a time; each row decodes alike in any batch."""
+    model = tiny_vae()
+    x = images(5)
+    whole = posterior_estimates(model, x, num_samples=30)
+    monkeypatch.setattr(likelihood, "DECODE_BATCH", 7)  # 150 codes: 21 full batches and 3
+    for key, values in posterior_estimates(model, x, num_samples=30).items():
+        np.testing.assert_array_equal(values, whole[key], err_msg=key)
 
 
 def test_estimators_refuse_an_autoencoder():
