@@ -1,7 +1,8 @@
 """What every family's model shares, whichever base it builds on (``generative.GenerativeModel``,
 whose colour model is the mono subnet on R, G and B, or ``whole_image.WholeImageModel``, whose
 networks see the channels together): the config and metadata that travel in the model file,
-the metric trackers, the training noise's seed and the optimizers a training step uses.
+the weights as one list in file order, the metric trackers, the training noise's seed and the
+optimizers a training step uses.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tf_keras
 from .batching import step_seed
 from .checks import family_model_name
 from .config import ModelConfig
+from .networks import set_weights_in_order
 
 
 class FamilyModel(tf_keras.Model):
@@ -35,6 +37,31 @@ class FamilyModel(tf_keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(ModelConfig.from_dict(config["config"]), metadata=config.get("metadata"))
+
+    def networks(self) -> list:
+        """Every network whose weights the model file holds, in file order."""
+        raise NotImplementedError
+
+    def extra_state_variables(self) -> list:
+        """The variables of the model's state beyond its networks, in file order (a prior's
+        flow, a class prior); ``network_weights`` ends with them. Default: none."""
+        return []
+
+    def network_weights(self) -> list:
+        """The weights of ``networks()``, then ``extra_state_variables``, as arrays: every
+        learned parameter (``Model.get_weights()`` would add the metric trackers' state)."""
+        return ([w for net in self.networks() for w in net.get_weights()]
+                + [variable.numpy() for variable in self.extra_state_variables()])
+
+    def set_network_weights(self, weights: list) -> None:
+        """The inverse of ``network_weights``: a list of the same arrays in the same order."""
+        weights, extra = list(weights), self.extra_state_variables()
+        expected = sum(len(net.weights) for net in self.networks()) + len(extra)
+        if len(weights) != expected:
+            raise ValueError(f"a {self.kind!r} model holds {expected} weight arrays, got "
+                             f"{len(weights)}.")
+        for variable, value in zip(extra, set_weights_in_order(self.networks(), weights)):
+            variable.assign(value)
 
     # -- training --------------------------------------------------------------------------------
     @property

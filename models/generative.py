@@ -35,8 +35,7 @@ from .checks import check_count, check_finite_output, check_images, check_latent
 from .config import ModelConfig
 from .family_base import FamilyModel
 from .heads import IMAGE_KINDS, make_head
-from .networks import (FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder,
-                       set_weights_in_order)
+from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 from .priors import LatentPrior
 from .samplers import LatentSampler
 from .trackers import trackers
@@ -212,26 +211,11 @@ class GenerativeModel(FamilyModel):
         other.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
         return other
 
-    # The subnets and the extra state hold every learned parameter; Model.get_weights() would
-    # also return the metric trackers' state.
-    def subnets(self) -> list:
+    def networks(self) -> list:
         """The mono subnets that hold the networks' weights, in file order: the encoder's and
-        the decoder's (a family with a third network adds it)."""
+        the decoder's (a family with a third network adds it); ``network_weights`` and
+        ``set_network_weights`` (family_base.py) go over them, then ``extra_state_variables``."""
         return [self.mono_encoder, self.mono_decoder]
-
-    def network_weights(self) -> list:
-        """The subnets' weights (``subnets``), then ``extra_state_variables``."""
-        return ([w for net in self.subnets() for w in net.get_weights()]
-                + [variable.numpy() for variable in self.extra_state_variables()])
-
-    def set_network_weights(self, weights: list) -> None:
-        weights, extra = list(weights), self.extra_state_variables()
-        sizes = [len(net.weights) for net in self.subnets()]
-        if len(weights) != sum(sizes) + len(extra):
-            raise ValueError(f"a {self.kind!r} model holds {sum(sizes) + len(extra)} "
-                             f"weight arrays, got {len(weights)}.")
-        for variable, value in zip(extra, set_weights_in_order(self.subnets(), weights)):
-            variable.assign(value)
 
     # ---------------------------------------------------------------------------------------
     # The loss and Keras' training hooks

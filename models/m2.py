@@ -71,7 +71,7 @@ class M2(CVAE):
         self.trackers.update(trackers(("cross_entropy", "accuracy", "pseudo_labelled")))
 
     def subnets(self) -> list:
-        return super().subnets() + [self.mono_classifier]
+        return super().networks() + [self.mono_classifier]
 
     # -- labels: -1 marks an unlabelled training image ------------------------------------------
     def check_fit_labels(self, labels, count: int):

@@ -17,7 +17,6 @@ from .batching import in_seeded_batches
 from .checks import check_count, check_seed
 from .config import ModelConfig
 from .family_base import FamilyModel
-from .networks import set_weights_in_order
 from .trackers import trackers
 
 
@@ -30,10 +29,6 @@ class WholeImageModel(FamilyModel):
         self.trackers = trackers(self.tracked)
 
     # -- what a family gives ---------------------------------------------------------------------
-    def networks(self) -> list:
-        """Every network whose weights the model file holds, in file order."""
-        raise NotImplementedError
-
     def images_from_codes(self, z, how: str = "mean", seed=None):
         """Codes (B, latent_dim) -> images (B, 28, 28, C) in [0, 1]."""
         raise NotImplementedError
@@ -76,15 +71,3 @@ class WholeImageModel(FamilyModel):
             z = np.random.default_rng(seed).standard_normal(
                 (count, self.config.latent_dim)).astype(np.float32)
         return in_seeded_batches(self._images, z, how, seed, batch_size)
-
-    # -- files (the config and metadata: family_base.py) ------------------------------------
-    def network_weights(self) -> list:
-        """The weights of ``networks()``, in order."""
-        return [w for net in self.networks() for w in net.get_weights()]
-
-    def set_network_weights(self, weights: list) -> None:
-        sizes = [len(net.weights) for net in self.networks()]
-        if len(weights) != sum(sizes):
-            raise ValueError(f"a {self.kind} model holds {sum(sizes)} weight arrays, got "
-                             f"{len(weights)}.")
-        set_weights_in_order(self.networks(), weights)

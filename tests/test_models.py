@@ -357,8 +357,8 @@ def test_one_prior_object_serves_the_kl_and_generation_and_holds_the_extra_state
                                   model.z_prior.kl(latent, code))
     assert (model.prior is None) == (model.z_prior.distribution(3) is None)
     extra = [v.numpy() for v in model.extra_state_variables()]
-    subnets = [w for net in model.subnets() for w in net.get_weights()]
-    assert model.subnets()[:2] == [model.mono_encoder, model.mono_decoder]
+    subnets = [w for net in model.networks() for w in net.get_weights()]
+    assert model.networks()[:2] == [model.mono_encoder, model.mono_decoder]
     weights = model.network_weights()
     assert len(weights) == len(subnets) + len(extra)
     for a, b in zip(weights, subnets + extra):  # the subnets first, then the extra state
