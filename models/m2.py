@@ -70,7 +70,7 @@ class M2(CVAE):
         # and the share of the unlabelled ones that were given a pseudo-label.
         self.trackers.update(trackers(("cross_entropy", "accuracy", "pseudo_labelled")))
 
-    def subnets(self) -> list:
+    def networks(self) -> list:
         return super().networks() + [self.mono_classifier]
 
     # -- labels: -1 marks an unlabelled training image ------------------------------------------
