@@ -7,9 +7,9 @@
 log p(x | y) is importance-sampled with the encoder's q(z | x, y) as proposal:
 logsumexp_k [log p(x | z_k, y) + log p(z_k) - log q(z_k | x, y)] - log K (the IWAE bound, exact
 as K grows). Every image is paired with all ten labels and K samples: a block of B images costs
-one encoder pass of 10 B rows and decoder passes over 10 B K rows. The estimates
-work per channel image (a colour model's channels are independent, each with its own digit);
-each distinct channel image is estimated once.
+one encoder pass of 10 B rows and decoder passes over 10 B K rows. The estimates work per
+channel image (a colour model's channels are independent, each with its own digit); each
+distinct channel image is estimated once.
 """
 from __future__ import annotations
 

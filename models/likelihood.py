@@ -205,7 +205,8 @@ def posterior_estimates(model: GenerativeModel, x, num_samples: int = 5000, seed
     ``kl``: that KL(q(z|x) || p(z)).
     Samples are drawn in blocks of at most ``max_decodes`` codes, each block from its own
     random stream (so the estimates depend on it), and decoded DECODE_BATCH at a time. A
-    conditional model (the CVAE) needs ``labels`` (N,), the class of every image: its estimates are of log p(x | y).
+    conditional model (the CVAE) needs ``labels`` (N,), the class of every image: its
+    estimates are of log p(x | y).
     """
     x, digits = _checked_input(model, "posterior_estimates", x, seed, labels, True,
                                num_samples=num_samples, max_decodes=max_decodes)
