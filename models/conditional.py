@@ -20,7 +20,7 @@ from scipy.special import logsumexp
 from stacked_mnist import distinct_channel_images
 
 from .checks import check_count, check_images, check_seed
-from .likelihood import decoded_log_px
+from .likelihood import decoded_log_px, posterior_draws
 from .networks import LABEL_CLASSES, every_digit_rows
 
 
@@ -33,23 +33,11 @@ def _check_conditional(model) -> None:
 PRIORS = ("standard", "class")
 
 
-@tf.function(reduce_retracing=True)
-def _class_draws(model, images, digits, num_samples: int, seed, prior: str):
-    """``num_samples`` draws z ~ q(z | x, y) for every row of ``images`` (R, 28, 28, 1) and
-    ``digits`` (R,): ``(z (K, R, 1, d), log p(z | y) (K, R), log q(z | x, y) (K, R))``."""
-    posterior = model.posterior(model.mono_latent_params(images, digits))  # event (1, d)
-    z = posterior.sample(num_samples, seed=seed)
-    if prior == "class":
-        log_pz = model.class_prior(digits).log_prob(z[:, :, 0, :])
-    else:
-        log_pz = model.latent_prior(1).log_prob(z)
-    return z, log_pz, posterior.log_prob(z)
-
-
 def _class_block(model, mono_x, num_samples: int, seed, prior: str) -> np.ndarray:
     """Mono images (B, 28, 28, 1) -> (B, 10) IWAE estimates of log p(x | y) for every y."""
     images, digits = every_digit_rows(mono_x)
-    z, log_pz, log_qz = _class_draws(model, images, digits, num_samples, seed, prior)
+    z, log_pz, log_qz, _ = posterior_draws(model, images, num_samples, seed, digits,
+                                           class_prior=prior == "class")
     log_w = decoded_log_px(model, z, model.head.targets(images), digits) + log_pz - log_qz
     log_lik = tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))
     return tf.reshape(log_lik, [len(mono_x), LABEL_CLASSES]).numpy()

@@ -174,22 +174,25 @@ def decoded_log_px(model: GenerativeModel, z, targets, digits=None) -> tf.Tensor
 
 
 @tf.function(reduce_retracing=True)
-def _posterior_draws(model, batch, count: int, seed, digits=None):
+def posterior_draws(model, batch, count: int, seed, digits=None, class_prior: bool = False):
     """``count`` samples z_k ~ q(z|x) of mono images (B, 28, 28, 1) (of ``digits`` (B,), for
     a conditional model): ``(z (count, B, 1, d), log p(z_k) (count, B), log q(z_k|x) (count,
     B), KL(q || p) (B,))``, the KL analytic for the VAE (a learned prior's: the mean over the
-    samples)."""
+    samples). ``class_prior``: log p(z_k) under the CVAE's class prior p(z | y) instead of
+    the N(0, I) it was trained with (the KL stays the trained prior's)."""
     posterior = model.posterior(model.mono_latent_params(batch, digits))
-    prior = model.latent_prior(channels=1)
     z = posterior.sample(count, seed=seed)
-    return (z, prior.log_prob(z), posterior.log_prob(z),
-            model.kl_divergence(posterior, z))
+    if class_prior:
+        log_pz = model.class_prior(digits).log_prob(z[:, :, 0, :])
+    else:
+        log_pz = model.latent_prior(channels=1).log_prob(z)
+    return z, log_pz, posterior.log_prob(z), model.kl_divergence(posterior, z)
 
 
 def _posterior_block(model, batch, count: int, seed, digits=None):
     """``(log w (count, B), sum_k log p(x|z_k) (B,), KL(q || p) (B,))`` for ``count``
     samples z_k ~ q(z|x) of each mono image of ``batch``."""
-    z, log_pz, log_qz, kl = _posterior_draws(model, batch, count, seed, digits)
+    z, log_pz, log_qz, kl = posterior_draws(model, batch, count, seed, digits)
     log_px = decoded_log_px(model, z, model.head.targets(batch), digits)
     return log_px + log_pz - log_qz, tf.reduce_sum(log_px, axis=0), kl
 
