@@ -78,3 +78,8 @@ class FamilyModel(tf_keras.Model):
     def step_optimizers(self) -> list:
         """Every optimizer a training step uses (``fit_model``'s rate schedule sets each)."""
         return [self.optimizer]
+
+    def build_optimizers(self) -> None:
+        """Creates the state of every optimizer for the variables it steps (``fit_model``,
+        before the first step: a training step that creates variables is traced twice)."""
+        self.optimizer.build(self.trainable_variables)

@@ -52,6 +52,10 @@ class GAN(WholeImageModel):
         """The generator's, then the discriminator's."""
         return [self.optimizer, self.discriminator_optimizer]
 
+    def build_optimizers(self) -> None:
+        self.optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
     def _noise(self, count, seed):
         return tf.random.stateless_normal(tf.stack([count, self.config.latent_dim]), seed=seed)
 

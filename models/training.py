@@ -173,6 +173,8 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     check_count("batch_size", batch_size)
     check_count("shift_pixels", shift_pixels, low=0, high=13)
     _use_weight_average(model, average_weights)
+    with model.distribute_strategy.scope():
+        model.build_optimizers()
     tf_keras.utils.set_random_seed(check_seed(seed))
     model.noise_seed = seed
     model.train_function = None  # traced again: the step's noise seed is part of the graph
@@ -207,7 +209,6 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
                   callbacks=callbacks)
         history = model.history.history
     elif average_weights:  # every epoch was done: the checkpoint's weights, then their average
-        model.optimizer.build(model.trainable_variables)
         model.optimizer.finalize_variable_values(model.trainable_variables)
     if checkpoint is not None:
         history = checkpoint.trimmed_history(epochs)
