@@ -104,6 +104,7 @@ def fit_classifier(classifier: tf_keras.Model, x, y, steps: int, batch_size: int
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate, passes * per_pass)
     classifier.compile(optimizer=tf_keras.optimizers.Adam(schedule),
                        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    classifier.optimizer.build(classifier.trainable_variables)  # the step is traced once
     data = (tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
             .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size).repeat().prefetch(2))

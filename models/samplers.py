@@ -366,12 +366,13 @@ class MaskedAutoregressiveFlow(LatentSampler):
         epochs, batch_size = check_count("epochs", epochs), check_count("batch_size", batch_size)
         learning_rate = check_positive("learning_rate", learning_rate)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
+        variables = self.distribution.trainable_variables
+        optimizer.build(variables)  # its state made here, the step is traced once
 
         @tf.function(reduce_retracing=True)
         def step(z):
             with tf.GradientTape() as tape:
                 loss = -tf.reduce_mean(self.distribution.log_prob(z))
-            variables = self.distribution.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
