@@ -364,6 +364,22 @@ def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_pat
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_the_training_step_is_traced_once(kind, monkeypatch):
+    # Every optimizer's state exists before the first step (build_optimizers): a step that
+    # creates variables would be traced twice, a second or more of each training.
+    from models import ModelConfig, build_model, fit_model
+
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+    model = build_model(ModelConfig(kind=kind, latent_dim=2, filters=(4, 8), hidden_units=8))
+    traced = []
+    step = type(model).train_step
+    monkeypatch.setattr(type(model), "train_step",
+                        lambda self, data: traced.append(1) or step(self, data))
+    fit_model(model, x, epochs=2, batch_size=32, verbose=0)
+    assert len(traced) == 1
+
+
 def test_fit_model_refuses_a_weight_average_it_cannot_keep():
     from models import ModelConfig, build_model, fit_model
 
