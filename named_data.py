@@ -102,15 +102,17 @@ class Dataset:
                         f"{'MISSING' if missing else 'COMPLETE'}"]
 
     def load(self, missing: bool = False, seed: int = 0, directory: Optional[str] = None,
-             binary: Optional[bool] = None):
+             binary: Optional[bool] = None, max_train_images: Optional[int] = None):
         """``(x_train, y_train, x_test, y_test)``: images (N, 28, 28, C) in [0, 1], int64
         labels. ``missing``: no training image shows the anomaly class (the test set keeps
         them). ``seed`` draws the stacks; ``directory`` overrides the environment variable;
         ``binary``: binarised at 0.5 (default: as the entry's models see them; a dynamically
-        binarised entry's test images are binary draws, see ``dynamic_binarisation``)."""
+        binarised entry's test images are binary draws, see ``dynamic_binarisation``);
+        ``max_train_images``: only the first that many training images (quick runs)."""
         data = StackedMNISTData(self.data_mode(missing, binary), seed=seed, mnist_dir=directory,
                                 source=self.source, missing_class=self.anomaly_class,
-                                train_stacks=self.train_stacks)
+                                train_stacks=self.train_stacks,
+                                max_train_images=max_train_images)
         x_test, y_test = data.get_full_data_set(training=False)
         if self.dynamic_binarisation and binary is None:
             x_test = draw_binary(x_test, BINARISED_TEST_SEED)

@@ -370,7 +370,9 @@ class StackedMNISTData:
     Beyond the course API: ``source`` reads another 28 x 28 IDX data set (Fashion-MNIST), and
     ``missing_class`` is the class the MISSING modes drop (8), and ``train_stacks`` how many
     stacked training images a colour mode draws (default: as many as the mono set holds; the
-    VEEGAN protocol's 128,000).
+    VEEGAN protocol's 128,000); ``max_train_images`` keeps only the first that many training
+    images (a colour mode then draws only those stacks, the same as the whole set's first ones),
+    for quick runs that need a few hundred.
     """
 
     def __init__(
@@ -382,6 +384,7 @@ class StackedMNISTData:
         source: IdxSource = MNIST_SOURCE,
         missing_class: int = 8,
         train_stacks: Optional[int] = None,
+        max_train_images: Optional[int] = None,
     ) -> None:
         if not isinstance(mode, DataMode):
             raise ValueError(
@@ -401,6 +404,11 @@ class StackedMNISTData:
             raise ValueError("train_stacks is the number of stacked training images: give it "
                              "with a COLOR mode only.")
         self.train_stacks = train_stacks
+        if max_train_images is not None and (isinstance(max_train_images, bool) or not isinstance(
+                max_train_images, (int, np.integer)) or max_train_images < 1):
+            raise ValueError(f"max_train_images must be a positive integer or None, got "
+                             f"{max_train_images!r}.")
+        self.max_train_images = max_train_images
         (x_train, y_train), (x_test, y_test) = (
             load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,
                                                                                   source))
@@ -434,16 +442,18 @@ class StackedMNISTData:
         if training and self.mode.missing:
             keep = labels != self.missing_class
             images, labels = images[keep], labels[keep]
+        kept = self.max_train_images if training else None  # None: all of them
         if self.channels == 3:
             # Each colour image takes three independent draws from the (filtered) mono set, so
             # in MISSING mode no channel of a training image can be an 8. Stacked as bytes:
-            # a quarter of the memory traffic of stacking floats, the same values.
+            # a quarter of the memory traffic of stacking floats, the same values. A generator
+            # fills its draws in order, so fewer stacks are the whole set's first ones.
             stacks = self.train_stacks if training and self.train_stacks else len(images)
-            picks = rng.integers(0, len(images), size=(stacks, 3))
+            picks = rng.integers(0, len(images), size=(min(stacks, kept or stacks), 3))
             images = np.stack([images[picks[:, c]] for c in range(3)], axis=-1)
             labels = labels[picks] @ np.array([1, 10, 100], dtype=np.int64)
         else:
-            images = images[..., np.newaxis]
+            images, labels = images[:kept, ..., np.newaxis], labels[:kept]
         # Bytes to [0, 1] (then to {0, 1}) through a table of the 256 values: one pass.
         levels = np.arange(256, dtype=np.float32) / 255.0
         if self.mode.binary:

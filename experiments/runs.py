@@ -37,10 +37,10 @@ def load_data(run: Run, dataset: Dataset, missing: bool = False):
     images."""
     key = ("data", dataset, missing, run.seed, run.quick, run.data_dir)
     if key not in _CACHE:
-        x_train, y_train, x_test, y_test = dataset.load(missing, seed=run.seed,
-                                                        directory=run.data_dir)
+        x_train, y_train, x_test, y_test = dataset.load(
+            missing, seed=run.seed, directory=run.data_dir,
+            max_train_images=QUICK_IMAGES if run.quick else None)
         if run.quick:
-            x_train, y_train = x_train[:QUICK_IMAGES], y_train[:QUICK_IMAGES]
             # Test images in random order so a small slice still holds some anomalies.
             pick = np.random.default_rng(run.seed).permutation(len(x_test))[:QUICK_TEST_IMAGES]
             x_test, y_test = x_test[pick], y_test[pick]

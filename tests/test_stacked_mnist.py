@@ -244,6 +244,21 @@ def test_train_stacks_sets_the_number_of_training_stacks_only(data_for, mnist_di
     with pytest.raises(ValueError, match="COLOR mode"):
         StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, mnist_dir=str(mnist_dir), train_stacks=10)
 
+@pytest.mark.parametrize("mode", [
+    DataMode.MONO_BINARY_MISSING,
+    pytest.param(DataMode.COLOR_FLOAT_COMPLETE, marks=pytest.mark.slow),  # stacks MNIST
+])
+def test_max_train_images_keeps_the_whole_sets_first_ones(data_for, mnist_dir, mode):
+    few = StackedMNISTData(mode, mnist_dir=str(mnist_dir), max_train_images=300)
+    whole = data_for(mode)
+    np.testing.assert_array_equal(few.train_images, whole.train_images[:300])
+    np.testing.assert_array_equal(few.train_labels, whole.train_labels[:300])
+    np.testing.assert_array_equal(few.test_images, whole.test_images)
+    for bad in (0, -5, 2.5, True, "300"):
+        with pytest.raises(ValueError, match="max_train_images"):
+            StackedMNISTData(mode, mnist_dir=str(mnist_dir), max_train_images=bad)
+
+
 # --------------------------------------------------------------------------------------------
 # Where MNIST comes from
 # --------------------------------------------------------------------------------------------
