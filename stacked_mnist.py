@@ -396,19 +396,11 @@ class StackedMNISTData:
         self.channels = mode.channels
         self.seed = self._check_seed(seed)
         self.missing_class = missing_class
-        if train_stacks is not None and (isinstance(train_stacks, bool) or not isinstance(
-                train_stacks, (int, np.integer)) or train_stacks < 1):
-            raise ValueError(f"train_stacks must be a positive integer or None, got "
-                             f"{train_stacks!r}.")
+        self.train_stacks = self._check_optional_count("train_stacks", train_stacks)
         if train_stacks is not None and mode.channels == 1:
             raise ValueError("train_stacks is the number of stacked training images: give it "
                              "with a COLOR mode only.")
-        self.train_stacks = train_stacks
-        if max_train_images is not None and (isinstance(max_train_images, bool) or not isinstance(
-                max_train_images, (int, np.integer)) or max_train_images < 1):
-            raise ValueError(f"max_train_images must be a positive integer or None, got "
-                             f"{max_train_images!r}.")
-        self.max_train_images = max_train_images
+        self.max_train_images = self._check_optional_count("max_train_images", max_train_images)
         (x_train, y_train), (x_test, y_test) = (
             load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,
                                                                                   source))
@@ -425,6 +417,13 @@ class StackedMNISTData:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         return int(batch_size)
+
+    @staticmethod
+    def _check_optional_count(name: str, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+        return value
 
     @staticmethod
     def _check_seed(seed):

@@ -244,6 +244,7 @@ def test_train_stacks_sets_the_number_of_training_stacks_only(data_for, mnist_di
     with pytest.raises(ValueError, match="COLOR mode"):
         StackedMNISTData(DataMode.MONO_FLOAT_COMPLETE, mnist_dir=str(mnist_dir), train_stacks=10)
 
+
 @pytest.mark.parametrize("mode", [
     DataMode.MONO_BINARY_MISSING,
     pytest.param(DataMode.COLOR_FLOAT_COMPLETE, marks=pytest.mark.slow),  # stacks MNIST
