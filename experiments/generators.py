@@ -72,6 +72,8 @@ def shipped_generators(run, dataset, x_train) -> dict:
     generators["AE, latent flow"] = Generator(ae, flow(ae_codes, "ae"))
     if zoo.has_recipe("gan", False, tag):
         generators["GAN"] = model("gan")
+    if zoo.has_recipe("acgan", False, tag):
+        generators["AC-GAN, balanced labels"] = model("acgan")
     return generators
 
 

@@ -33,7 +33,8 @@ class ModelConfig:
         code), "vae" (Gaussian q(z|x), N(0, I) prior), "cvae" (the VAE conditioned on the
         digit labels), "flowprior_vae" (a prior learned with it), "m2" (the CVAE with a
         classifier q(y|x), trained semi-supervised), "gan" (a generator and a
-        discriminator; it uses latent_dim, channels, filters, block_convs and pack only) or
+        discriminator; it uses latent_dim, channels, filters, block_convs and pack only),
+        "acgan" (the GAN conditioned on the digit, with an auxiliary classifier; mono) or
         "joint_vae" (a VAE whose one encoder and one decoder see all channels together).
     latent_dim: size of one channel's latent; a colour model's latent is (3, latent_dim)
         (a GAN's and a joint-channel VAE's: one latent for the whole image).
@@ -55,7 +56,9 @@ class ModelConfig:
         units can die (a 2-d code decoded through ReLU units loses most of them).
     pack: the GAN's samples per discriminator verdict (PacGAN; 1 = a plain GAN).
     classifier_weight: the M2 loss's weight of the classifier's cross-entropy on a labelled
-        image (Kingma et al.'s alpha, per labelled image in a batch).
+        image (Kingma et al.'s alpha, per labelled image in a batch); the AC-GAN's of its
+        auxiliary classifier's (on real images for the discriminator, on fakes for the
+        generator).
     consistency_weight: the M2 loss's weight of its pseudo-labels: an unlabelled image the
         classifier is sure of (``m2.PSEUDO_LABEL_CONFIDENCE``) trains its answer for a shifted,
         rotated and scaled copy with a square cut out towards that label (0: none).
@@ -141,10 +144,12 @@ class ModelConfig:
         joint-channel VAE's first and last convolutions see every channel). A GAN's: its
         generator and discriminator (``gan_networks.py``)."""
         (f1, f2), d, h, blocks = self.filters, self.latent_dim, self.hidden_units, self.block_convs
-        if self.kind == "gan":
-            c = self.channels
-            generator = d * 49 * f2 + 4 * 49 * f2 + 16 * f2 * f1 + 4 * f1 + 16 * f1 * c + c
-            discriminator = (16 * c * self.pack * f1 + f1 + 16 * f1 * f2 + f2 + 49 * f2 + 1)
+        if self.kind in ("gan", "acgan"):
+            c, classes = self.channels, 10 if self.kind == "acgan" else 0
+            generator = ((d + classes) * 49 * f2 + 4 * 49 * f2 + 16 * f2 * f1 + 4 * f1
+                         + 16 * f1 * c + c)
+            discriminator = (16 * c * self.pack * f1 + f1 + 16 * f1 * f2 + f2
+                             + (49 * f2 + 1) * (1 + classes))
             # an extra convolution per resolution: 9 maps^2 weights in each network, the
             # generator's batch norm (4 per map) and the discriminator's bias (1 per map)
             extra = blocks * (2 * 9 * (f1 * f1 + f2 * f2) + 5 * (f1 + f2))

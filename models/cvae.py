@@ -86,6 +86,15 @@ class ClassPrior(StandardNormalPrior):
         return fitted
 
 
+def balanced_labels(count: int, seed: int, classes: int) -> np.ndarray:
+    """``count`` labels (count,) int64: every class of ``classes`` in turn, each round in an order
+    drawn from ``seed``, so class counts differ by at most one."""
+    count = check_count("count", count)
+    rng = np.random.default_rng([check_seed(seed), classes])  # apart from the codes' draw
+    rounds = -(-count // classes)
+    return np.concatenate([rng.permutation(classes) for _ in range(rounds)])[:count]
+
+
 @tf_keras.saving.register_keras_serializable(package="models")
 class CVAE(VAE):
     """The labels' plumbing lives here, in the base class's conditioning hooks; generation
@@ -154,10 +163,7 @@ class CVAE(VAE):
         at most one (and a colour model's first 1000 images are 1000 distinct numbers)."""
         if labels is not None:
             return self.check_labels(labels, check_count("count", count))
-        classes = 10 ** self.config.channels
-        rng = np.random.default_rng([check_seed(seed), classes])  # apart from the codes' draw
-        rounds = -(-count // classes)
-        return np.concatenate([rng.permutation(classes) for _ in range(rounds)])[:count]
+        return balanced_labels(count, seed, 10 ** self.config.channels)
 
     def generate_images(self, count: int, how: str = "mean", seed: int = 0, sampler=None,
                         labels=None) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import tf_keras
 
+from .acgan import ACGAN
 from .ae import AE
 from .checks import check_positive, check_seed
 from .config import ModelConfig, register_families
@@ -23,9 +24,9 @@ from .joint_vae import JointVAE
 from .m2 import M2
 from .vae import VAE
 
-FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN, JointVAE)}
+FAMILIES = {cls.kind: cls for cls in (AE, VAE, CVAE, FlowPriorVAE, M2, GAN, ACGAN, JointVAE)}
 # The families with the mono subnets' encoder and likelihood (GenerativeModel): all but the
-# GAN and the joint-channel VAE, whose networks see all channels together.
+# GANs and the joint-channel VAE, whose networks see all channels together.
 ENCODER_FAMILIES = {kind: cls for kind, cls in FAMILIES.items()
                     if issubclass(cls, GenerativeModel)}
 register_families(FAMILIES)  # ModelConfig checks its kind against this (live) registry

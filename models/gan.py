@@ -27,13 +27,14 @@ from .whole_image import WholeImageModel
 class GAN(WholeImageModel):
     kind = "gan"
     tracked = ("discriminator_loss", "generator_loss", "real_scored_real")
+    label_classes = 0  # a conditional family's (acgan.py): its networks take the labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)
         self.generator = gan_generator(config.latent_dim, config.channels, config.filters,
-                                       config.block_convs)
+                                       config.block_convs, self.label_classes)
         self.discriminator = gan_discriminator(config.channels, config.pack, config.filters,
-                                               config.block_convs)
+                                               config.block_convs, self.label_classes)
         self.built = True
 
     def compile(self, optimizer=None, **kwargs):
@@ -64,13 +65,11 @@ class GAN(WholeImageModel):
         real = data[0] if isinstance(data, (tuple, list)) else data
         return real[:tf.shape(real)[0] // self.config.pack * self.config.pack]
 
-    def _pack_losses(self, real, fake, training: bool):
+    def _adversarial_losses(self, real_logits, fake_logits):
         """``(discriminator loss, generator loss)``: cross-entropy of the discriminator's
-        verdicts on the packs (real = 1, fake = 0; the generator wants its packs called real);
-        the share of real packs called real is recorded."""
+        verdicts (real = 1, fake = 0; the generator wants its samples called real); the share
+        of real inputs called real is recorded."""
         cross_entropy = tf_keras.losses.BinaryCrossentropy(from_logits=True)
-        real_logits = self.discriminator(pack_images(real, self.config.pack), training=training)
-        fake_logits = self.discriminator(pack_images(fake, self.config.pack), training=training)
         d_loss = (cross_entropy(tf.ones_like(real_logits), real_logits)
                   + cross_entropy(tf.zeros_like(fake_logits), fake_logits))
         g_loss = cross_entropy(tf.ones_like(fake_logits), fake_logits)
@@ -79,16 +78,27 @@ class GAN(WholeImageModel):
         self.trackers["real_scored_real"].update_state(tf.cast(real_logits > 0, tf.float32))
         return d_loss, g_loss
 
-    def train_step(self, data):
-        real = self._whole_packs(data)
-        z = self._noise(tf.shape(real)[0], self._step_seed())
-        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-            d_loss, g_loss = self._pack_losses(real, self.generator(z, training=True), True)
+    def _pack_losses(self, real, fake, training: bool):
+        """The adversarial losses on packs of the real and the generated images."""
+        pack = self.config.pack
+        return self._adversarial_losses(
+            self.discriminator(pack_images(real, pack), training=training),
+            self.discriminator(pack_images(fake, pack), training=training))
+
+    def _step_both(self, d_tape, d_loss, g_tape, g_loss) -> None:
+        """One optimizer step of each network on its loss."""
         d_variables = self.discriminator.trainable_variables
         g_variables = self.generator.trainable_variables
         self.discriminator_optimizer.apply_gradients(
             zip(d_tape.gradient(d_loss, d_variables), d_variables))
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_variables), g_variables))
+
+    def train_step(self, data):
+        real = self._whole_packs(data)
+        z = self._noise(tf.shape(real)[0], self._step_seed())
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            d_loss, g_loss = self._pack_losses(real, self.generator(z, training=True), True)
+        self._step_both(d_tape, d_loss, g_tape, g_loss)
         return self._reported()
 
     def test_step(self, data):

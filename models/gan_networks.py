@@ -48,36 +48,47 @@ def _leaky_relu(h):
 
 
 def gan_generator(latent_dim: int, channels: int = 1, filters=(64, 128),
-                  block_convs: int = 0) -> tf_keras.Model:
+                  block_convs: int = 0, classes: int = 0) -> tf_keras.Model:
     """z (B, latent_dim) -> images (B, 28, 28, channels) in (0, 1): a dense layer into a 7 x 7
     grid of ``filters[1]`` maps, then two stride-2 transposed convolutions (batch norm and
     ReLU between), a sigmoid at the end; ``block_convs`` extra stride-1 convolutions (batch
-    norm, ReLU) at 7 x 7 and at 14 x 14."""
+    norm, ReLU) at 7 x 7 and at 14 x 14. ``classes`` > 0: a conditional generator, [z, one-hot
+    labels (B, classes)] -> images, the labels concatenated to z."""
     f1, f2, block_convs = _checked(latent_dim, channels, filters, block_convs)
+    classes = check_count("classes", classes, low=0)
     z = tf_keras.Input((latent_dim,), name="gan_latent")
-    h = _normalised_relu(layers.Dense(7 * 7 * f2, use_bias=False)(z))
+    inputs = [z, tf_keras.Input((classes,), name="gan_label")] if classes else z
+    h = layers.Concatenate()(inputs) if classes else z
+    h = _normalised_relu(layers.Dense(7 * 7 * f2, use_bias=False)(h))
     h = _blocks(layers.Reshape((7, 7, f2))(h), f2, block_convs, normalised=True)
     h = layers.Conv2DTranspose(f1, 4, strides=2, padding="same", use_bias=False)(h)  # 14
     h = _blocks(_normalised_relu(h), f1, block_convs, normalised=True)
     out = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                  activation="sigmoid", name="gan_image")(h)  # 28
-    return tf_keras.Model(z, out, name="gan_generator")
+    return tf_keras.Model(inputs, out, name="gan_generator")
 
 
 def gan_discriminator(channels: int = 1, pack: int = 1, filters=(64, 128),
-                      block_convs: int = 0) -> tf_keras.Model:
+                      block_convs: int = 0, classes: int = 0) -> tf_keras.Model:
     """Packed images (B, 28, 28, channels * pack) -> one logit each (B, 1): two stride-2
     convolutions with leaky ReLU (no batch norm: a batch of real images alone must not set
     the statistics fakes are judged by), ``block_convs`` extra stride-1 ones after each, a
-    dense logit."""
+    dense logit. ``classes`` > 0 (unpacked images only): an auxiliary classifier beside it,
+    images -> [logit (B, 1), class logits (B, classes)] from the same features (AC-GAN)."""
     f1, f2, block_convs = _checked(1, channels, filters, block_convs)
     check_count("pack", pack)
+    if check_count("classes", classes, low=0) and pack != 1:
+        raise ValueError(f"an auxiliary classifier judges single images: pack must be 1, "
+                         f"got {pack}.")
     x = tf_keras.Input((28, 28, channels * pack), name="gan_packed_images")
     h = _leaky_relu(layers.Conv2D(f1, 4, strides=2, padding="same")(x))  # 14
     h = _leaky_relu(layers.Conv2D(f2, 4, strides=2, padding="same")(
         _blocks(h, f1, block_convs, normalised=False)))  # 7
     h = _blocks(h, f2, block_convs, normalised=False)
-    out = layers.Dense(1, name="gan_logit")(layers.Flatten()(h))
+    features = layers.Flatten()(h)
+    out = layers.Dense(1, name="gan_logit")(features)
+    if classes:
+        out = [out, layers.Dense(classes, name="gan_class_logits")(features)]
     return tf_keras.Model(x, out, name="gan_discriminator")
 
 

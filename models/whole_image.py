@@ -64,10 +64,14 @@ class WholeImageModel(FamilyModel):
         a function of ``seed``; ``how``: the decoded distribution's mean, mode or a sample
         (a GAN's generator gives one image per code)."""
         self.check_labels(labels, count)
+        z = self._codes(count, seed, sampler)
+        return in_seeded_batches(self._images, z, how, seed, batch_size)
+
+    def _codes(self, count: int, seed: int, sampler=None) -> np.ndarray:
+        """``count`` codes (count, latent_dim) from N(0, I) or ``sampler``, a function of
+        ``seed``."""
         count, seed = check_count("count", count), check_seed(seed)
         if sampler is not None:
-            z = sampler.sample(count, seed=seed).astype(np.float32)
-        else:
-            z = np.random.default_rng(seed).standard_normal(
-                (count, self.config.latent_dim)).astype(np.float32)
-        return in_seeded_batches(self._images, z, how, seed, batch_size)
+            return sampler.sample(count, seed=seed).astype(np.float32)
+        return np.random.default_rng(seed).standard_normal(
+            (count, self.config.latent_dim)).astype(np.float32)

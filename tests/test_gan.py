@@ -1,6 +1,6 @@
-"""The GAN (models.gan, models.gan_networks): the networks' shapes and ranges, the order
-PacGAN's packing puts images in, refusals, and a tiny GAN that trains, generates by seed and
-rebuilds from its config. Seconds."""
+"""The GAN (models.gan, models.gan_networks) and the AC-GAN (models.acgan): the networks' shapes
+and ranges, the order PacGAN's packing puts images in, refusals, and tiny GANs that train,
+generate by seed (and by digit) and rebuild from their config. Seconds."""
 from __future__ import annotations
 
 import numpy as np
@@ -105,3 +105,52 @@ def test_the_rows_refuse_a_fitted_sampler_for_a_model_without_an_encoder():
         with pytest.raises(ValueError, match=f"--latent {latent} fits a sampler to the codes "
                                              "of an encoder; a gan model has none"):
             generator_for(None, None, SimpleNamespace(latent=latent), gan, None, None)
+
+
+def test_the_conditional_networks_take_the_digit_and_classify_beside_the_verdict():
+    generator = gan_generator(5, 1, filters=(4, 8), classes=10)
+    z = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    images = generator([z, np.eye(10, dtype=np.float32)[[0, 1, 2, 3, 4, 5]]]).numpy()
+    assert images.shape == (6, 28, 28, 1)
+    other = generator([z, np.eye(10, dtype=np.float32)[[5, 4, 3, 2, 1, 0]]]).numpy()
+    assert not np.allclose(images, other)  # the label reaches the image
+    logits, classes = gan_discriminator(1, 1, filters=(4, 8), classes=10)(images)
+    assert logits.shape == (6, 1) and classes.shape == (6, 10)
+    with pytest.raises(ValueError, match="pack must be 1"):
+        gan_discriminator(1, 2, filters=(4, 8), classes=10)
+
+
+def test_a_tiny_acgan_trains_on_labels_generates_digits_by_seed_and_round_trips(tmp_path):
+    from models import ModelConfig, ModelFileError, build_model, fit_model, load_model, save
+
+    config = ModelConfig(kind="acgan", latent_dim=4, filters=(4, 8))
+    gan = build_model(config, 1e-3, seed=0)
+    assert sum(w.size for w in gan.network_weights()) == config.parameter_count()
+    rng = np.random.default_rng(0)
+    real = (rng.random((70, 28, 28, 1)) > 0.7).astype(np.float32)
+    digits = rng.integers(0, 10, 70)
+    history = fit_model(gan, real, real[:20], epochs=2, batch_size=25, seed=0, verbose=0,
+                        labels=digits, val_labels=digits[:20])
+    for name in ("discriminator_loss", "generator_loss", "real_class_cross_entropy",
+                 "fake_class_cross_entropy"):
+        for logged in (name, f"val_{name}"):
+            assert len(history[logged]) == 2 and np.all(np.isfinite(history[logged]))
+    balanced = gan.generate_images(20, seed=3)
+    assert balanced.shape == (20, 28, 28, 1) and 0 <= balanced.min() and balanced.max() <= 1
+    np.testing.assert_array_equal(balanced, gan.generate_images(20, seed=3))
+    sevens = gan.generate_images(3, seed=3, labels=[7, 7, 7])
+    assert not np.allclose(sevens, gan.generate_images(3, seed=3, labels=[1, 1, 1]))
+    loaded = load_model(save(gan, tmp_path / "acgan.keras"))
+    assert loaded.config == config and loaded.conditional
+    np.testing.assert_allclose(loaded.generate_images(20, seed=3), balanced, atol=1e-6)
+    with pytest.raises(ModelFileError, match="no 3-channel version"):
+        load_model(tmp_path / "acgan.keras", channels=3)
+    with pytest.raises(ValueError, match="give the images' digit labels"):
+        fit_model(gan, real, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="got 2 labels for 3 images"):
+        gan.generate_images(3, labels=[1, 2])
+    with pytest.raises(ValueError, match=r"labels must be integer class labels in 0\.\.9"):
+        gan.generate_images(2, labels=[1, 10])
+    for bad in (dict(channels=3), dict(pack=2)):
+        with pytest.raises(ValueError, match="single mono images"):
+            build_model(config.replace(**bad))
