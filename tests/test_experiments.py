@@ -329,7 +329,7 @@ def test_every_recipe_names_its_data_set_and_held_out_class(mnist_dir):
     _, y_train, _, y_test = without_3.load(missing=True)
     assert 3 not in y_train and 3 in y_test and set(range(10)) - {3} <= set(y_train)
     assert training_set(zoo.recipe("vae_mono_missing")) == named_data.get("mnist")
-    grey = training_set(zoo.recipe("gan_mono_complete"))  # a recipe's own choice of images
+    grey = training_set(zoo.recipe("acgan_mono_complete"))  # a recipe's own choice of images
     assert not grey.binary and grey.data_name() == "MONO_FLOAT_COMPLETE"
     stacks = training_set(zoo.recipe("gan_stacked_pack2_complete"))  # the VEEGAN protocol's
     assert stacks.channels == 3 and stacks.train_stacks == 128_000 and not stacks.binary
