@@ -1,10 +1,10 @@
 """GENERATORS: every shipped generator side by side. --samples images from each (the VAE with
 N(0, I), a Gaussian fitted to its codes, a Gaussian mixture and its latent flow; the VAE with a
 learned prior; the CVAE with balanced labels; the AE with a mixture and with its flow; the GAN
-and the AC-GAN, with balanced labels, when shipped), judged like the GEN rows (quality, coverage, class KL) and measured in
-the judge's penultimate features against the real test images: the Frechet distance, and the
-precision (fidelity) and recall (diversity) of k-nearest-neighbour manifolds (Kynkaanniemi et
-al., NeurIPS 2019). The floor of both: real training images against real test images.
+and the AC-GAN, with balanced labels, when shipped), judged like the GEN rows (quality,
+coverage, class KL) and measured in the judge's penultimate features against the real test
+images: the Frechet distance, and the precision (fidelity) and recall (diversity) of
+k-nearest-neighbour manifolds (Kynkaanniemi et al., NeurIPS 2019). The floor of both: real training images against real test images.
 
 Writes results/generators/generators.png (a row of samples per generator), table.md and
 metrics.json.

@@ -23,12 +23,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from stacked_mnist import validate_labels
-
 from .batching import in_seeded_batches
 from .checks import check_count
 from .config import ModelConfig
-from .cvae import balanced_labels
+from .cvae import balanced_labels, counted_labels
 from .gan import GAN
 from .networks import LABEL_CLASSES
 
@@ -37,7 +35,6 @@ from .networks import LABEL_CLASSES
 class ACGAN(GAN):
     kind = "acgan"
     conditional = True
-    label_classes = LABEL_CLASSES
     tracked = GAN.tracked + ("real_class_cross_entropy", "fake_class_cross_entropy")
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
@@ -51,10 +48,7 @@ class ACGAN(GAN):
         if labels is None:
             raise ValueError("an acgan model is conditional: give the images' digit labels "
                              "(0..9), one each.")
-        labels = validate_labels(labels, 1)
-        if len(labels) != count:
-            raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
-        return labels
+        return counted_labels(labels, count, 1)
 
     check_fit_labels = check_labels
 
@@ -92,8 +86,8 @@ class ACGAN(GAN):
     def test_step(self, data):
         """The losses on held-out real images and as many fakes (fixed noise), no step."""
         real, labels = data
-        count = tf.shape(real)[0]
-        self._labelled_losses(real, labels, self._noise(count, tf.constant([0, 0])), labels, False)
+        z = self._noise(tf.shape(real)[0], tf.constant([0, 0]))
+        self._labelled_losses(real, labels, z, labels, False)
         return self._reported()
 
     # -- generation --------------------------------------------------------------------------

@@ -86,6 +86,15 @@ class ClassPrior(StandardNormalPrior):
         return fitted
 
 
+def counted_labels(labels, count: int, channels: int) -> np.ndarray:
+    """``labels`` as int64 class labels (``validate_labels``), one for each of ``count`` images,
+    or ``ValueError``: the labels a conditional family's parts take."""
+    labels = validate_labels(labels, channels)
+    if len(labels) != count:
+        raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
+    return labels
+
+
 def balanced_labels(count: int, seed: int, classes: int) -> np.ndarray:
     """``count`` labels (count,) int64: every class of ``classes`` in turn, each round in an order
     drawn from ``seed``, so class counts differ by at most one."""
@@ -144,10 +153,7 @@ class CVAE(VAE):
 
     def check_labels(self, labels, count: int, channels=None):
         self._require_labels(labels)
-        labels = validate_labels(labels, channels or self.config.channels)
-        if len(labels) != count:
-            raise ValueError(f"got {len(labels)} labels for {count} images; give one each.")
-        return labels
+        return counted_labels(labels, count, channels or self.config.channels)
 
     def mono_digits(self, labels, count: int):
         return channel_digits(self.check_labels(labels, count), self.config.channels).reshape(-1)

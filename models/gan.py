@@ -20,6 +20,7 @@ import tf_keras
 
 from .config import ModelConfig
 from .gan_networks import gan_discriminator, gan_generator, pack_images
+from .networks import LABEL_CLASSES
 from .whole_image import WholeImageModel
 
 
@@ -27,14 +28,14 @@ from .whole_image import WholeImageModel
 class GAN(WholeImageModel):
     kind = "gan"
     tracked = ("discriminator_loss", "generator_loss", "real_scored_real")
-    label_classes = 0  # a conditional family's (acgan.py): its networks take the labels
 
     def __init__(self, config: ModelConfig, metadata: Optional[dict] = None, **kwargs):
         super().__init__(config, metadata=metadata, **kwargs)
+        classes = LABEL_CLASSES if self.conditional else 0  # the AC-GAN's networks take labels
         self.generator = gan_generator(config.latent_dim, config.channels, config.filters,
-                                       config.block_convs, self.label_classes)
+                                       config.block_convs, classes)
         self.discriminator = gan_discriminator(config.channels, config.pack, config.filters,
-                                               config.block_convs, self.label_classes)
+                                               config.block_convs, classes)
         self.built = True
 
     def compile(self, optimizer=None, **kwargs):
