@@ -32,6 +32,23 @@ def pytest_unconfigure(config):
     if _OWN_QUICK_CACHE:
         shutil.rmtree(_OWN_QUICK_CACHE, ignore_errors=True)
 
+
+@pytest.fixture(scope="session", autouse=True)
+def one_openmp_thread():
+    """scikit-learn's OpenMP loops (t-SNE's gradient, k-NN and k-means) on one thread.
+
+    The suite runs one worker per core (-n 2 on two cores): an OpenMP team of two then waits
+    at every barrier for a thread whose core the other worker holds, and a 1-second t-SNE map
+    of 200 points took 20 to 40 seconds. The suite's inputs are a few hundred points, where a
+    second thread gains nothing. Only OpenMP is limited (``OMP_NUM_THREADS`` would limit
+    OpenBLAS as well); the limit applies to the calling (main) thread, the tests' thread.
+    """
+    import sklearn.manifold  # noqa: F401  (loads the OpenMP runtime the limit applies to)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
 _FALLBACK_MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
 _USED_FALLBACK = not os.environ.get("MNIST_DIR")
 if _USED_FALLBACK:
