@@ -15,6 +15,16 @@ from pathlib import Path
 # Before anything can import TensorFlow.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
+# The suite runs one worker per core (-n 2 on two cores): a pool of two threads then waits at
+# every barrier for a thread whose core the other worker holds. OpenBLAS's eigh of a 256 x 256
+# covariance (the Frechet distance) took 1.5 s instead of 0.03 s, scikit-learn's t-SNE of 200
+# points 40 s instead of 1.3 s. The suite's arrays are small, where a second thread gains
+# nothing. Set before numpy loads OpenBLAS, and inherited by the scripts the tests start;
+# TensorFlow uses neither (its own thread pool copes). A value the caller set is kept.
+ONE_THREAD_PER_WORKER = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+for _variable in ONE_THREAD_PER_WORKER:
+    os.environ.setdefault(_variable, "1")
+
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,20 +44,17 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_openmp_thread():
-    """scikit-learn's OpenMP loops (t-SNE's gradient, k-NN and k-means) on one thread.
-
-    The suite runs one worker per core (-n 2 on two cores): an OpenMP team of two then waits
-    at every barrier for a thread whose core the other worker holds, and a 1-second t-SNE map
-    of 200 points took 20 to 40 seconds. The suite's inputs are a few hundred points, where a
-    second thread gains nothing. Only OpenMP is limited (``OMP_NUM_THREADS`` would limit
-    OpenBLAS as well); the limit applies to the calling (main) thread, the tests' thread.
-    """
+def one_thread_per_worker():
+    """OpenBLAS and scikit-learn's OpenMP on one thread in the test process (see
+    ONE_THREAD_PER_WORKER; the environment may come too late if something loaded them before
+    this file). The limit applies to the calling (main) thread, the tests' thread."""
     import sklearn.manifold  # noqa: F401  (loads the OpenMP runtime the limit applies to)
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1, user_api="openmp"), \
+            threadpool_limits(limits=1, user_api="blas"):
         yield
+
 
 _FALLBACK_MNIST_DIR = (REPO_ROOT / ".." / "shared" / "data" / "mnist").resolve()
 _USED_FALLBACK = not os.environ.get("MNIST_DIR")
