@@ -4,7 +4,8 @@ learned prior; the CVAE with balanced labels; the AE with a mixture and with its
 and the AC-GAN, with balanced labels, when shipped), judged like the GEN rows (quality,
 coverage, class KL) and measured in the judge's penultimate features against the real test
 images: the Frechet distance, and the precision (fidelity) and recall (diversity) of
-k-nearest-neighbour manifolds (Kynkaanniemi et al., NeurIPS 2019). The floor of both: real training images against real test images.
+k-nearest-neighbour manifolds (Kynkaanniemi et al., NeurIPS 2019). The floor of both: real
+training images against real test images.
 
 Writes results/generators/generators.png (a row of samples per generator), table.md and
 metrics.json.

@@ -55,10 +55,16 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-def train(tmp_path, name, env=None, **args):
+def _script_args(tmp_path, name, args):
+    """``(where TRAIN saves the weights, its JSON argument)`` for a scenario ``name``."""
     out = tmp_path / f"{name}.npz"
+    return out, json.dumps({**args, "out": str(out)})
+
+
+def train(tmp_path, name, env=None, **args):
+    out, script_args = _script_args(tmp_path, name, args)
     result = subprocess.run(
-        [sys.executable, "-c", TRAIN, json.dumps({**args, "out": str(out)})],
+        [sys.executable, "-c", TRAIN, script_args],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
         capture_output=True, text=True, timeout=600)
     return result, out
@@ -67,8 +73,8 @@ def train(tmp_path, name, env=None, **args):
 def train_here(monkeypatch, tmp_path, name, **args):
     """TRAIN in this process, for a scenario that needs no fresh TensorFlow (a start of one
     costs more than the training); the path of the weights it saved."""
-    out = tmp_path / f"{name}.npz"
-    monkeypatch.setattr(sys, "argv", ["-c", json.dumps({**args, "out": str(out)})])
+    out, script_args = _script_args(tmp_path, name, args)
+    monkeypatch.setattr(sys, "argv", ["-c", script_args])
     exec(TRAIN, {"__name__": "__main__"})
     return out
 
