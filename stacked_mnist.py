@@ -392,15 +392,16 @@ class StackedMNISTData:
                 f"{', '.join('DataMode.' + m.name for m in DataMode)}."
             )
         self.mode = mode
-        self.default_batch_size = self._check_batch_size(default_batch_size)
+        self.default_batch_size = self._check_count("default_batch_size", default_batch_size)
         self.channels = mode.channels
         self.seed = self._check_seed(seed)
         self.missing_class = missing_class
-        self.train_stacks = self._check_optional_count("train_stacks", train_stacks)
+        self.train_stacks = self._check_count("train_stacks", train_stacks, optional=True)
         if train_stacks is not None and mode.channels == 1:
             raise ValueError("train_stacks is the number of stacked training images: give it "
                              "with a COLOR mode only.")
-        self.max_train_images = self._check_optional_count("max_train_images", max_train_images)
+        self.max_train_images = self._check_count("max_train_images", max_train_images,
+                                                  optional=True)
         (x_train, y_train), (x_test, y_test) = (
             load_mnist(mnist_dir) if source == MNIST_SOURCE else load_idx_dataset(mnist_dir,
                                                                                   source))
@@ -411,19 +412,14 @@ class StackedMNISTData:
         self.test_images, self.test_labels = self._prepare(x_test, y_test, False, test_rng)
 
     @staticmethod
-    def _check_batch_size(batch_size) -> int:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        return int(batch_size)
-
-    @staticmethod
-    def _check_optional_count(name: str, value):
-        if value is not None and (isinstance(value, bool) or not isinstance(
-                value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-        return value
+    def _check_count(name: str, value, optional: bool = False):
+        """``value`` as an int once it is a positive integer (or None, if ``optional``)."""
+        if optional and value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}"
+                             f", got {value!r}.")
+        return int(value)
 
     @staticmethod
     def _check_seed(seed):
@@ -469,9 +465,8 @@ class StackedMNISTData:
         self, training: bool = True, batch_size: Optional[int] = None
     ) -> Tuple[np.ndarray, np.ndarray]:
         """A batch drawn without replacement (numpy's global generator, as the original)."""
-        batch_size = self._check_batch_size(
-            self.default_batch_size if batch_size is None else batch_size
-        )
+        batch_size = self._check_count(
+            "batch_size", self.default_batch_size if batch_size is None else batch_size)
         images, labels = self.get_full_data_set(training)
         index = np.random.choice(len(images), size=min(batch_size, len(images)), replace=False)
         return images[index], labels[index]
@@ -480,9 +475,8 @@ class StackedMNISTData:
         self, training: bool = True, batch_size: Optional[int] = None
     ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """One pass over the set in order, in batches of ``batch_size`` (last may be smaller)."""
-        batch_size = self._check_batch_size(
-            self.default_batch_size if batch_size is None else batch_size
-        )
+        batch_size = self._check_count(
+            "batch_size", self.default_batch_size if batch_size is None else batch_size)
         images, labels = self.get_full_data_set(training)
         # Validated above, at the call; the batches come from this inner generator.
         return (
