@@ -12,6 +12,7 @@ from keras_files import check_limit
 
 HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
+NEIGHBOUR_KINDS = ("vae", "ae")  # the families whose loss can take the neighbour term
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
 # import the config), so ``models.families`` hands it down with ``register_families``.
@@ -67,6 +68,10 @@ class ModelConfig:
         its digit (the ELBO at beta 1, whatever ``beta``). A discriminative term for the
         generative classifier (``models.conditional``); a step decodes every image ten times.
         0: the conditional ELBO alone. Mono training only (a colour copy evaluates the ELBO).
+    neighbour_weight: the weight of a VAE's or AE's neighbour term (``models.neighbours``):
+        it trains on pairs of each image and one of its ``neighbours`` nearest training images,
+        and its codes must find each image's partner among the batch's other codes (a
+        Student-t kernel of width ``neighbour_scale``); 0: no pairs, no term.
     classifier_filters, classifier_hidden_units, classifier_block_convs: M2's classifier's
         network where it differs from the encoder's (None: the encoder's ``filters``,
         ``hidden_units`` and ``block_convs``).
@@ -90,6 +95,9 @@ class ModelConfig:
     classifier_weight: float = 1.0
     consistency_weight: float = 0.0
     bayes_weight: float = 0.0
+    neighbour_weight: float = 0.0
+    neighbour_scale: float = 0.3
+    neighbours: int = 10
     classifier_filters: Optional[Tuple[int, int]] = None
     classifier_hidden_units: Optional[int] = None
     classifier_block_convs: Optional[int] = None
@@ -100,7 +108,8 @@ class ModelConfig:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
         for name, low in (("latent_dim", 1), ("channels", 1), ("categorical_bins", 2),
-                          ("hidden_units", 0), ("block_convs", 0), ("pack", 1)):
+                          ("hidden_units", 0), ("block_convs", 0), ("pack", 1),
+                          ("neighbours", 1)):
             object.__setattr__(self, name, _checked_integer(name, getattr(self, name), low))
         if self.dense_activation not in DENSE_ACTIVATIONS:
             raise ValueError(f"dense_activation must be one of {DENSE_ACTIVATIONS}, got "
@@ -116,7 +125,8 @@ class ModelConfig:
         for name in ("classifier_hidden_units", "classifier_block_convs"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _checked_integer(name, getattr(self, name), 0))
-        for name in ("beta", "classifier_weight", "consistency_weight", "bayes_weight"):
+        for name in ("beta", "classifier_weight", "consistency_weight", "bayes_weight",
+                     "neighbour_weight"):
             value = getattr(self, name)
             if not (_positive_number(value) or (value == 0 and not isinstance(value, bool))):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
@@ -124,7 +134,16 @@ class ModelConfig:
         if self.bayes_weight and self.kind != "cvae":
             raise ValueError(f"bayes_weight trains a cvae's Bayes rule; a {self.kind!r} model "
                              f"has none (set it to 0).")
-        for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack"):
+        if self.neighbour_weight and self.kind not in NEIGHBOUR_KINDS:
+            raise ValueError(f"neighbour_weight pulls the codes of a {' or '.join(NEIGHBOUR_KINDS)}"
+                             f" toward their neighbours'; a {self.kind!r} model has its own "
+                             f"objective (set it to 0).")
+        if not _positive_number(self.neighbour_scale):
+            raise ValueError(f"neighbour_scale must be a positive number, got "
+                             f"{self.neighbour_scale!r}.")
+        object.__setattr__(self, "neighbour_scale", float(self.neighbour_scale))
+        for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack",
+                     "neighbours"):
             check_limit(name, getattr(self, name))
         for name in ("hidden_units", "block_convs"):
             if getattr(self, f"classifier_{name}") is not None:

@@ -35,6 +35,7 @@ from .checks import check_count, check_finite_output, check_images, check_latent
 from .config import ModelConfig
 from .family_base import FamilyModel
 from .heads import IMAGE_KINDS, make_head
+from .neighbours import neighbour_term
 from .networks import FoldImages, FoldLatent, UnfoldParams, UnfoldRows, mono_decoder, mono_encoder
 from .priors import LatentPrior
 from .samplers import LatentSampler
@@ -78,7 +79,8 @@ class GenerativeModel(FamilyModel):
         self.decoder_params = tf_keras.Model(inputs, pixel_params, name="decoder_params")
         self.decoder = tf_keras.Model(inputs, self.head.layer()(pixel_params), name="decoder")
 
-        self.trackers = trackers(("loss", "reconstruction", "kl"))
+        self.trackers = trackers(("loss", "reconstruction", "kl")
+                                 + (("neighbour",) if config.neighbour_weight else ()))
         # A plain object, not tracked by Keras: a family with prior state keeps its variables as
         # attributes of the model as well, under the names its files store them by.
         self.z_prior = self.make_prior()
@@ -222,11 +224,20 @@ class GenerativeModel(FamilyModel):
     # ---------------------------------------------------------------------------------------
     def loss_terms(self, x, training: bool = False, seed=None, labels=None):
         """``(reconstruction, kl)``, each (N,) in nats: -log p(x|z) and KL(q(z|x) || p(z))."""
+        return self._terms_and_latent(x, training, seed, labels)[:2]
+
+    def _terms_and_latent(self, x, training: bool, seed, labels):
+        """``loss_terms`` and the encoder's output they came from."""
         x = tf.convert_to_tensor(x, tf.float32)
         latent = self.encoder(self.model_inputs(x, labels), training=training)
         z = self.draw_code(latent, seed)
         decoded = self.decoder(self.model_inputs(z, labels), training=training)
-        return -decoded.log_prob(self.head.targets(x)), self.kl_divergence(latent, z)
+        return -decoded.log_prob(self.head.targets(x)), self.kl_divergence(latent, z), latent
+
+    def code_means(self, latent):
+        """The codes (N, C, d) that stand for the images of the encoder's output: the code
+        itself (a VAE: the posterior mean)."""
+        return latent
 
     def call(self, inputs, training=False):
         """The reconstruction distribution p(x | z(x)) (z sampled from q for a VAE); inputs:
@@ -250,8 +261,16 @@ class GenerativeModel(FamilyModel):
     def batch_loss(self, x, labels, training: bool, seed=None):
         """The loss of a batch (its mean over the global batch), every term recorded in the
         trackers: what ``train_step`` minimises and ``test_step`` reports. A family with
-        another objective overrides this."""
-        return self._record(*self.loss_terms(x, training=training, seed=seed, labels=labels))
+        another objective overrides this. In training, a model with ``neighbour_weight``
+        adds its neighbour term (``models.neighbours``; ``fit_model`` batches it in pairs)."""
+        if not (training and self.config.neighbour_weight):
+            return self._record(*self.loss_terms(x, training=training, seed=seed,
+                                                 labels=labels))
+        reconstruction, kl, latent = self._terms_and_latent(x, training, seed, labels)
+        codes = tf.reshape(self.code_means(latent), [tf.shape(reconstruction)[0], -1])
+        term = neighbour_term(codes, self.config.neighbour_scale)
+        self.trackers["neighbour"].update_state(term)
+        return self._record(reconstruction, kl, self.config.neighbour_weight * term)
 
     def train_step(self, data):
         x, labels = self._batch(data)
@@ -264,7 +283,8 @@ class GenerativeModel(FamilyModel):
     def test_step(self, data):
         x, labels = self._batch(data)
         self.batch_loss(x, labels, training=False)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {name: tracker.result() for name, tracker in self.trackers.items()
+                if name != "neighbour"}  # a training term: held-out images come unpaired
 
     # ---------------------------------------------------------------------------------------
     # Compiled pieces for evaluation (eager Keras calls are several times slower on a CPU)

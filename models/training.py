@@ -23,6 +23,7 @@ from .augment import shifted
 from .callbacks import DecayingRates, EpochCheckpoint, ImageSummaries
 from .checks import check_count, check_images, check_seed
 from .generative import GenerativeModel
+from .neighbours import neighbour_graph, paired_indices
 
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
@@ -82,22 +83,32 @@ def worker_suffix(strategy=None) -> str:
 
 def _epoch_batches(x: np.ndarray, batch_size: int, seed: int, first_epoch: int,
                    epochs: int, labels: Optional[np.ndarray] = None,
-                   binarise: bool = False, shift_pixels: int = 0) -> tf.data.Dataset:
+                   binarise: bool = False, shift_pixels: int = 0,
+                   graph: Optional[np.ndarray] = None) -> tf.data.Dataset:
     """Batches of epochs first_epoch .. epochs - 1, each epoch in its own order, a function of
     (seed, epoch) alone: a resumed training sees the batches an uninterrupted one would.
     With ``labels``, a batch is (images, labels). ``binarise``: every batch is a binary draw
     from its grey levels (pixel = 1 with probability its grey level), a function of (seed,
     epoch, step) alone; ``shift_pixels``: every image then moved by whole pixels, up to that
-    many each way (another stream of (seed, epoch, step))."""
+    many each way (another stream of (seed, epoch, step)). ``graph`` (N, k), the neighbour
+    term's: batch_size / 2 images in the epoch's order, each followed by one of its graph
+    neighbours (a third stream of (seed, epoch, step)), so an epoch has twice the steps."""
     images = tf.constant(x)
     classes = None if labels is None else tf.constant(labels, tf.int32)
     seed = tf.cast(seed, tf.int64)
+    neighbours = None if graph is None else tf.constant(graph)
+
+    def paired(epoch, step, index):
+        pick_seed = tf.stack([seed, 2 ** 41 + epoch * 2 ** 20 + step])
+        return epoch, step, paired_indices(index, neighbours, pick_seed)
 
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(len(x)), seed=tf.stack([seed, epoch]))
-        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
-                .map(lambda step, index: (epoch, step, index)))
+        batches = (tf.data.Dataset.from_tensor_slices(order)
+                   .batch(batch_size if graph is None else batch_size // 2).enumerate()
+                   .map(lambda step, index: (epoch, step, index)))
+        return batches if graph is None else batches.map(paired)
 
     def batch(epoch, step, index):
         picked = tf.gather(images, index)
@@ -136,6 +147,20 @@ def _use_weight_average(model, decay) -> None:
     if model.optimizer.use_ema != bool(decay):  # a family that builds its own optimizers
         raise ValueError(f"a {model.config.kind!r} model cannot average its weights "
                          f"(average_weights={decay!r}).")
+
+
+def _neighbour_pairs(model, x_train, batch_size: int, verbose: int) -> tuple:
+    """``(graph, new training images per step)`` of a model with the neighbour term."""
+    if batch_size < 4 or batch_size % 2:
+        raise ValueError(f"a model with neighbour_weight trains on pairs of neighbours: "
+                         f"batch_size must be an even number >= 4, got {batch_size}.")
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        raise ValueError("a model with neighbour_weight trains on one device: its pairs "
+                         "must not be split between replicas.")
+    if verbose:
+        print(f"finding the {model.config.neighbours} nearest neighbours of "
+              f"{len(x_train):,} training images", flush=True)
+    return neighbour_graph(x_train, model.config.neighbours), batch_size // 2
 
 
 def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
@@ -198,13 +223,15 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
                                             labels=val_labels))
     history = {}
     if first_epoch < epochs:
-        val = None
+        val, graph, step_images = None, None, batch_size
         if x_val is not None:
             val = tf.data.Dataset.from_tensor_slices(
                 x_val if val_labels is None else (x_val, val_labels.astype(np.int32))).batch(1000)
+        if model.config.neighbour_weight:
+            graph, step_images = _neighbour_pairs(model, x_train, batch_size, verbose)
         model.fit(_epoch_batches(x_train, batch_size, seed, first_epoch, epochs, labels,
-                                 binarise, shift_pixels),
-                  steps_per_epoch=-(-len(x_train) // batch_size), validation_data=val,
+                                 binarise, shift_pixels, graph),
+                  steps_per_epoch=-(-len(x_train) // step_images), validation_data=val,
                   epochs=epochs, initial_epoch=first_epoch, verbose=verbose,
                   callbacks=callbacks)
         history = model.history.history

@@ -57,6 +57,9 @@ class VAE(GenerativeModel):
     def draw_code(self, latent, seed=None):
         return latent.sample(seed=seed)
 
+    def code_means(self, latent):
+        return latent.mean()
+
     def make_prior(self):
         return StandardNormalPrior(self.config.latent_dim)
 
