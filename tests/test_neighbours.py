@@ -76,7 +76,7 @@ def test_a_model_with_the_term_trains_on_pairs_and_keeps_its_config(data_for, tm
     x_train, x_test = (data.get_full_data_set(training=t)[0] for t in (True, False))
     model = build_model(ModelConfig(kind="vae", neighbour_weight=10.0, neighbour_scale=0.5,
                                     neighbours=5, **TINY), seed=0)
-    history = fit_model(model, x_train[:512], x_test[:64], epochs=2, batch_size=32, verbose=0)
+    history = fit_model(model, x_train[:256], x_test[:64], epochs=2, batch_size=32, verbose=0)
     assert "neighbour" in history and "val_neighbour" not in history
     assert history["neighbour"][1] < history["neighbour"][0]
     np.testing.assert_allclose(  # the logged loss holds the weighted term
