@@ -230,7 +230,7 @@ SHIPPED["acgan_mono_complete"] = Recipe(
 # x0.8 an epoch over the last 10 (2,858 s): 1000 modes, KL 0.13, quality 80 %. Without the extra
 # convolutions and with 64-d noise (1.2 MB): 998, 0.25, 66 %; those trained 10 epochs at a
 # constant rate, 966, 0.60, 41 %. The unpacked GAN still has those earlier networks: its
-# training with the packed GAN's stopped after 14 of 30 epochs (runs/blocks, to be resumed).
+# training with the packed GAN's networks stopped after 14 of 30 epochs (to be resumed).
 _EARLIER_STACKED_GAN = dict(latent_dim=64, block_convs=0)
 for _pack in (1, 2):
     SHIPPED[f"gan_stacked{'' if _pack == 1 else f'_pack{_pack}'}_complete"] = Recipe(
