@@ -24,6 +24,16 @@ from .networks import LABEL_CLASSES
 from .whole_image import WholeImageModel
 
 
+class _GeneratorAdam(tf_keras.optimizers.Adam):
+    """The generator's Adam. ``Model.fit`` ends by asking the model's optimizer to replace every
+    trainable variable by its moving average (where it keeps one); the discriminator's
+    variables are not this optimizer's, and keep their trained values."""
+
+    def finalize_variable_values(self, var_list):
+        super().finalize_variable_values(
+            [v for v in var_list if self._var_key(v) in self._index_dict])
+
+
 @tf_keras.saving.register_keras_serializable(package="models")
 class GAN(WholeImageModel):
     kind = "gan"
@@ -40,10 +50,16 @@ class GAN(WholeImageModel):
 
     def compile(self, optimizer=None, **kwargs):
         """Adam with beta_1 = 0.5 for each network (the generator's is ``optimizer``), at the
-        learning rate of ``optimizer`` (default 2e-4)."""
-        rate = 2e-4 if optimizer is None else float(
-            tf_keras.backend.get_value(optimizer.learning_rate))
-        super().compile(optimizer=tf_keras.optimizers.Adam(rate, beta_1=0.5), **kwargs)
+        learning rate of ``optimizer`` (default 2e-4). Where ``optimizer`` keeps a moving
+        average of the weights (``fit_model(average_weights=...)``), the generator's does: the
+        training ends with the generator's average and the discriminator's last weights."""
+        rate, average = 2e-4, {}
+        if optimizer is not None:
+            rate = float(tf_keras.backend.get_value(optimizer.learning_rate))
+            if optimizer.use_ema:
+                average = {"use_ema": True, "ema_momentum": optimizer.ema_momentum,
+                           "ema_overwrite_frequency": None}
+        super().compile(optimizer=_GeneratorAdam(rate, beta_1=0.5, **average), **kwargs)
         self.discriminator_optimizer = tf_keras.optimizers.Adam(rate, beta_1=0.5)
 
     def networks(self) -> list:

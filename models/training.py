@@ -184,7 +184,8 @@ def fit_model(model: GenerativeModel, x_train, x_val=None, epochs: int = 10,
     augmentation. ``average_weights`` = d in (0, 1): the model ends its training with the
     average of its weights over the steps, w_avg <- d w_avg + (1 - d) w after every step from
     the initial weights (the optimizer's moving average, kept in the checkpoints); the trained
-    weights themselves are not kept. Set on a model's first training. A model with
+    weights themselves are not kept (a GAN averages its generator; its discriminator keeps
+    its trained weights). Set on a model's first training. A model with
     ``neighbour_weight`` (``models.neighbours``) steps through batch_size / 2 training images
     at a time, each beside one of its nearest training images (one device, batch_size even).
     Returns the history of every epoch trained.
