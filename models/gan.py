@@ -57,8 +57,7 @@ class GAN(WholeImageModel):
         if optimizer is not None:
             rate = float(tf_keras.backend.get_value(optimizer.learning_rate))
             if optimizer.use_ema:
-                average = {"use_ema": True, "ema_momentum": optimizer.ema_momentum,
-                           "ema_overwrite_frequency": None}
+                average = {"use_ema": True, "ema_momentum": optimizer.ema_momentum}
         super().compile(optimizer=_GeneratorAdam(rate, beta_1=0.5, **average), **kwargs)
         self.discriminator_optimizer = tf_keras.optimizers.Adam(rate, beta_1=0.5)
 

@@ -350,9 +350,33 @@ def test_dynamic_binarisation_draws_each_batch_from_seed_epoch_and_step_alone():
     assert not any(np.array_equal(same[0], later) for later in same[1:])
 
 
-def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_path):
+def _weights_per_step(variables):
+    """A callback keeping the values of ``variables(model)`` before the first training step
+    (``seen[0]``) and after every step."""
     import tf_keras
 
+    class Steps(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seen = [self.values()]
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append(self.values())
+
+        def values(self):
+            return [v.numpy() for v in variables(self.model)]
+
+    return Steps()
+
+
+def _moving_average(seen, decay):
+    """w_avg <- decay w_avg + (1 - decay) w over the steps' weights, from the initial ones."""
+    average = seen[0]
+    for weights in seen[1:]:
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+    return average
+
+
+def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_path):
     from models import ModelConfig, build_model, fit_model
 
     x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
@@ -364,19 +388,10 @@ def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_pat
                   backup_dir=backup, callbacks=callbacks, average_weights=0.7)
         return model
 
-    class Steps(tf_keras.callbacks.Callback):  # the trained weights before and after each step
-        def on_train_begin(self, logs=None):
-            self.seen = [[v.numpy() for v in self.model.trainable_variables]]
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen.append([v.numpy() for v in self.model.trainable_variables])
-
-    steps = Steps()
+    steps = _weights_per_step(lambda model: model.trainable_variables)
     model = fit(2, callbacks=[steps])
     assert len(steps.seen) == 5  # the initial weights, then 2 epochs of 2 steps
-    average = steps.seen[0]
-    for weights in steps.seen[1:]:
-        average = [0.7 * a + 0.3 * w for a, w in zip(average, weights)]
+    average = _moving_average(steps.seen, 0.7)
     for expected, variable in zip(average, model.trainable_variables):
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(average[0], steps.seen[-1][0])  # not the last step's weights
@@ -388,8 +403,6 @@ def test_a_weight_average_is_the_moving_average_of_the_steps_and_resumes(tmp_pat
 
 
 def test_a_gan_averages_its_generator_and_keeps_its_discriminator_trained(tmp_path):
-    import tf_keras
-
     from models import ModelConfig, build_model, fit_model
 
     x = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
@@ -400,28 +413,16 @@ def test_a_gan_averages_its_generator_and_keeps_its_discriminator_trained(tmp_pa
                   backup_dir=backup, callbacks=callbacks)
         return gan
 
-    class Steps(tf_keras.callbacks.Callback):  # each network's weights before and after each step
-        def on_train_begin(self, logs=None):
-            self.seen = [self.weights()]
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen.append(self.weights())
-
-        def weights(self):
-            return [[v.numpy() for v in network.trainable_variables]
-                    for network in (self.model.generator, self.model.discriminator)]
-
-    steps = Steps()
-    gan = fit(2, callbacks=[steps])
-    assert len(steps.seen) == 5
-    average = steps.seen[0][0]
-    for generator, _ in steps.seen[1:]:
-        average = [0.7 * a + 0.3 * w for a, w in zip(average, generator)]
+    generator = _weights_per_step(lambda gan: gan.generator.trainable_variables)
+    discriminator = _weights_per_step(lambda gan: gan.discriminator.trainable_variables)
+    gan = fit(2, callbacks=[generator, discriminator])
+    assert len(generator.seen) == 5
+    average = _moving_average(generator.seen, 0.7)
     for expected, variable in zip(average, gan.generator.trainable_variables):
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
-    for last, variable in zip(steps.seen[-1][1], gan.discriminator.trainable_variables):
+    for last, variable in zip(discriminator.seen[-1], gan.discriminator.trainable_variables):
         np.testing.assert_array_equal(variable.numpy(), last)
-    assert not np.allclose(average[0], steps.seen[-1][0][0])
+    assert not np.allclose(average[0], generator.seen[-1][0])
     backup = tmp_path / "backup"
     fit(1, backup)
     for again in (fit(2, backup), fit(2, backup)):  # resumed after epoch 1, then after 2 of 2
