@@ -229,12 +229,9 @@ SHIPPED["acgan_mono_complete"] = Recipe(
 # (1.3 MB); the AC-GAN's schedule: 30 epochs of 2,000 batches, the rates x0.8 an epoch over the
 # last 10 (the packed GAN, 2,858 s: 1000 modes, KL 0.13, quality 80 %). Without the extra
 # convolutions and with 64-d noise (1.2 MB): 998, 0.25, 66 %; those trained 10 epochs at a
-# constant rate, 966, 0.60, 41 %. The packed recipe with its generator's weights averaged over
-# the steps (average_weights=0.999; 2,791 s): KL 0.124, quality 80 %; with the average and 15
-# more epochs at the constant rate (45, decaying from 35; 4,041 s): 0.108, 83 % (after 30 at
-# the constant rate: the average 0.104, the weights 0.154); with the average and 64 packs a
-# batch as PacGAN's code has (batch_size=128; 2,889 s): 0.213, 74 %. Seed 1 of the recipe:
-# 0.106, 81 %. None shipped: KL <= 0.10 is still missed (docs/results.md).
+# constant rate, 966, 0.60, 41 %. The packed GAN's KL target (<= 0.10) is still missed; the
+# trainings tried for it (a second seed, the generator's weights averaged, 45 epochs, 64 packs a
+# batch: KL 0.106 to 0.213) are in docs/results.md's mode-collapse section, none shipped.
 for _pack in (1, 2):
     SHIPPED[f"gan_stacked{'' if _pack == 1 else f'_pack{_pack}'}_complete"] = Recipe(
         ModelConfig(kind="gan", latent_dim=40, filters=(32, 64), block_convs=1, channels=3,
