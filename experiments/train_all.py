@@ -5,12 +5,14 @@
     python experiments/train_all.py --ship                   # replace saved_models/ (explicit)
     python experiments/train_all.py --dataset fashion_mnist  # one data set's recipes only
 
-The recipes are ``models.zoo.SHIPPED``. Those marked for it (the grading rows' complete-data
+The recipes are ``models.zoo.SHIPPED``; each trains with its own run seed (``Recipe.seed``, the
+seed of its shipped file) unless --seed sets one for all. Those marked for it (the grading rows' complete-data
 AE and VAE) also get their ex-post latent prior fitted again, a flow beside the model file
 (the generation rows' --latent flow; about 2 minutes each). Without --ship nothing in
 saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +28,8 @@ def main(argv=None):
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(zoo.SHIPPED),
                         help="train these models only")
-    parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed (default 0)")
+    parser.add_argument("--seed", type=cli.seed_value, default=None,
+                        help="run seed (default: each recipe's, the seed of its shipped file)")
     parser.add_argument("--epochs", type=cli.count, default=None,
                         help="epochs for every model (default: each recipe's)")
     parser.add_argument("--run", type=cli.folder_name, default=None,
@@ -54,22 +57,24 @@ def main(argv=None):
     epochs = 1 if args.quick else args.epochs
     # What the library's data and training helpers need of this command line.
     run = cli.Run(row="train_all", family="", dataset=named_data.get(args.dataset or "mnist"),
-                  seed=args.seed, out=Path.cwd(), command="", quick=args.quick,
+                  seed=args.seed or 0, out=Path.cwd(), command="", quick=args.quick,
                   data_dir=args.data_dir)
     run_dir = zoo.run_folder(args.run or zoo.run_name("train_all-quick" if args.quick
-                                                      else "train_all", seed=args.seed))
+                                                      else "train_all", seed=args.seed or 0))
     if not args.ship:  # before any training: the folder the models are written to
         cli.check_writable_folder(parser, run_dir, "--run")
     for name in args.only or sorted(zoo.names(args.dataset), reverse=True):  # the VAEs first
         recipe = zoo.recipe(name)
-        x_train, y_train, x_test, y_test = load_data(run, zoo.training_set(recipe), recipe.missing)
+        seed = recipe.seed if args.seed is None else args.seed
+        x_train, y_train, x_test, y_test = load_data(dataclasses.replace(run, seed=seed),
+                                                     zoo.training_set(recipe), recipe.missing)
         conditional = FAMILIES[recipe.config.kind].conditional  # trained with the labels
         path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
         print(f"training {name} on {recipe.data} for {epochs or recipe.epochs} epochs "
               f"-> {path}", flush=True)
         backup = zoo.backup_folder(path)  # resumed when the command runs again
         strategy = distribution_strategy(args.distribute)
-        model = zoo.train(name, x_train, x_test, epochs=epochs, seed=args.seed,
+        model = zoo.train(name, x_train, x_test, epochs=epochs, seed=seed,
                           verbose=run.progress_verbosity, backup_dir=backup,
                           strategy=strategy, tensorboard_dir=Path(args.tensorboard) / name
                           if args.tensorboard else None,
@@ -86,7 +91,7 @@ def main(argv=None):
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
         if recipe.flow:
             start = time.time()
-            flow = zoo.fit_flow(model, x_train, x_test, seed=args.seed,
+            flow = zoo.fit_flow(model, x_train, x_test, seed=seed,
                                 epochs=2 if args.quick else zoo.FLOW_EPOCHS,
                                 verbose=run.progress_verbosity)
             flow.metadata["fitted_on"] = recipe.data

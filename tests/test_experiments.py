@@ -259,11 +259,14 @@ def test_results_table_reports_each_measure_beside_its_target():
 @pytest.mark.slow
 def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
+    monkeypatch.setitem(zoo.SHIPPED, "ae_mono_complete",  # a recipe's seed is the default
+                        dataclasses.replace(zoo.SHIPPED["ae_mono_complete"], seed=3))
     shipped = _digests(zoo.SAVED_MODELS)
     importlib.import_module("experiments.train_all").main(["--quick", "--only", "ae_mono_complete"])
     run = tmp_path / "runs" / "train_all-quick"
     model = load_model(run / "ae_mono_complete.keras")
     assert model.metadata["epochs"] == 1 and model.metadata["train_images"] == 512
+    assert model.metadata["seed"] == 3
     flow = load_sampler(run / "ae_mono_complete.flow.keras")
     assert flow.metadata["model_sha256"] == hashlib.sha256(
         (run / "ae_mono_complete.keras").read_bytes()).hexdigest()
@@ -347,6 +350,7 @@ def test_every_shipped_file_was_trained_by_its_recipe():
         values, metadata = read_metadata(path)
         assert ModelConfig.from_dict(values) == recipe.config, name
         assert metadata["trained_on"] == recipe.data, name
+        assert metadata["seed"] == recipe.seed, name  # train_all's default reproduces it
         for option in zoo.TRAINING_OPTIONS:
             assert metadata.get(option, 0) == getattr(recipe, option), name
         if recipe.flow:
