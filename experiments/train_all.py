@@ -5,10 +5,11 @@
     python experiments/train_all.py --ship                   # replace saved_models/ (explicit)
     python experiments/train_all.py --dataset fashion_mnist  # one data set's recipes only
 
-The recipes are ``models.zoo.SHIPPED``; each trains with its own run seed (``Recipe.seed``, the
-seed of its shipped file) unless --seed sets one for all. Those marked for it (the grading rows' complete-data
-AE and VAE) also get their ex-post latent prior fitted again, a flow beside the model file
-(the generation rows' --latent flow; about 2 minutes each). Without --ship nothing in
+The recipes are ``models.zoo.SHIPPED``; each trains with the run seed of its shipped file
+(``Recipe.seed``: its weights and, for stacks, its training stacks) unless --seed sets one for
+all. Those marked for it (the grading rows' complete-data AE and VAE) also get their ex-post
+latent prior fitted again, a flow beside the model file (the generation rows' --latent flow;
+about 2 minutes each). Without --ship nothing in
 saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
