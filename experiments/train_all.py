@@ -56,12 +56,13 @@ def main(argv=None):
     if args.ship and args.quick:
         parser.error("--quick models are throw-aways; they are never shipped")
     epochs = 1 if args.quick else args.epochs
-    # What the library's data and training helpers need of this command line.
+    # What the library's data and training helpers need of this command line (the seed of the
+    # run folder's name; each recipe draws its data with its own, below).
     run = cli.Run(row="train_all", family="", dataset=named_data.get(args.dataset or "mnist"),
                   seed=args.seed or 0, out=Path.cwd(), command="", quick=args.quick,
                   data_dir=args.data_dir)
     run_dir = zoo.run_folder(args.run or zoo.run_name("train_all-quick" if args.quick
-                                                      else "train_all", seed=args.seed or 0))
+                                                      else "train_all", seed=run.seed))
     if not args.ship:  # before any training: the folder the models are written to
         cli.check_writable_folder(parser, run_dir, "--run")
     for name in args.only or sorted(zoo.names(args.dataset), reverse=True):  # the VAEs first
