@@ -94,7 +94,7 @@ def main(argv=None):
         if recipe.flow:
             start = time.time()
             flow = zoo.fit_flow(model, x_train, x_test, seed=seed,
-                                epochs=2 if args.quick else zoo.FLOW_EPOCHS,
+                                epochs=2 if args.quick else None,
                                 verbose=run.progress_verbosity)
             flow.metadata["fitted_on"] = recipe.data
             flow_path = zoo.save_flow(flow, path)

@@ -53,6 +53,7 @@ class Recipe:
     batch_size: int = 128
     flow: bool = False  # an ex-post flow prior is fitted to its codes and ships beside it
     flow_hidden_units: int = 256  # the width of that flow's MADE networks
+    flow_epochs: int = 20  # and its epochs over the codes (20: about 2 minutes on 60,000)
     dataset: str = "mnist"  # the named_data entry it trains on
     held_out: Optional[int] = None  # the class its training data lacks (None: complete)
     binary: Optional[bool] = None  # images binarised at 0.5 or grey (None: as the data set's)
@@ -190,7 +191,8 @@ SHIPPED.update({
 # convolutions for both families (0.8 MB a file, about half a minute an epoch); the VAE's
 # 16-dimensional latent (the KL term switches off what it does not need), the AE's 32 as on
 # MNIST. The class held out for the anomaly row is the bag (8). The AE's flow has 128-unit
-# networks (0.8 MB instead of 2.3 for its 32-d codes: the weights budget).
+# networks (0.8 MB instead of 2.3 for its 32-d codes: the weights budget). The VAE's flow fits
+# 100 epochs (5 minutes): its samples 77.3 % confident against 74.7 % after the usual 20.
 _FASHION_NET = dict(filters=(32, 64), hidden_units=0, head="bernoulli")
 _dataset, _prefix = DATA_OF_TAG["fashion"]
 for _kind, _latent in (("ae", 32), ("vae", 16)):
@@ -199,7 +201,8 @@ for _kind, _latent in (("ae", 32), ("vae", 16)):
             ModelConfig(kind=_kind, latent_dim=_latent, **_FASHION_NET),
             f"{_prefix}_{'MISSING' if _missing else 'COMPLETE'}", epochs=20,
             decay_from=10, flow=not _missing, dataset=_dataset,
-            held_out=8 if _missing else None, flow_hidden_units=128 if _kind == "ae" else 256)
+            held_out=8 if _missing else None, flow_hidden_units=128 if _kind == "ae" else 256,
+            flow_epochs=100 if _kind == "vae" else 20)
 
 # The encoder that experiments/finetune.py turns into a Fashion-MNIST classifier: the VAE's
 # recipe with one extra convolution per resolution (block_convs=1), no flow. The plain network
@@ -483,25 +486,25 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
-FLOW_EPOCHS = 20  # about 2 minutes on 60,000 codes
+def flow_settings(recipe_name: Optional[str]):
+    """What sets the flow of a model trained by ``recipe_name``: that recipe, or for a model
+    of no shipped recipe the ``Recipe`` class, whose ``flow_hidden_units`` and ``flow_epochs``
+    are the defaults."""
+    return SHIPPED.get(recipe_name, Recipe)
 
 
-def flow_hidden_units(recipe_name: Optional[str]) -> int:
-    """The width of the flow fitted to a model trained by the recipe ``recipe_name`` (the
-    default of ``Recipe`` for a model of no shipped recipe)."""
-    return SHIPPED[recipe_name].flow_hidden_units if recipe_name in SHIPPED else (
-        Recipe.flow_hidden_units)
-
-
-def fit_flow(model, x_train, x_val=None, seed: int = 0, epochs: int = FLOW_EPOCHS,
+def fit_flow(model, x_train, x_val=None, seed: int = 0, epochs: Optional[int] = None,
              verbose: int = 1):
     """A masked autoregressive flow fitted to ``model``'s codes of mono images x_train (the
     ex-post prior: for a VAE z ~ q(z|x), redrawn every epoch); held-out codes of x_val are
-    logged beside N(0, I)'s NLL. Its width is the model's recipe's (``flow_hidden_units``).
-    Fitting metadata goes into ``flow.metadata``."""
+    logged beside N(0, I)'s NLL. Its width and (unless ``epochs`` is given) its epochs are the
+    model's recipe's (``flow_hidden_units``, ``flow_epochs``). Fitting metadata goes into
+    ``flow.metadata``."""
     start = time.time()
+    settings = flow_settings(model.metadata.get("recipe"))
+    epochs = settings.flow_epochs if epochs is None else epochs
     flow = make_sampler("flow", model.config.latent_dim, init_seed=seed,
-                        hidden_units=flow_hidden_units(model.metadata.get("recipe")))
+                        hidden_units=settings.flow_hidden_units)
     mean, scale = model.mono_code_distribution(x_train)
     validation = None if x_val is None else model.mono_code_distribution(x_val)
     flow.fit(mean, scale, seed=seed, validation=validation, epochs=epochs, verbose=verbose)

@@ -176,6 +176,20 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
         runs.get_latent_flow(args, model, info, mnist)
 
 
+def test_a_flow_takes_its_width_and_epochs_from_the_model_s_recipe(monkeypatch):
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    model.metadata["recipe"] = "vae_fashion_complete"
+    monkeypatch.setitem(zoo.SHIPPED, "vae_fashion_complete", dataclasses.replace(
+        zoo.recipe("vae_fashion_complete"), flow_hidden_units=8, flow_epochs=1))
+    x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
+    flow = zoo.fit_flow(model, x, verbose=0)
+    assert (flow.hidden_units, flow.metadata["epochs"], len(flow.history["loss"])) == (8, 1, 1)
+    assert zoo.fit_flow(model, x, epochs=2, verbose=0).metadata["epochs"] == 2  # given: kept
+    # A model of no shipped recipe gets Recipe's defaults.
+    assert zoo.flow_settings("no_such_recipe") is zoo.Recipe
+    assert (zoo.Recipe.flow_hidden_units, zoo.Recipe.flow_epochs) == (256, 20)
+
+
 def test_bad_flags_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         importlib.import_module("experiments.vae_gen").main(["--quick", "--epochs", "0",
@@ -356,6 +370,7 @@ def test_every_shipped_file_was_trained_by_its_recipe():
         if recipe.flow:
             flow = load_sampler(zoo.flow_path(path))
             assert flow.hidden_units == recipe.flow_hidden_units, name
+            assert flow.metadata["epochs"] == recipe.flow_epochs, name
             assert flow.metadata["model_sha256"] == zoo.file_digest(path), name
 
 
