@@ -224,7 +224,8 @@ def get_latent_flow(run: Run, model, info: dict, dataset: Dataset):
     mono = dataset.mono()
     missing = str(info.get("trained_on", "")).endswith("MISSING")
     x_train, _, x_test, _ = load_data(run, mono, missing)
-    epochs = 2 if run.quick else zoo.flow_settings(model.metadata.get("recipe")).flow_epochs
+    epochs = (zoo.QUICK_FLOW_EPOCHS if run.quick
+              else zoo.flow_settings(model.metadata.get("recipe")).flow_epochs)
     print(f"fitting the latent flow to the codes of {len(x_train)} {mono.data_name(missing)} "
           f"images for {epochs} epochs -> {zoo.shown_path(flow_path)}")
     flow = zoo.fit_flow(model, x_train, x_test, seed=run.seed, epochs=epochs,

@@ -9,8 +9,8 @@ The recipes are ``models.zoo.SHIPPED``; each trains with the run seed of its shi
 (``Recipe.seed``: its weights and, for stacks, its training stacks) unless --seed sets one for
 all. Those marked for it (the grading rows' complete-data AE and VAE) also get their ex-post
 latent prior fitted again, a flow beside the model file (the generation rows' --latent flow;
-about 2 minutes each). Without --ship nothing in
-saved_models/ changes; the rows use a run's models with
+the recipe's ``flow_epochs``: about 2 minutes each, 5 for the Fashion-MNIST ones). Without
+--ship nothing in saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
 import dataclasses
@@ -94,7 +94,7 @@ def main(argv=None):
         if recipe.flow:
             start = time.time()
             flow = zoo.fit_flow(model, x_train, x_test, seed=seed,
-                                epochs=2 if args.quick else None,
+                                epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
                                 verbose=run.progress_verbosity)
             flow.metadata["fitted_on"] = recipe.data
             flow_path = zoo.save_flow(flow, path)

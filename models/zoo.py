@@ -486,6 +486,9 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
+QUICK_FLOW_EPOCHS = 2  # a --quick run's flow: it only has to exist and load
+
+
 def flow_settings(recipe_name: Optional[str]):
     """What sets the flow of a model trained by ``recipe_name``: that recipe, or for a model
     of no shipped recipe the ``Recipe`` class, whose ``flow_hidden_units`` and ``flow_epochs``
