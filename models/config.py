@@ -12,7 +12,7 @@ from keras_files import check_limit
 
 HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
-NEIGHBOUR_KINDS = ("vae", "ae")  # the families whose loss can take the neighbour term
+NEIGHBOUR_KINDS = ("vae", "ae", "m2")  # the families whose loss can take the neighbour term
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
 # import the config), so ``models.families`` hands it down with ``register_families``.
@@ -71,7 +71,9 @@ class ModelConfig:
     neighbour_weight: the weight of a VAE's or AE's neighbour term (``models.neighbours``):
         it trains on pairs of each image and one of its ``neighbours`` nearest training images,
         and its codes must find each image's partner among the batch's other codes (a
-        Student-t kernel of width ``neighbour_scale``); 0: no pairs, no term.
+        Student-t kernel of width ``neighbour_scale``); 0: no pairs, no term. An M2 with
+        pseudo-labels (``consistency_weight`` > 0) trains on the same pairs, and an unlabelled
+        image's strong view also learns its partner's label, given or sure (``models.m2``).
     classifier_filters, classifier_hidden_units, classifier_block_convs: M2's classifier's
         network where it differs from the encoder's (None: the encoder's ``filters``,
         ``hidden_units`` and ``block_convs``).
@@ -135,9 +137,12 @@ class ModelConfig:
             raise ValueError(f"bayes_weight trains a cvae's Bayes rule; a {self.kind!r} model "
                              f"has none (set it to 0).")
         if self.neighbour_weight and self.kind not in NEIGHBOUR_KINDS:
-            raise ValueError(f"neighbour_weight pulls the codes of a {' or '.join(NEIGHBOUR_KINDS)}"
-                             f" toward their neighbours'; a {self.kind!r} model has its own "
+            raise ValueError(f"neighbour_weight trains a {', '.join(NEIGHBOUR_KINDS)} model on "
+                             f"pairs of neighbours; a {self.kind!r} model has its own "
                              f"objective (set it to 0).")
+        if self.neighbour_weight and self.kind == "m2" and not self.consistency_weight:
+            raise ValueError("an m2 model's neighbour_weight weighs its partners' pseudo-labels, "
+                             "which need consistency_weight > 0 (set one, or neighbour_weight 0).")
         if not _positive_number(self.neighbour_scale):
             raise ValueError(f"neighbour_scale must be a positive number, got "
                              f"{self.neighbour_scale!r}.")

@@ -23,6 +23,12 @@ y^ = argmax_y q(y | x) held fixed, x' = x shifted (its own draw), rotated by up 
 and scaled by up to 25 % (``STRONG_DEGREES``, ``STRONG_SCALE``), with a 14 x 14 square cut out
 (``CUTOUT_PIXELS``, clipped at the border): a pseudo-label term beyond Kingma et al.'s loss
 (FixMatch's rule, Sohn et al. 2020: the image itself the weak view, x' the strong one).
+With ``config.neighbour_weight`` = mu > 0 as well, the batches come in pairs of neighbours
+(each image beside one of its ten nearest training images by the pixels' leading principal
+components, ``models.neighbours``; ``fit_model`` pairs them), and an unlabelled x adds
+                    mu * lambda * (-log q(y~ | x'))
+with y~ its partner's label, given or sure (``partner_label_terms``): labels also spread along
+the images' neighbourhoods, as in label propagation (Iscen et al., CVPR 2019).
 Class labels of -1 (``UNLABELLED``) mark the unlabelled images of a training set;
 ``semi_supervised_set`` builds one with the labelled images repeated so that every batch
 holds some.
@@ -120,6 +126,10 @@ class M2(CVAE):
             strong = cut_out(strong, tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
             log_q_strong = tf.nn.log_softmax(self.mono_classifier(strong, training=training))
             consistency = tf.where(sure, -tf.reduce_sum(pseudo * log_q_strong, axis=-1), 0.0)
+            if self.config.neighbour_weight:
+                from_partner = partner_label_terms(labels, fixed, log_q_strong)
+                self.trackers["neighbour"].update_state(from_partner)
+                consistency += self.config.neighbour_weight * from_partner
         reconstruction, kl = self.every_digit_terms(x, training, seed)
         known = labels >= 0
         truth = tf.one_hot(tf.maximum(labels, 0), LABEL_CLASSES)
@@ -196,3 +206,18 @@ def semi_supervised_set(x, y, labelled: int, seed: int = 0, labelled_share: floa
     repeats = max(1, round(labelled_share * unlabelled / ((1 - labelled_share) * len(picked))))
     extra = np.tile(picked, repeats - 1)
     return (np.concatenate([x, x[extra]]), np.concatenate([labels, y[extra]]))
+
+
+def partner_label_terms(labels, q_fixed, log_q_strong):
+    """(B,) nats of a batch in neighbour pairs (rows 2i and 2i + 1, as ``fit_model`` batches a
+    model with ``neighbour_weight``): an unlabelled image's strong view against its partner's
+    label, the partner's own if it has one, else the partner's pseudo-label where
+    ``q_fixed`` (the classifier's q(y | x), held fixed) is sure of it; 0 for the others."""
+    partner = tf.bitwise.bitwise_xor(tf.range(tf.shape(labels)[0]), 1)
+    partner_labels, partner_q = tf.gather(labels, partner), tf.gather(q_fixed, partner)
+    given = partner_labels >= 0
+    target = tf.where(given, partner_labels,
+                      tf.argmax(partner_q, axis=-1, output_type=partner_labels.dtype))
+    used = (labels < 0) & (given | (tf.reduce_max(partner_q, axis=-1) >= PSEUDO_LABEL_CONFIDENCE))
+    cross_entropy = -tf.reduce_sum(tf.one_hot(target, LABEL_CLASSES) * log_q_strong, axis=-1)
+    return tf.where(used, cross_entropy, 0.0)

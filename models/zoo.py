@@ -279,6 +279,11 @@ _M2 = ModelConfig(kind="m2", latent_dim=4, filters=(16, 32), hidden_units=0,
 # rotated as well: 95.7 to 95.9 %.
 _M2_PSEUDO = _M2.replace(consistency_weight=10, classifier_filters=(32, 64),
                          classifier_hidden_units=128)
+# ... and the partners' labels (``neighbour_weight``, models/m2.py): batches of neighbour pairs,
+# each unlabelled image's strong copy also taught its partner's label, given or sure. 4 epochs
+# of pairs are the 8 epochs' steps. Per label draw 96.93 / 96.64 / 97.59 % (mean 97.05 %),
+# 97.32 / 96.25 / 96.55 % without them (96.71 %).
+_M2_PARTNERS = _M2_PSEUDO.replace(neighbour_weight=1.0)
 
 
 def m2_name(labelled: int, draw: int = 0, pseudo_labels: bool = False) -> str:
@@ -291,8 +296,8 @@ SHIPPED.update({m2_name(labelled, draw): Recipe(
     _M2, "MONO_BINARY_COMPLETE", epochs=8, decay_from=4, labelled=labelled, label_seed=draw)
     for labelled, draws in ((100, 3), (1000, 1), (3000, 1)) for draw in range(draws)})
 SHIPPED.update({m2_name(100, draw, pseudo_labels=True): Recipe(
-    _M2_PSEUDO, "MONO_BINARY_COMPLETE", epochs=8, decay_from=4, labelled=100, label_seed=draw)
-    for draw in range(3)})
+    _M2_PARTNERS, "MONO_BINARY_COMPLETE", epochs=4, decay_from=2, labelled=100,
+    label_seed=draw) for draw in range(3)})
 
 # Binarised MNIST (``--dataset binarised_mnist``), the likelihood literature's data: binary
 # pixels drawn from the grey levels anew every batch. A 32-dimensional latent (the test NLL

@@ -85,6 +85,35 @@ def test_sure_unlabelled_images_add_the_pseudo_label_cross_entropy(monkeypatch):
                                plain.semi_supervised_terms(x, labels, seed=seed)[0].numpy())
 
 
+def test_an_unlabelled_image_learns_its_partner_s_given_or_sure_label():
+    labels = tf.constant([UNLABELLED, 3, UNLABELLED, UNLABELLED, 2, UNLABELLED])
+    q_fixed = np.full((6, 10), 0.05 / 9, np.float32)
+    q_fixed[[0, 1, 2, 4, 5], [1, 1, 5, 0, 7]] = 0.95  # rows 0, 2 and 5 sure of 1, 5 and 7
+    q_fixed[3] = 0.1  # row 3 unsure
+    log_q = tf.nn.log_softmax(tf.random.stateless_normal((6, 10), seed=[1, 2])).numpy()
+    terms = m2.partner_label_terms(labels, tf.constant(q_fixed), tf.constant(log_q)).numpy()
+    # Pairs (0, 1), (2, 3), (4, 5): row 0 takes its partner's given 3, row 3 its partner's
+    # sure 5, row 5 the given 2; labelled rows take none, and row 2's partner is unsure.
+    expected = [-log_q[0, 3], 0, 0, -log_q[3, 5], 0, -log_q[5, 2]]
+    np.testing.assert_allclose(terms, expected, rtol=1e-6)
+
+
+def test_the_partners_labels_are_weighed_with_the_pseudo_labels_and_need_them(monkeypatch):
+    with pytest.raises(ValueError, match="consistency_weight"):
+        tiny_m2(neighbour_weight=1.0)
+    alone, paired = tiny_m2(consistency_weight=2.0), tiny_m2(consistency_weight=2.0,
+                                                             neighbour_weight=0.5)
+    paired.set_network_weights(alone.network_weights())  # (its metrics: one more)
+    x, labels = digit_like(4)
+    labels[[0, 2]] = UNLABELLED
+    seed = tf.constant([3, 4])
+    monkeypatch.setattr(m2, "PSEUDO_LABEL_CONFIDENCE", 0.0)  # every answer counts as sure
+    extra = (paired.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy()
+             - alone.semi_supervised_terms(x, labels, training=True, seed=seed)[0].numpy())
+    assert extra[0] > 0 and extra[2] > 0  # unlabelled: the partner's label on its strong view
+    np.testing.assert_allclose(extra[[1, 3]], 0, atol=1e-4)  # labelled: nothing more
+
+
 def test_cut_out_zeroes_one_square_per_image_clipped_at_the_border():
     x = np.ones((200, 28, 28, 1), np.float32)
     cut = cut_out(tf.constant(x), tf.constant([5, 6]), 10).numpy()
