@@ -12,7 +12,7 @@ from keras_files import check_limit
 
 HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
-NEIGHBOUR_KINDS = ("vae", "ae", "m2")  # the families whose loss can take the neighbour term
+NEIGHBOUR_KINDS = ("vae", "ae", "m2")  # the families that can train on neighbour pairs
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
 # import the config), so ``models.families`` hands it down with ``register_families``.

@@ -92,7 +92,7 @@ def test_a_model_with_the_term_trains_on_pairs_and_keeps_its_config(data_for, tm
 
 
 def test_the_term_is_refused_where_it_cannot_work():
-    with pytest.raises(ValueError, match="neighbour_weight pulls the codes of a vae or ae"):
+    with pytest.raises(ValueError, match="neighbour_weight trains a vae, ae, m2 model on pairs"):
         ModelConfig(kind="cvae", neighbour_weight=1.0)
     with pytest.raises(ValueError, match="neighbour_scale must be a positive number"):
         ModelConfig(neighbour_scale=-1.0)
