@@ -20,11 +20,14 @@ Sections (each one's seconds in metrics.json):
   classify_bayes_trained  the same for the CVAE trained for its own Bayes rule as well
               (``cvae_bayes_mono_complete``: the ELBO's cross-entropy over the ten labels
               in its loss; MNIST only)
+  classify_position  the Bayes-trained CVAE (``cvae_bayes_mono_complete``) with the digit's
+              position a latent (--max-shift: p(x|y) the mean over the image's moves by whole
+              pixels), on the whole test set at K = --full-k
   anomaly     the CVAE trained without 8s: score = -log sum_y p(x|y) p(y), p(y) the training
               digit frequencies (p(8) = 0); ROC / PR AUC mono and colour (worst channel), beside
               the VAE's from results/vae_anom and results/vae_stack when they exist
 
-    python experiments/cvae.py            # shipped weights, about 4 minutes here
+    python experiments/cvae.py            # shipped weights, about 7 minutes here
     python experiments/cvae.py --quick    # tiny models on a few hundred images
 """
 import time
@@ -39,8 +42,9 @@ from experiments.cli import count
 from experiments.outputs import save_image_grid, save_samples, write_metrics
 from experiments.runs import get_model, load_data, shipped_or_quick
 from models import make_sampler, zoo
-from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
-                                marginal_log_likelihood)
+from models.conditional import (MAX_SHIFT, class_log_likelihoods, class_posterior,
+                                log_class_prior, marginal_log_likelihood,
+                                mixture_log_likelihoods)
 from stacked_mnist import fold_channels
 
 QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 1,
@@ -60,6 +64,10 @@ def add_flags(parser) -> None:
     parser.add_argument("--subset-k", type=count, nargs="+", default=[10, 100],
                         help="importance samples per (image, label) on the subset "
                              "(default 10 100)")
+    parser.add_argument("--max-shift", type=cli.integer_at_least(0, MAX_SHIFT), default=1,
+                        help="classify_position: the digit's moves, up to this many pixels "
+                             "each way (default 1: 9 positions, 9 times the work of one; 0: "
+                             "the image as it is)")
     parser.add_argument("--anomaly-samples", type=count, default=2,
                         help="importance samples per (image, label) for the anomaly score "
                              "(default 2)")
@@ -138,6 +146,8 @@ def style_transfer(run, opts, model, x_test, y_test, count: int = 8) -> None:
 
 # The CVAE trained for its own Bayes rule as well (models/zoo.py), classified beside the row's.
 BAYES_TRAINED = "cvae_bayes_mono_complete"
+# The position runs' models: with a second one (the recipe trained again), also their mixture.
+POSITION_MODELS = (BAYES_TRAINED,)
 
 
 def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
@@ -173,6 +183,31 @@ def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
     return {"p_y": "digit frequencies of the training data", "runs": runs,
             "confusion_matrix_rows_true_columns_predicted": confusion.tolist(),
             "non_digits": non_digits(run, opts, model, log_p_y, digits_max)}
+
+
+def section_position(run, opts, x_test, y_test) -> dict:
+    """The Bayes-trained CVAEs' classifier with the digit's position a latent, each and (if
+    there are several) as their equal mixture."""
+    log_liks, seconds = [], []
+    for name in POSITION_MODELS:
+        model = shipped_or_quick(run, name)
+        print(f"classifying {len(x_test)} test images with {name}, K = {opts.full_k}, "
+              f"{(2 * opts.max_shift + 1) ** 2} positions", flush=True)
+        start = time.perf_counter()
+        log_liks.append(class_log_likelihoods(model, x_test, num_samples=opts.full_k,
+                                              seed=run.seed, max_shift=opts.max_shift)[:, 0])
+        seconds.append(round(time.perf_counter() - start, 1))
+    log_p_y = log_class_prior(model.metadata.get("digit_counts"))  # both saw the same digits
+
+    def accuracy(log_lik) -> float:
+        return float(np.mean(class_posterior(log_lik, log_p_y).argmax(axis=1) == y_test))
+
+    runs = {name: {"accuracy": accuracy(log_lik), "seconds": took}
+            for name, log_lik, took in zip(POSITION_MODELS, log_liks, seconds)}
+    if len(log_liks) > 1:
+        runs["mixture"] = {"accuracy": accuracy(mixture_log_likelihoods(log_liks))}
+    return {"num_samples": opts.full_k, "max_shift": opts.max_shift,
+            "images": int(len(x_test)), "runs": runs}
 
 
 def non_digits(run, opts, model, log_p_y, digits_max) -> dict:
@@ -291,6 +326,8 @@ def main(argv=None):
             "model": BAYES_TRAINED, **section_classify(
                 run, opts, shipped_or_quick(run, BAYES_TRAINED), x_test, y_test, "cvae_bayes",
                 "Bayes-trained CVAE")})
+        metrics["classify_position"] = timed(seconds, "classify_position", lambda: (
+            section_position(run, opts, x_test, y_test)))
     metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(run, opts))
     return write_metrics(run, {**metrics, "section_seconds": seconds})
 

@@ -10,6 +10,11 @@ as K grows). Every image is paired with all ten labels and K samples: a block of
 one encoder pass of 10 B rows and decoder passes over 10 B K rows. The estimates work per
 channel image (a colour model's channels are independent, each with its own digit); each
 distinct channel image is estimated once.
+
+The digit's position as a latent variable (``max_shift`` = s > 0): the model says the image is
+a digit of its training distribution moved by t, t uniform over the (2 s + 1)^2 whole-pixel
+moves of at most s each way (transformation-invariant models, Frey and Jojic 2003), so
+p(x | y) = mean_t p(x moved back by t | y), each term importance-sampled as above.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ def _check_conditional(model) -> None:
 
 
 PRIORS = ("standard", "class")
+MAX_SHIFT = 4  # MNIST's digits lie in the middle 20 x 20 pixels: a larger move cuts them
 
 
 def _class_block(model, mono_x, num_samples: int, seed, prior: str) -> np.ndarray:
@@ -43,15 +49,30 @@ def _class_block(model, mono_x, num_samples: int, seed, prior: str) -> np.ndarra
     return tf.reshape(log_lik, [len(mono_x), LABEL_CLASSES]).numpy()
 
 
+def moved(x, rows: int, columns: int) -> np.ndarray:
+    """Images (N, 28, 28, C) moved down by ``rows`` and right by ``columns`` whole pixels
+    (negative: up, left); zeros move in."""
+    x = np.asarray(x)
+    out = np.zeros_like(x)
+    height, width = x.shape[1:3]
+    out[:, max(rows, 0):height + min(rows, 0), max(columns, 0):width + min(columns, 0)] = \
+        x[:, max(-rows, 0):height - max(rows, 0), max(-columns, 0):width - max(columns, 0)]
+    return out
+
+
 def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
-                          max_decodes: int = 20_000, prior: str = "class") -> np.ndarray:
+                          max_decodes: int = 20_000, prior: str = "class",
+                          max_shift: int = 0) -> np.ndarray:
     """(N, C, 10) nats: log p(x_c | y) of every channel image of x (N, 28, 28, C) under every
     digit y, by importance sampling with ``num_samples`` draws of q(z | x_c, y) each.
     ``prior``: p(z | y) is the model's class prior ("class", see models/cvae.py) or the
-    N(0, I) it was trained with ("standard").
+    N(0, I) it was trained with ("standard"). ``max_shift`` = s: the digit's position is a
+    latent too, p(x | y) the mean over its (2 s + 1)^2 moves by up to s pixels each way (see
+    the module's docstring; 0: the image as it is; each move costs a whole estimate).
 
     Blocks of max_decodes // (10 K) images (at least one) draw their samples from one random
-    stream each; the codes are decoded ``likelihood.DECODE_BATCH`` at a time.
+    stream each (the same streams for every move); the codes are decoded
+    ``likelihood.DECODE_BATCH`` at a time.
     """
     _check_conditional(model)
     if prior not in PRIORS:
@@ -59,17 +80,38 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     x = check_images(x, model.config.channels)
     num_samples, seed = check_count("num_samples", num_samples), check_seed(seed)
     check_count("max_decodes", max_decodes)
+    max_shift = check_count("max_shift", max_shift, low=0, high=MAX_SHIFT)
     distinct, inverse, channels = distinct_channel_images(x)
     block = max(1, max_decodes // (LABEL_CLASSES * num_samples))
-    results = []
-    for index, start in enumerate(range(0, len(distinct), block)):
-        results.append(_class_block(model, tf.constant(distinct[start:start + block]),
-                                    num_samples, tf.constant([seed, index], tf.int32), prior))
-    values = np.concatenate(results).astype(np.float64)
+    moves = range(-max_shift, max_shift + 1)
+    per_move = []
+    for rows, columns in ((r, c) for r in moves for c in moves):
+        images = moved(distinct, rows, columns)
+        per_move.append(np.concatenate([
+            _class_block(model, tf.constant(images[start:start + block]), num_samples,
+                         tf.constant([seed, index], tf.int32), prior)
+            for index, start in enumerate(range(0, len(distinct), block))]))
+    values = mixture_log_likelihoods(per_move)
     if not np.all(np.isfinite(values)):
         raise FloatingPointError("log p(x | y) is not finite: the model's weights are damaged "
                                  "or the training diverged.")
     return values[inverse].reshape(len(x), channels, LABEL_CLASSES)
+
+
+def mixture_log_likelihoods(log_liks) -> np.ndarray:
+    """log p(x | y) of an equal mixture, log mean_m p_m(x | y), from the components' log p(x | y)
+    (a sequence of arrays of one shape, e.g. ``class_log_likelihoods`` of models trained
+    alike; the component is a latent variable with a uniform prior)."""
+    try:
+        shape = np.shape(log_liks)
+        log_liks = np.asarray(log_liks, np.float64)
+    except (TypeError, ValueError):  # ragged or not numbers
+        shape = None
+    if shape is None or len(shape) < 2 or shape[0] == 0:
+        got = "arrays of different shapes" if shape is None else f"shape {shape}"
+        raise ValueError(f"log_liks must be one array of log p(x | y) per component, all of "
+                         f"one shape; got {got}.")
+    return logsumexp(log_liks, axis=0) - np.log(len(log_liks))
 
 
 def log_class_prior(digit_counts=None) -> np.ndarray:

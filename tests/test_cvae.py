@@ -10,8 +10,9 @@ from scipy.special import logsumexp
 
 from models import (ModelConfig, build_model, fit_model, likelihood, load_model, make_sampler,
                     save_model)
-from models.conditional import (class_log_likelihoods, class_posterior, log_class_prior,
-                                marginal_log_likelihood)
+from models.conditional import (MAX_SHIFT, class_log_likelihoods, class_posterior,
+                                log_class_prior, marginal_log_likelihood,
+                                mixture_log_likelihoods, moved)
 from models.networks import FoldLabels
 from stacked_mnist import DataMode, channel_digits, fold_channels
 
@@ -250,6 +251,45 @@ def test_importance_sampling_tightens_towards_log_p_x_given_y():
     assert np.all(many >= one - 0.05)
 
 
+def test_an_image_moves_by_whole_pixels_and_zeros_move_in():
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    x[0, 0, 5, 0], x[0, 10, 27, 0] = 1.0, 2.0
+    down_left = moved(x, 2, -3)
+    assert down_left.shape == x.shape
+    assert down_left[0, 2, 2, 0] == 1.0 and down_left[0, 12, 24, 0] == 2.0
+    assert down_left.sum() == 3.0 and not down_left[0, :2].any() and not down_left[0, :, 25:].any()
+    np.testing.assert_array_equal(moved(down_left, -2, 3), x)  # nothing was cut
+    np.testing.assert_array_equal(moved(x, 0, 0), x)
+
+
+def test_the_digit_s_position_as_a_latent_averages_the_moves_likelihoods():
+    # max_shift = 1: log of the mean over the 9 moves' p(x | y), each estimated with the
+    # streams of the unmoved image's estimate (one image: the same rows of the same block).
+    model = tiny_cvae()
+    x = binary_images(1)
+    moves = [(r, c) for r in (-1, 0, 1) for c in (-1, 0, 1)]
+    each = np.stack([class_log_likelihoods(model, moved(x, r, c), num_samples=2, seed=4)
+                     for r, c in moves])
+    np.testing.assert_allclose(class_log_likelihoods(model, x, num_samples=2, seed=4,
+                                                     max_shift=1),
+                               logsumexp(each, axis=0) - np.log(9), rtol=1e-6)
+    assert not np.allclose(each[0], each[4])  # the moves matter
+    for bad in (-1, MAX_SHIFT + 1, 1.5):
+        with pytest.raises(ValueError, match="max_shift"):
+            class_log_likelihoods(model, x, max_shift=bad)
+
+
+def test_an_equal_mixture_averages_the_components_likelihoods():
+    first = np.log(np.array([[0.2, 0.5], [1e-300, 0.3]]))
+    second = np.log(np.array([[0.4, 0.1], [1e-300, 0.3]]))
+    np.testing.assert_allclose(np.exp(mixture_log_likelihoods([first, second])),
+                               [[0.3, 0.3], [1e-300, 0.3]], rtol=1e-12)
+    np.testing.assert_array_equal(mixture_log_likelihoods([first]), first)
+    for bad in ([], [first, first[:1]], first[0]):
+        with pytest.raises(ValueError, match="one array of log p"):
+            mixture_log_likelihoods(bad)
+
+
 @pytest.mark.slow  # fits or trains for seconds
 def test_the_class_prior_is_fitted_per_digit_drawn_from_and_saved(tmp_path):
     model = tiny_cvae()
@@ -294,7 +334,12 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
     metrics = json.loads(path.read_text())
     assert metrics["row"] == "cvae" and metrics["quick"] is True
     assert set(metrics["section_seconds"]) == {"generate_mono", "generate_colour", "classify",
-                                               "classify_bayes_trained", "anomaly"}
+                                               "classify_bayes_trained", "classify_position",
+                                               "anomaly"}
+    position = metrics["classify_position"]
+    assert position["max_shift"] == 1 and position["images"] == common.QUICK_TEST_IMAGES
+    assert list(position["runs"]) == ["cvae_bayes_mono_complete"]
+    assert all(0 <= run["accuracy"] <= 1 for run in position["runs"].values())
     for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
         section = metrics[key]
         for judged in (section, section.get("with_standard_normal_z", section)):
