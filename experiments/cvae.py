@@ -43,8 +43,7 @@ from experiments.outputs import save_image_grid, save_samples, write_metrics
 from experiments.runs import get_model, load_data, shipped_or_quick
 from models import make_sampler, zoo
 from models.conditional import (MAX_SHIFT, class_log_likelihoods, class_posterior,
-                                log_class_prior, marginal_log_likelihood,
-                                mixture_log_likelihoods)
+                                log_class_prior, marginal_log_likelihood)
 from stacked_mnist import fold_channels
 
 QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 1,
@@ -146,8 +145,6 @@ def style_transfer(run, opts, model, x_test, y_test, count: int = 8) -> None:
 
 # The CVAE trained for its own Bayes rule as well (models/zoo.py), classified beside the row's.
 BAYES_TRAINED = "cvae_bayes_mono_complete"
-# The position runs' models: with a second one (the recipe trained again), also their mixture.
-POSITION_MODELS = (BAYES_TRAINED,)
 
 
 def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
@@ -186,28 +183,18 @@ def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
 
 
 def section_position(run, opts, x_test, y_test) -> dict:
-    """The Bayes-trained CVAEs' classifier with the digit's position a latent, each and (if
-    there are several) as their equal mixture."""
-    log_liks, seconds = [], []
-    for name in POSITION_MODELS:
-        model = shipped_or_quick(run, name)
-        print(f"classifying {len(x_test)} test images with {name}, K = {opts.full_k}, "
-              f"{(2 * opts.max_shift + 1) ** 2} positions", flush=True)
-        start = time.perf_counter()
-        log_liks.append(class_log_likelihoods(model, x_test, num_samples=opts.full_k,
-                                              seed=run.seed, max_shift=opts.max_shift)[:, 0])
-        seconds.append(round(time.perf_counter() - start, 1))
-    log_p_y = log_class_prior(model.metadata.get("digit_counts"))  # both saw the same digits
-
-    def accuracy(log_lik) -> float:
-        return float(np.mean(class_posterior(log_lik, log_p_y).argmax(axis=1) == y_test))
-
-    runs = {name: {"accuracy": accuracy(log_lik), "seconds": took}
-            for name, log_lik, took in zip(POSITION_MODELS, log_liks, seconds)}
-    if len(log_liks) > 1:
-        runs["mixture"] = {"accuracy": accuracy(mixture_log_likelihoods(log_liks))}
-    return {"num_samples": opts.full_k, "max_shift": opts.max_shift,
-            "images": int(len(x_test)), "runs": runs}
+    """The Bayes-trained CVAE's classifier with the digit's position a latent."""
+    model = shipped_or_quick(run, BAYES_TRAINED)
+    print(f"classifying {len(x_test)} test images, K = {opts.full_k}, "
+          f"{(2 * opts.max_shift + 1) ** 2} positions", flush=True)
+    start = time.perf_counter()
+    log_lik = class_log_likelihoods(model, x_test, num_samples=opts.full_k, seed=run.seed,
+                                    max_shift=opts.max_shift)[:, 0]
+    seconds = time.perf_counter() - start
+    predictions = class_posterior(log_lik, log_class_prior(model.metadata.get("digit_counts")))
+    return {"model": BAYES_TRAINED, "num_samples": opts.full_k, "max_shift": opts.max_shift,
+            "images": int(len(x_test)), "seconds": round(seconds, 1),
+            "accuracy": float(np.mean(predictions.argmax(axis=1) == y_test))}
 
 
 def non_digits(run, opts, model, log_p_y, digits_max) -> dict:

@@ -337,9 +337,8 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
                                                "classify_bayes_trained", "classify_position",
                                                "anomaly"}
     position = metrics["classify_position"]
-    assert position["max_shift"] == 1 and position["images"] == common.QUICK_TEST_IMAGES
-    assert list(position["runs"]) == ["cvae_bayes_mono_complete"]
-    assert all(0 <= run["accuracy"] <= 1 for run in position["runs"].values())
+    assert position["model"] == "cvae_bayes_mono_complete" and position["max_shift"] == 1
+    assert position["images"] == common.QUICK_TEST_IMAGES and 0 <= position["accuracy"] <= 1
     for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
         section = metrics[key]
         for judged in (section, section.get("with_standard_normal_z", section)):
