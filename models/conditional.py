@@ -71,8 +71,8 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     the module's docstring; 0: the image as it is; each move costs a whole estimate).
 
     Blocks of max_decodes // (10 K) images (at least one) draw their samples from one random
-    stream each (the same streams for every move); the codes are decoded
-    ``likelihood.DECODE_BATCH`` at a time.
+    stream each, every move from streams of its own (the unmoved images' are those of
+    ``max_shift`` = 0); the codes are decoded ``likelihood.DECODE_BATCH`` at a time.
     """
     _check_conditional(model)
     if prior not in PRIORS:
@@ -83,14 +83,16 @@ def class_log_likelihoods(model, x, num_samples: int = 10, seed: int = 0,
     max_shift = check_count("max_shift", max_shift, low=0, high=MAX_SHIFT)
     distinct, inverse, channels = distinct_channel_images(x)
     block = max(1, max_decodes // (LABEL_CLASSES * num_samples))
-    moves = range(-max_shift, max_shift + 1)
+    starts = range(0, len(distinct), block)
+    steps = range(-max_shift, max_shift + 1)
+    moves = [(0, 0)] + [(r, c) for r in steps for c in steps if (r, c) != (0, 0)]
     per_move = []
-    for rows, columns in ((r, c) for r in moves for c in moves):
+    for number, (rows, columns) in enumerate(moves):
         images = moved(distinct, rows, columns)
         per_move.append(np.concatenate([
             _class_block(model, tf.constant(images[start:start + block]), num_samples,
-                         tf.constant([seed, index], tf.int32), prior)
-            for index, start in enumerate(range(0, len(distinct), block))]))
+                         tf.constant([seed, number * len(starts) + index], tf.int32), prior)
+            for index, start in enumerate(starts)]))
     values = mixture_log_likelihoods(per_move)
     if not np.all(np.isfinite(values)):
         raise FloatingPointError("log p(x | y) is not finite: the model's weights are damaged "

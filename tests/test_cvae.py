@@ -8,13 +8,13 @@ import pytest
 import tensorflow as tf
 from scipy.special import logsumexp
 
-from models import (ModelConfig, build_model, fit_model, likelihood, load_model, make_sampler,
-                    save_model)
+from models import (ModelConfig, build_model, conditional, fit_model, likelihood, load_model,
+                    make_sampler, save_model)
 from models.conditional import (MAX_SHIFT, class_log_likelihoods, class_posterior,
                                 log_class_prior, marginal_log_likelihood,
                                 mixture_log_likelihoods, moved)
 from models.networks import FoldLabels
-from stacked_mnist import DataMode, channel_digits, fold_channels
+from stacked_mnist import DataMode, channel_digits, distinct_channel_images, fold_channels
 
 
 
@@ -263,17 +263,23 @@ def test_an_image_moves_by_whole_pixels_and_zeros_move_in():
 
 
 def test_the_digit_s_position_as_a_latent_averages_the_moves_likelihoods():
-    # max_shift = 1: log of the mean over the 9 moves' p(x | y), each estimated with the
-    # streams of the unmoved image's estimate (one image: the same rows of the same block).
+    # max_shift = 1: log of the mean over the 9 moves' p(x | y), the unmoved images first with
+    # the streams of max_shift = 0, then each move with streams of its own (one per block).
     model = tiny_cvae()
-    x = binary_images(1)
-    moves = [(r, c) for r in (-1, 0, 1) for c in (-1, 0, 1)]
-    each = np.stack([class_log_likelihoods(model, moved(x, r, c), num_samples=2, seed=4)
-                     for r, c in moves])
-    np.testing.assert_allclose(class_log_likelihoods(model, x, num_samples=2, seed=4,
-                                                     max_shift=1),
-                               logsumexp(each, axis=0) - np.log(9), rtol=1e-6)
-    assert not np.allclose(each[0], each[4])  # the moves matter
+    x = distinct_channel_images(binary_images(3))[0]  # in the order the estimate blocks them
+    moves = [(0, 0)] + [(r, c) for r in (-1, 0, 1) for c in (-1, 0, 1) if (r, c) != (0, 0)]
+    each = np.stack([
+        np.concatenate([conditional._class_block(
+            model, tf.constant(moved(x, r, c)[start:start + 2]), 2,
+            tf.constant([4, 2 * number + index], tf.int32), "class")
+            for index, start in enumerate((0, 2))])
+        for number, (r, c) in enumerate(moves)])
+    position = class_log_likelihoods(model, x, num_samples=2, seed=4, max_decodes=40,
+                                     max_shift=1)[:, 0]
+    np.testing.assert_allclose(position, logsumexp(each, axis=0) - np.log(9), rtol=1e-6)
+    np.testing.assert_allclose(each[0], class_log_likelihoods(
+        model, x, num_samples=2, seed=4, max_decodes=40)[:, 0], rtol=1e-6)
+    assert not np.allclose(each[0], each[1])  # the moves matter
     for bad in (-1, MAX_SHIFT + 1, 1.5):
         with pytest.raises(ValueError, match="max_shift"):
             class_log_likelihoods(model, x, max_shift=bad)
