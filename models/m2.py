@@ -54,6 +54,7 @@ from .batching import in_batches
 from .checks import check_count, check_images, check_seed
 from .classifier import balanced_subset
 from .cvae import CVAE
+from .neighbours import partner_rows
 from .networks import LABEL_CLASSES, mono_classifier
 from .trackers import trackers
 
@@ -119,8 +120,9 @@ class M2(CVAE):
             # image itself, its answer for a shifted, rotated and scaled copy with a square cut
             # out is trained towards that label.
             fixed = tf.stop_gradient(tf.nn.softmax(self.mono_classifier(x, training=training)))
-            sure = (labels < 0) & (tf.reduce_max(fixed, axis=-1) >= PSEUDO_LABEL_CONFIDENCE)
-            pseudo = tf.one_hot(tf.argmax(fixed, axis=-1), LABEL_CLASSES)
+            guess, confident = pseudo_labels(fixed)
+            sure = (labels < 0) & confident
+            pseudo = tf.one_hot(guess, LABEL_CLASSES)
             strong = warped(shifted(x, tf.stack([-seed[0] - 1, seed[1]]), SHIFT_PIXELS),
                             tf.stack([seed[1], seed[0]]), STRONG_DEGREES, STRONG_SCALE)
             strong = cut_out(strong, tf.stack([-seed[0] - 1, -seed[1] - 1]), CUTOUT_PIXELS)
@@ -208,16 +210,24 @@ def semi_supervised_set(x, y, labelled: int, seed: int = 0, labelled_share: floa
     return (np.concatenate([x, x[extra]]), np.concatenate([labels, y[extra]]))
 
 
+def pseudo_labels(q_fixed):
+    """``(guess, sure)``, each (B,), of the classifier's q(y | x) (B, 10) held fixed: its answer
+    (int32) and whether it is sure enough for a pseudo-label (``PSEUDO_LABEL_CONFIDENCE``)."""
+    return (tf.argmax(q_fixed, axis=-1, output_type=tf.int32),
+            tf.reduce_max(q_fixed, axis=-1) >= PSEUDO_LABEL_CONFIDENCE)
+
+
 def partner_label_terms(labels, q_fixed, log_q_strong):
-    """(B,) nats of a batch in neighbour pairs (rows 2i and 2i + 1, as ``fit_model`` batches a
-    model with ``neighbour_weight``): an unlabelled image's strong view against its partner's
-    label, the partner's own if it has one, else the partner's pseudo-label where
-    ``q_fixed`` (the classifier's q(y | x), held fixed) is sure of it; 0 for the others."""
-    partner = tf.bitwise.bitwise_xor(tf.range(tf.shape(labels)[0]), 1)
-    partner_labels, partner_q = tf.gather(labels, partner), tf.gather(q_fixed, partner)
+    """(B,) nats of a batch in neighbour pairs (``neighbours.partner_rows``): an unlabelled
+    image's strong view against its partner's label, the partner's own if it has one, else the
+    partner's pseudo-label where ``q_fixed`` (the classifier's q(y | x), held fixed) is sure of
+    it (``pseudo_labels``); 0 for the others."""
+    labels = tf.cast(labels, tf.int32)
+    partner = partner_rows(tf.shape(labels)[0])
+    partner_labels = tf.gather(labels, partner)
+    guess, sure = pseudo_labels(tf.gather(q_fixed, partner))
     given = partner_labels >= 0
-    target = tf.where(given, partner_labels,
-                      tf.argmax(partner_q, axis=-1, output_type=partner_labels.dtype))
-    used = (labels < 0) & (given | (tf.reduce_max(partner_q, axis=-1) >= PSEUDO_LABEL_CONFIDENCE))
+    target = tf.where(given, partner_labels, guess)
+    used = (labels < 0) & (given | sure)
     cross_entropy = -tf.reduce_sum(tf.one_hot(target, LABEL_CLASSES) * log_q_strong, axis=-1)
     return tf.where(used, cross_entropy, 0.0)

@@ -58,6 +58,12 @@ def paired_indices(anchors, graph, seed) -> tf.Tensor:
     return tf.reshape(tf.stack([anchors, partners], axis=1), [-1])
 
 
+def partner_rows(count) -> tf.Tensor:
+    """``(count,)`` int32: each row's partner in a batch laid out in pairs (rows 2i and 2i + 1,
+    as ``fit_model`` batches a model with ``neighbour_weight``)."""
+    return tf.bitwise.bitwise_xor(tf.range(count), 1)
+
+
 def neighbour_term(codes, scale: float) -> tf.Tensor:
     """``(B,)`` nats for codes ``(B, d)`` laid out in pairs (rows 2i and 2i + 1 are
     neighbours; B even): -log of the probability that row j picks its partner among the other
@@ -70,5 +76,4 @@ def neighbour_term(codes, scale: float) -> tf.Tensor:
     distances = tf.maximum(squared[:, None] + squared[None, :]
                            - 2.0 * tf.matmul(codes, codes, transpose_b=True), 0.0)
     logits = -tf.math.log1p(distances / scale ** 2) - 1e9 * tf.eye(count)
-    partners = tf.bitwise.bitwise_xor(tf.range(count), 1)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(partners, logits)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(partner_rows(count), logits)
