@@ -20,9 +20,11 @@ Sections (each one's seconds in metrics.json):
   classify_bayes_trained  the same for the CVAE trained for its own Bayes rule as well
               (``cvae_bayes_mono_complete``: the ELBO's cross-entropy over the ten labels
               in its loss; MNIST only)
-  classify_position  the Bayes-trained CVAE (``cvae_bayes_mono_complete``) with the digit's
-              position a latent (--max-shift: p(x|y) the mean over the image's moves by whole
-              pixels), on the whole test set at K = --full-k
+  classify_position  the Bayes-trained recipe's two trainings (``cvae_bayes_mono_complete``,
+              run seed 0, and ``cvae_bayes_mono_complete_seed1``) with the digit's position a
+              latent (--max-shift: p(x|y) the mean over the image's moves by whole pixels),
+              each alone, as an equal mixture (one model) and as an ensemble (the mean of
+              their posteriors), on the whole test set at K = --full-k
   anomaly     the CVAE trained without 8s: score = -log sum_y p(x|y) p(y), p(y) the training
               digit frequencies (p(8) = 0); ROC / PR AUC mono and colour (worst channel), beside
               the VAE's from results/vae_anom and results/vae_stack when they exist
@@ -43,7 +45,8 @@ from experiments.outputs import save_image_grid, save_samples, write_metrics
 from experiments.runs import get_model, load_data, shipped_or_quick
 from models import make_sampler, zoo
 from models.conditional import (MAX_SHIFT, class_log_likelihoods, class_posterior,
-                                log_class_prior, marginal_log_likelihood)
+                                log_class_prior, marginal_log_likelihood,
+                                mixture_log_likelihoods)
 from stacked_mnist import fold_channels
 
 QUICK = {"per_digit": 20, "per_number": 1, "subset": 100, "subset_k": 3, "anomaly_samples": 1,
@@ -143,8 +146,11 @@ def style_transfer(run, opts, model, x_test, y_test, count: int = 8) -> None:
                            title="CVAE style transfer: a test image's z decoded with every label")
 
 
-# The CVAE trained for its own Bayes rule as well (models/zoo.py), classified beside the row's.
+# The CVAE trained for its own Bayes rule as well (models/zoo.py), classified beside the row's,
+# and its recipe's two trainings (run seeds 0 and 1), whose equal mixture is the position
+# section's model: p(x | y) = (p_0(x | y) + p_1(x | y)) / 2, the training a latent variable too.
 BAYES_TRAINED = "cvae_bayes_mono_complete"
+BAYES_MIXTURE = (BAYES_TRAINED, "cvae_bayes_mono_complete_seed1")
 
 
 def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
@@ -182,18 +188,29 @@ def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
             "non_digits": non_digits(run, opts, model, log_p_y, digits_max)}
 
 
-def section_position(run, opts, model, x_test, y_test) -> dict:
-    """The Bayes-trained CVAE's classifier with the digit's position a latent."""
-    print(f"classifying {len(x_test)} test images, K = {opts.full_k}, "
-          f"{(2 * opts.max_shift + 1) ** 2} positions", flush=True)
+def section_position(run, opts, models: dict, x_test, y_test) -> dict:
+    """The Bayes-trained CVAEs' classifier with the digit's position a latent: each model
+    ({name: model}, all trained on one data set) alone, the Bayes rule of their equal mixture
+    (one generative model), and their ensemble (the mean of the models' posteriors p(y | x))."""
+    log_p_y = log_class_prior(next(iter(models.values())).metadata.get("digit_counts"))
+
+    def accuracy(posterior) -> float:
+        return float(np.mean(posterior.argmax(axis=1) == y_test))
+
     start = time.perf_counter()
-    log_lik = class_log_likelihoods(model, x_test, num_samples=opts.full_k, seed=run.seed,
-                                    max_shift=opts.max_shift)[:, 0]
-    seconds = time.perf_counter() - start
-    predictions = class_posterior(log_lik, log_class_prior(model.metadata.get("digit_counts")))
-    return {"model": BAYES_TRAINED, "num_samples": opts.full_k, "max_shift": opts.max_shift,
-            "images": int(len(x_test)), "seconds": round(seconds, 1),
-            "accuracy": float(np.mean(predictions.argmax(axis=1) == y_test))}
+    log_liks, posteriors = [], []
+    for name, model in models.items():
+        print(f"classifying {len(x_test)} test images with {name}, K = {opts.full_k}, "
+              f"{(2 * opts.max_shift + 1) ** 2} positions", flush=True)
+        log_liks.append(class_log_likelihoods(model, x_test, num_samples=opts.full_k,
+                                              seed=run.seed, max_shift=opts.max_shift)[:, 0])
+        posteriors.append(class_posterior(log_liks[-1], log_p_y))
+    mixture = class_posterior(mixture_log_likelihoods(log_liks), log_p_y)
+    return {"models": list(models), "num_samples": opts.full_k, "max_shift": opts.max_shift,
+            "images": int(len(x_test)), "seconds": round(time.perf_counter() - start, 1),
+            "accuracy_each": dict(zip(models, map(accuracy, posteriors))),
+            "accuracy_mixture": accuracy(mixture),
+            "accuracy_ensemble": accuracy(np.mean(posteriors, axis=0))}
 
 
 def non_digits(run, opts, model, log_p_y, digits_max) -> dict:
@@ -308,10 +325,11 @@ def main(argv=None):
     metrics["classify"] = timed(seconds, "classify", lambda: section_classify(
         run, opts, mono, x_test, y_test))
     if run.dataset.name == zoo.recipe(BAYES_TRAINED).dataset:
-        bayes_trained = shipped_or_quick(run, BAYES_TRAINED)
+        bayes_trained = {name: shipped_or_quick(run, name) for name in BAYES_MIXTURE}
         metrics["classify_bayes_trained"] = timed(seconds, "classify_bayes_trained", lambda: {
             "model": BAYES_TRAINED, **section_classify(
-                run, opts, bayes_trained, x_test, y_test, "cvae_bayes", "Bayes-trained CVAE")})
+                run, opts, bayes_trained[BAYES_TRAINED], x_test, y_test, "cvae_bayes",
+                "Bayes-trained CVAE")})
         metrics["classify_position"] = timed(seconds, "classify_position", lambda: (
             section_position(run, opts, bayes_trained, x_test, y_test)))
     metrics["anomaly"] = timed(seconds, "anomaly", lambda: section_anomaly(run, opts))

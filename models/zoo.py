@@ -142,6 +142,10 @@ SHIPPED["cvae_bayes_mono_complete"] = Recipe(
     ModelConfig(kind="cvae", latent_dim=8, head="bernoulli", filters=(16, 32), hidden_units=0,
                 block_convs=1, bayes_weight=10), "MONO_BINARY_COMPLETE", epochs=20,
     decay_from=10)
+# The same recipe trained from run seed 1: with the first, an equal mixture p(x | y) for the
+# classifier (experiments/cvae.py, section classify_position).
+SHIPPED["cvae_bayes_mono_complete_seed1"] = dataclasses.replace(
+    SHIPPED["cvae_bayes_mono_complete"], seed=1)
 
 # The VAE with a learned (flow) prior: the CVAE's network, so both fit the weights budget.
 _FLOWPRIOR = ModelConfig(kind="flowprior_vae", latent_dim=8, head="bernoulli", hidden_units=64)

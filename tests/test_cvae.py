@@ -343,8 +343,11 @@ def test_cvae_quick_run(mnist_dir, verifier, tmp_path):
                                                "classify_bayes_trained", "classify_position",
                                                "anomaly"}
     position = metrics["classify_position"]
-    assert position["model"] == "cvae_bayes_mono_complete" and position["max_shift"] == 1
-    assert position["images"] == common.QUICK_TEST_IMAGES and 0 <= position["accuracy"] <= 1
+    assert position["models"] == ["cvae_bayes_mono_complete", "cvae_bayes_mono_complete_seed1"]
+    assert position["max_shift"] == 1 and position["images"] == common.QUICK_TEST_IMAGES
+    assert list(position["accuracy_each"]) == position["models"]
+    assert all(0 <= position[f"accuracy_{rule}"] <= 1 for rule in ("mixture", "ensemble"))
+    assert all(0 <= accuracy <= 1 for accuracy in position["accuracy_each"].values())
     for key, labels in (("generate_mono", 10), ("generate_colour", 1000)):
         section = metrics[key]
         for judged in (section, section.get("with_standard_normal_z", section)):
