@@ -147,10 +147,10 @@ def style_transfer(run, opts, model, x_test, y_test, count: int = 8) -> None:
 
 
 # The CVAE trained for its own Bayes rule as well (models/zoo.py), classified beside the row's,
-# and its recipe's two trainings (run seeds 0 and 1), whose equal mixture is the position
-# section's model: p(x | y) = (p_0(x | y) + p_1(x | y)) / 2, the training a latent variable too.
+# and its recipe's two trainings (run seeds 0 and 1), which the position section combines as
+# one model, p(x | y) = (p_0(x | y) + p_1(x | y)) / 2, and as an ensemble of two classifiers.
 BAYES_TRAINED = "cvae_bayes_mono_complete"
-BAYES_MIXTURE = (BAYES_TRAINED, "cvae_bayes_mono_complete_seed1")
+BAYES_TRAININGS = (BAYES_TRAINED, "cvae_bayes_mono_complete_seed1")
 
 
 def section_classify(run, opts, model, x_test, y_test, figure: str = "cvae",
@@ -325,7 +325,7 @@ def main(argv=None):
     metrics["classify"] = timed(seconds, "classify", lambda: section_classify(
         run, opts, mono, x_test, y_test))
     if run.dataset.name == zoo.recipe(BAYES_TRAINED).dataset:
-        bayes_trained = {name: shipped_or_quick(run, name) for name in BAYES_MIXTURE}
+        bayes_trained = {name: shipped_or_quick(run, name) for name in BAYES_TRAININGS}
         metrics["classify_bayes_trained"] = timed(seconds, "classify_bayes_trained", lambda: {
             "model": BAYES_TRAINED, **section_classify(
                 run, opts, bayes_trained[BAYES_TRAINED], x_test, y_test, "cvae_bayes",

@@ -142,8 +142,8 @@ SHIPPED["cvae_bayes_mono_complete"] = Recipe(
     ModelConfig(kind="cvae", latent_dim=8, head="bernoulli", filters=(16, 32), hidden_units=0,
                 block_convs=1, bayes_weight=10), "MONO_BINARY_COMPLETE", epochs=20,
     decay_from=10)
-# The same recipe trained from run seed 1: with the first, an equal mixture p(x | y) for the
-# classifier (experiments/cvae.py, section classify_position).
+# The same recipe trained from run seed 1: with the first, a mixture model and an ensemble of
+# two generative classifiers (experiments/cvae.py, section classify_position).
 SHIPPED["cvae_bayes_mono_complete_seed1"] = dataclasses.replace(
     SHIPPED["cvae_bayes_mono_complete"], seed=1)
 
