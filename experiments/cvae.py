@@ -29,7 +29,7 @@ Sections (each one's seconds in metrics.json):
               digit frequencies (p(8) = 0); ROC / PR AUC mono and colour (worst channel), beside
               the VAE's from results/vae_anom and results/vae_stack when they exist
 
-    python experiments/cvae.py            # shipped weights, about 7 minutes here
+    python experiments/cvae.py            # shipped weights, about 10 minutes here
     python experiments/cvae.py --quick    # tiny models on a few hundred images
 """
 import time
