@@ -33,6 +33,8 @@ LIMITS = {
     "pack": 16,                  # a GAN's samples per discriminator verdict (PacGAN); 2
     "layers": 64,                # a flow sampler's MADE bijectors; 6
     "components": 1024,          # a Gaussian mixture's; 10
+    "steps": 10_000,             # a diffusion sampler's noise steps; 200
+    "blocks": 64,                # a diffusion sampler's residual blocks; 3
     "neighbours": 1024,          # a neighbour term's graph, per training image; 10
     "parameters": 50_000_000,    # implied by the sizes above; 1.8 M (vae_mono_complete)
 }

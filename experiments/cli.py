@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -133,6 +134,17 @@ def integer_at_least(low: int, high: Optional[int] = None) -> Callable[[str], in
     return parse
 
 
+def positive_number(text: str) -> float:
+    """argparse type of a finite number > 0 (--temperature), refused with a message otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 count = integer_at_least(1, MAX_COUNT)  # a count flag: --samples, --epochs, ...
 # --seed: TensorFlow takes seeds below 2**32, and the derived streams add up to their offset.
 seed_value = integer_at_least(0, 2 ** 32 - 1 - max(SEED_STREAMS.values()))
@@ -245,6 +257,9 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    if getattr(args, "temperature", 1.0) != 1.0 and args.latent != "diffusion":
+        parser.error(f"--temperature is the diffusion sampler's; --latent {args.latent} has "
+                     "none: add --latent diffusion, or leave --temperature out")
     own = {name: value for name, value in vars(args).items() if name not in shared}
     check_count_limits(parser, {**own, "epochs": getattr(args, "epochs", None)})
     if args.quick:  # keep --quick at seconds whatever the defaults
@@ -318,9 +333,11 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
     out = args.out
     if out is None:
         latent = getattr(args, "latent", None)
+        latent = latent if latent != parser.get_default("latent") else None
+        if getattr(args, "temperature", 1.0) != 1.0:  # colder samples: not the row's own folder
+            latent = f"{latent}-temperature_{args.temperature:g}"
         out = (model_flags.get("run_dir") or REPO_ROOT / "results") / output_name(
-            row, family, default_family, dataset, parser.get_default("dataset"),
-            latent if latent != parser.get_default("latent") else None)
+            row, family, default_family, dataset, parser.get_default("dataset"), latent)
     return Run(row=row, family=family, dataset=dataset, seed=args.seed, out=Path(out).resolve(),
                command=command, quick=args.quick, data_dir=args.data_dir, **model_flags)
 

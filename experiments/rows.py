@@ -25,7 +25,7 @@ from . import cli
 from .cli import Run
 from .outputs import (save_class_histogram, save_image_grid, save_reconstruction_figure,
                       save_samples, write_metrics)
-from .runs import get_latent_flow, get_model, load_data
+from .runs import get_latent_sampler, get_model, load_data
 
 IWAE_SAMPLES = 5  # per distinct channel image: 10,000 test images decode 50,000 latents
 # The decoder's mean image, p(pixel = 1) for Bernoulli pixels, is what public implementations
@@ -117,11 +117,16 @@ def add_gen_flags(parser, default_samples: int, family: str) -> None:
         help=f"latent sampler of the generated codes (default {default}): "
              + "; ".join(f"{name} = {cls.description or name}" for name, cls in SAMPLERS.items())
              + ". standard is the family's own prior (N(0, I); a learned prior, a class "
-               "prior); flow is fitted once, about 2 minutes, and kept beside the model file")
+               "prior); flow and diffusion are fitted once (minutes) and kept beside the model "
+               "file")
+    parser.add_argument("--temperature", type=cli.positive_number, default=1.0,
+                        help="with --latent diffusion: the scale of every noise draw of its "
+                             "chain (default 1, the model; below 1 colder, surer samples of "
+                             "less variety)")
 
 
 def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
-    """``(generator, description, flow info or None)``: the model's decoder fed by the
+    """``(generator, description, sampler info or None)``: the model's decoder fed by the
     --latent sampler. The fitted Gaussian and mixture see every channel's code of (up to)
     10,000 training images: plenty for a d x d covariance, and seconds to fit."""
     d = model.config.latent_dim
@@ -129,21 +134,23 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
         raise ValueError(f"--latent {options.latent} fits a sampler to the codes of an "
                          f"encoder; a {model.kind} model has none: use --latent standard.")
     if options.latent == "standard":
-        sampler, flow_info = None, None  # the family's own prior
+        sampler, sampler_info = None, None  # the family's own prior
         description = model.prior_description
-    elif options.latent == "flow":
-        sampler, flow_info = get_latent_flow(run, model, info, dataset)
-        description = SAMPLERS["flow"].description + (
+    elif options.latent in ("flow", "diffusion"):
+        sampler, sampler_info = get_latent_sampler(run, model, info, dataset, options.latent)
+        if options.latent == "diffusion":
+            sampler.temperature = options.temperature
+        description = sampler.description + (
             " fitted to q(z|x) of the training images" if model.prior is not None
             else " fitted to the training codes")
     else:
         codes = model.encode(x_train[:10_000]).reshape(-1, d)
         sampler = make_sampler(options.latent, d).fit(codes, seed=run.seed)
         description = SAMPLERS[options.latent].description or options.latent
-        flow_info = None
+        sampler_info = None
     if sampler is None and options.judge == "mean":
-        return model, description, flow_info  # its own generate_images(count, seed, labels)
-    return Generator(model, sampler, how=options.judge), description, flow_info
+        return model, description, sampler_info  # its own generate_images(count, seed, labels)
+    return Generator(model, sampler, how=options.judge), description, sampler_info
 
 
 def gen(run: Run, dataset: Dataset, options) -> dict:
@@ -152,7 +159,7 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
     model, info = get_model(run, dataset, False, x_train, x_test,
                             labels=_labels_if_conditional(run, y_train),
                             val_labels=_labels_if_conditional(run, y_test))
-    generator, latent_description, flow_info = generator_for(run, dataset, options, model,
+    generator, latent_description, sampler_info = generator_for(run, dataset, options, model,
                                                              info, x_train)
     images, metrics = evaluation.generate_and_judge(generator, options.samples, dataset,
                                                     seed=run.seed)
@@ -166,8 +173,9 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
                          title=f"{run.family.upper()}: classes of confidently judged samples")
     return {
         "model": info,
-        "latent_distribution": latent_description,
-        **({"latent_flow": flow_info} if flow_info else {}),
+        "latent_distribution": latent_description
+        + (f", temperature {options.temperature:g}" if options.temperature != 1.0 else ""),
+        **({f"latent_{options.latent}": sampler_info} if sampler_info else {}),
         "judged_image": options.judge,
         **metrics,
         **evaluation.real_images_reference(x_test, dataset),

@@ -14,7 +14,7 @@ import json
 from atomic_io import atomic_path, read_json_object
 from experiments import REPO_ROOT, cli
 import named_data
-from experiments.grading import ALL_ROWS, results_table, script_of
+from experiments.grading import ALL_ROWS, results_table, rows_for, script_of
 from experiments.results_page import write_index
 
 
@@ -33,14 +33,15 @@ def main(argv=None):
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data, seconds per row")
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed for every row")
-    parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=ALL_ROWS,
-                        help="rows to run (default: all; the last two are the generation rows "
-                             "with the latent flow sampler)")
+    parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=None,
+                        help="rows to run (default: all; the last ones are the generation rows "
+                             "with the latent flow sampler, and with the diffusion sampler "
+                             "where the data set's VAE ships one)")
     cli.add_data_flags(parser, cli.datasets_with_models(("ae", "vae")))
     cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     all_metrics = {}
-    for row in args.rows:
+    for row in args.rows or rows_for(named_data.get(args.dataset)):
         script, extra = script_of(row)
         flags = (["--seed", str(args.seed), "--dataset", args.dataset, *extra]
                  + (["--quick"] if args.quick else [])

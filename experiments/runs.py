@@ -205,32 +205,32 @@ def _copy_model_file(source: Path, target: Path) -> None:
                 shutil.copyfile(source.with_suffix(suffix), tmp)
 
 
-def get_latent_flow(run: Run, model, info: dict, dataset: Dataset):
-    """The flow fitted to ``model``'s codes of its mono training images; ``(flow, info)``.
+def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str = "flow"):
+    """The ex-post sampler of ``kind`` ("flow" or "diffusion") fitted to ``model``'s codes of
+    its mono training images; ``(sampler, info)``.
 
-    It lives beside the model file (``<model>.flow.keras``) and records that file's SHA-256:
-    a flow fitted to other weights (after --retrain) is fitted again, never silently reused.
+    It lives beside the model file (``<model>.<kind>.keras``) and records that file's SHA-256:
+    a sampler fitted to other weights (after --retrain) is fitted again, never silently reused.
     Mono and colour rows share it, since both draw one mono latent per channel.
     """
     model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
-    flow_path = zoo.flow_path(model_path)
-    flow, status = zoo.flow_for_file(model_path)
-    if flow is not None:
-        print(f"loaded {zoo.shown_path(flow_path)}")
-        return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
-    if status == "stale":
-        print(f"{zoo.shown_path(flow_path)} was fitted to other weights than "
-              f"{zoo.shown_path(model_path)}; fitting it again")
-    mono = dataset.mono()
-    missing = str(info.get("trained_on", "")).endswith("MISSING")
-    x_train, _, x_test, _ = load_data(run, mono, missing)
-    epochs = (zoo.QUICK_FLOW_EPOCHS if run.quick
-              else zoo.flow_settings(model.metadata.get("recipe")).flow_epochs)
-    print(f"fitting the latent flow to the codes of {len(x_train)} {mono.data_name(missing)} "
-          f"images for {epochs} epochs -> {zoo.shown_path(flow_path)}")
-    flow = zoo.fit_flow(model, x_train, x_test, seed=run.seed, epochs=epochs,
-                        verbose=run.progress_verbosity)
-    flow.metadata["fitted_on"] = mono.data_name(missing)
-    zoo.save_flow(flow, model_path)
-    return flow, {**flow.metadata, "flow_file": zoo.shown_path(flow_path)}
+    path = zoo.sampler_path(model_path, kind)
+    sampler, status = zoo.sampler_for_file(model_path, kind)
+    if sampler is None:
+        if status == "stale":
+            print(f"{zoo.shown_path(path)} was fitted to other weights than "
+                  f"{zoo.shown_path(model_path)}; fitting it again")
+        mono = dataset.mono()
+        missing = str(info.get("trained_on", "")).endswith("MISSING")
+        x_train, _, x_test, _ = load_data(run, mono, missing)
+        epochs = zoo.QUICK_FLOW_EPOCHS if run.quick else None  # None: the recipe's
+        print(f"fitting the latent {kind} to the codes of {len(x_train)} "
+              f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
+        sampler = zoo.fit_flow(model, x_train, x_test, seed=run.seed, epochs=epochs,
+                               verbose=run.progress_verbosity, kind=kind)
+        sampler.metadata["fitted_on"] = mono.data_name(missing)
+        zoo.save_beside(sampler, model_path)
+    else:
+        print(f"loaded {zoo.shown_path(path)}")
+    return sampler, {**sampler.metadata, f"{kind}_file": zoo.shown_path(path)}
 

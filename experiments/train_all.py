@@ -9,7 +9,8 @@ The recipes are ``models.zoo.SHIPPED``; each trains with the run seed of its shi
 (``Recipe.seed``: its weights and, for stacks, its training stacks) unless --seed sets one for
 all. Those marked for it (the grading rows' complete-data AE and VAE) also get their ex-post
 latent prior fitted again, a flow beside the model file (the generation rows' --latent flow;
-the recipe's ``flow_epochs``: about 2 minutes each, 5 for the Fashion-MNIST ones). Without
+the recipe's ``flow_epochs``: about 2 minutes each, 5 for the Fashion-MNIST ones), and those
+marked ``diffusion`` a diffusion sampler too (--latent diffusion; about 10 minutes). Without
 --ship nothing in saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
@@ -91,14 +92,14 @@ def main(argv=None):
         shutil.rmtree(backup, ignore_errors=True)
         print(f"{path}: {model.metadata['train_seconds']:.0f} s, final "
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
-        if recipe.flow:
+        for kind in [kind for kind in ("flow", "diffusion") if getattr(recipe, kind)]:
             start = time.time()
-            flow = zoo.fit_flow(model, x_train, x_test, seed=seed,
-                                epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
-                                verbose=run.progress_verbosity)
-            flow.metadata["fitted_on"] = recipe.data
-            flow_path = zoo.save_flow(flow, path)
-            print(f"{flow_path}: {time.time() - start:.0f} s", flush=True)
+            sampler = zoo.fit_flow(model, x_train, x_test, seed=seed,
+                                   epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
+                                   verbose=run.progress_verbosity, kind=kind)
+            sampler.metadata["fitted_on"] = recipe.data
+            sampler_path = zoo.save_beside(sampler, path)
+            print(f"{sampler_path}: {time.time() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

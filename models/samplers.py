@@ -68,7 +68,8 @@ class LatentSampler(tf_keras.Model):
         they imply: run before any variable is made (a file's latent_dim of 40000 would make
         a 12.8 GB covariance)."""
         for name, value in (("latent_dim", latent_dim), *settings.items()):
-            if name in ("latent_dim", "layers", "hidden_units", "components"):
+            if name in ("latent_dim", "layers", "hidden_units", "components", "steps",
+                        "blocks"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"{name} must be a positive integer, got {value!r}.")
                 check_limit(name, value)
@@ -165,6 +166,54 @@ def _draw(codes: np.ndarray, scales, rng) -> np.ndarray:
     if scales is None:
         return codes
     return (codes + scales * rng.standard_normal(codes.shape)).astype(np.float32)
+
+
+def _fit_epochs(sampler, step, codes, scales, seed: int, validation, epochs: int,
+                batch_size: int, verbose: int, schedule) -> dict:
+    """The gradient fit of the flow and the diffusion model, rounded history returned.
+
+    Sets ``sampler.code_mean`` / ``code_std`` from one draw of the codes; then every epoch
+    calls ``schedule(epoch)`` (the learning rate), draws a fresh z ~ q(z|x) per image (with
+    scales) and runs ``step(z_batch, rng)`` (the batch's loss) over it in a random order.
+    ``history["loss"]`` gets each epoch's mean loss; ``validation``, held-out ``(codes,
+    scales)``, adds their mean ``sampler._validation_loss`` beside that of N(0, I)
+    ("val_standard_normal"), for one fixed draw so the epochs stay comparable. ``verbose``: 0
+    silent, 1 a progress bar, 2 one line per epoch (for logs), as in Keras."""
+    rng = np.random.default_rng(seed)
+    spread = _draw(codes, scales, rng)
+    sampler.code_mean.assign(spread.mean(axis=0))
+    sampler.code_std.assign(np.maximum(spread.std(axis=0), 1e-6))
+    history = {"loss": []}
+    if validation is not None:
+        history.update(val_loss=[], val_standard_normal=[])
+        val_codes, val_scales = validation
+        val_z = _draw(sampler.check_codes(val_codes), val_scales, np.random.default_rng(seed))
+        standard_loss = sampler._validation_loss(val_z, standard=True)
+    progress = tf_keras.utils.Progbar(epochs, verbose=int(verbose == 1),
+                                      stateful_metrics=list(history))
+    for epoch in range(epochs):
+        schedule(epoch)
+        z = _draw(codes, scales, rng)
+        order = rng.permutation(len(z))
+        losses = [step(z[order[i:i + batch_size]], rng) for i in range(0, len(z), batch_size)]
+        history["loss"].append(float(np.mean(losses)))
+        if not np.isfinite(history["loss"][-1]):
+            raise FloatingPointError(f"the {sampler.kind} sampler's loss became "
+                                     f"{history['loss'][-1]} in epoch {epoch + 1}; fit again "
+                                     "with a lower learning_rate.")
+        if validation is not None:
+            history["val_loss"].append(sampler._validation_loss(val_z))
+            history["val_standard_normal"].append(standard_loss)
+        progress.update(epoch + 1, [(k, v[-1]) for k, v in history.items()])
+        if verbose == 2:
+            print(f"{sampler.kind} epoch {epoch + 1}/{epochs}: "
+                  + ", ".join(f"{k} {v[-1]:.4f}" for k, v in history.items()), flush=True)
+    return {k: [round(v, 4) for v in values] for k, values in history.items()}
+
+
+def _check_fit_options(epochs, batch_size, learning_rate) -> tuple:
+    return (check_count("epochs", epochs), check_count("batch_size", batch_size),
+            check_positive("learning_rate", learning_rate))
 
 
 def _gaussian_log_prob(z, mean, covariance) -> np.ndarray:
@@ -363,8 +412,8 @@ class MaskedAutoregressiveFlow(LatentSampler):
         scales, every epoch draws a fresh z ~ q(z|x_i) per image. The learning rate drops to
         a third for the last 30 % of the epochs. ``validation``: held-out ``(codes, scales)``
         whose NLL is logged beside that of N(0, I) ("val_standard_normal")."""
-        epochs, batch_size = check_count("epochs", epochs), check_count("batch_size", batch_size)
-        learning_rate = check_positive("learning_rate", learning_rate)
+        epochs, batch_size, learning_rate = _check_fit_options(epochs, batch_size,
+                                                               learning_rate)
         optimizer = tf_keras.optimizers.Adam(learning_rate)
         variables = self.distribution.trainable_variables
         optimizer.build(variables)  # its state made here, the step is traced once
@@ -376,45 +425,168 @@ class MaskedAutoregressiveFlow(LatentSampler):
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
-        rng = np.random.default_rng(seed)
-        spread = _draw(codes, scales, rng)
-        self.code_mean.assign(spread.mean(axis=0))
-        self.code_std.assign(np.maximum(spread.std(axis=0), 1e-6))
-        history = {"loss": []}
-        if validation is not None:
-            history.update(val_loss=[], val_standard_normal=[])
-            val_codes, val_scales = validation
-            # One fixed draw of held-out codes: the epochs' NLLs stay comparable, and N(0, I)'s
-            # NLL of it (the reference) is computed once.
-            val_z = _draw(self.check_codes(val_codes), val_scales, np.random.default_rng(seed))
-            standard_nll = float(-StandardNormal(self.latent_dim)._log_prob(val_z).mean())
-        # verbose: 0 silent, 1 a progress bar, 2 one line per epoch (for logs), as in Keras.
-        progress = tf_keras.utils.Progbar(epochs, verbose=int(verbose == 1),
-                                          stateful_metrics=list(history))
-        for epoch in range(epochs):
-            if epoch == int(0.7 * epochs):
-                optimizer.learning_rate.assign(learning_rate / 3)
-            z = _draw(codes, scales, rng)
-            order = rng.permutation(len(z))
-            losses = [step(tf.constant(z[order[i:i + batch_size]])).numpy()
-                      for i in range(0, len(z), batch_size)]
-            history["loss"].append(float(np.mean(losses)))
-            if not np.isfinite(history["loss"][-1]):
-                raise FloatingPointError(f"the flow's loss became {history['loss'][-1]} in "
-                                         f"epoch {epoch + 1}; fit again with a lower "
-                                         f"learning_rate (was {learning_rate}).")
-            if validation is not None:
-                history["val_loss"].append(float(-self._log_prob(val_z).mean()))
-                history["val_standard_normal"].append(standard_nll)
-            progress.update(epoch + 1, [(k, v[-1]) for k, v in history.items()])
-            if verbose == 2:
-                print(f"flow epoch {epoch + 1}/{epochs}: "
-                      + ", ".join(f"{k} {v[-1]:.4f}" for k, v in history.items()), flush=True)
-        self.history = {k: [round(v, 4) for v in values] for k, values in history.items()}
+        self.history = _fit_epochs(
+            self, lambda z, rng: step(tf.constant(z)).numpy(), codes, scales, seed, validation,
+            epochs, batch_size, verbose, lambda epoch: optimizer.learning_rate.assign(
+                learning_rate / 3 if epoch >= int(0.7 * epochs) else learning_rate))
+
+    def _validation_loss(self, z, standard: bool = False) -> float:
+        """Mean NLL of held-out codes (nats), or N(0, I)'s."""
+        density = StandardNormal(self.latent_dim) if standard else self
+        return float(-density._log_prob(z).mean())
+
+
+@tf_keras.saving.register_keras_serializable(package="models")
+class LatentDiffusion(LatentSampler):
+    """A denoising diffusion model of the codes (Ho et al. 2020), in a VAE's latent space as
+    latent diffusion (Rombach et al. 2022) is: the standardised code is noised over ``steps``
+    steps of a cosine schedule (Nichol and Dhariwal 2021), z_t = sqrt(a_t) z + sqrt(1 - a_t) e,
+    and a residual MLP (``blocks`` blocks of two ``hidden_units``-wide swish layers, the step
+    as sinusoidal features beside every block's input) learns to predict the noise e from
+    (z_t, t). Sampling runs the chain backwards from N(0, I) by ancestral steps;
+    ``temperature`` scales its every draw of noise (1: the model; below 1 colder samples).
+
+    Where a flow must map N(0, I) onto the codes by one invertible function, the chain denoises
+    a little at a time, so it follows the sharp, curved clouds of a VAE whose decoder keeps
+    details (docs/fashion_mnist.md). It has no exact density: ``log_prob`` is refused.
+    """
+
+    kind = "diffusion"
+    description = "denoising diffusion model"
+    settings_names = ("steps", "hidden_units", "blocks")
+    time_features = 64  # sinusoidal features of the step
+
+    @classmethod
+    def parameter_count(cls, latent_dim, steps: int = 200, hidden_units: int = 256,
+                        blocks: int = 3, **settings):
+        width, extra = hidden_units, cls.time_features
+        block = (width + extra + 1) * width + (width + 1) * width
+        return ((latent_dim + extra + 1) * width + blocks * block + (width + 1) * latent_dim
+                + 2 * latent_dim)
+
+    def __init__(self, latent_dim: int, steps: int = 200, hidden_units: int = 256,
+                 blocks: int = 3, temperature: float = 1.0, init_seed: int = 0, **kwargs):
+        super().__init__(latent_dim, steps=steps, hidden_units=hidden_units, blocks=blocks,
+                         **kwargs)
+        self.steps, self.hidden_units, self.blocks = steps, hidden_units, blocks
+        self.temperature = check_positive("temperature", temperature)
+        self.init_seed = init_seed
+        self.network = self._noise_network(init_seed)
+        self.code_mean = tf.Variable(tf.zeros(latent_dim), trainable=False, name="code_mean")
+        self.code_std = tf.Variable(tf.ones(latent_dim), trainable=False, name="code_std")
+        # The cosine schedule: a_t, the share of the signal left after step t (t = 1..steps).
+        ramp = (np.arange(steps + 1) / steps + 0.008) / 1.008
+        signal = np.cos(ramp * np.pi / 2) ** 2
+        betas = np.clip(1 - signal[1:] / signal[:-1], 0, 0.999)
+        self.betas = betas
+        self.signal_left = np.cumprod(1 - betas)  # a_t, for t = 1..steps
+        self.history: dict = {}
+
+    def settings(self):
+        return {"steps": self.steps, "hidden_units": self.hidden_units, "blocks": self.blocks,
+                "temperature": self.temperature, "init_seed": self.init_seed}
+
+    def _noise_network(self, seed: int) -> tf_keras.Model:
+        layer_index = iter(range(10_000))
+
+        def dense(units, **options):
+            return tf_keras.layers.Dense(units, kernel_initializer=tf_keras.initializers.
+                                         GlorotUniform(seed=seed * 1000 + next(layer_index)),
+                                         **options)
+
+        z = tf_keras.Input((self.latent_dim,), name="noised_code")
+        time = tf_keras.Input((self.time_features,), name="step_features")
+        h = dense(self.hidden_units)(tf_keras.layers.Concatenate()([z, time]))
+        for _ in range(self.blocks):
+            u = tf_keras.layers.Concatenate()([tf_keras.activations.swish(h), time])
+            u = dense(self.hidden_units, activation="swish")(u)
+            h = h + dense(self.hidden_units)(u)
+        # The last layer starts at zero: the first prediction of the noise is 0.
+        noise = tf_keras.layers.Dense(self.latent_dim, kernel_initializer="zeros")(
+            tf_keras.activations.swish(h))
+        return tf_keras.Model([z, time], noise, name="noise_network")
+
+    def _step_features(self, t: np.ndarray) -> np.ndarray:
+        """Sinusoidal features of the steps t (integers 0..steps - 1), (N, time_features)."""
+        half = self.time_features // 2
+        frequencies = np.exp(-np.log(10_000.0) * np.arange(half) / half)
+        angles = np.asarray(t, np.float64)[:, None] * frequencies[None, :]
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+
+    @tf.function(reduce_retracing=True)
+    def _predict_noise(self, z, time):
+        return self.network([z, time], training=False)
+
+    def _noised(self, z, rng):
+        """(z_t, t features, noise) for a random step t per standardised code."""
+        t = rng.integers(0, self.steps, size=len(z))
+        noise = rng.standard_normal(z.shape).astype(np.float32)
+        a = self.signal_left[t][:, None]
+        noised = (np.sqrt(a) * z + np.sqrt(1 - a) * noise).astype(np.float32)
+        return noised, self._step_features(t), noise
+
+    def _fit(self, codes, scales, seed, validation=None, epochs: int = 150,
+             batch_size: int = 256, learning_rate: float = 1e-3, verbose: int = 1):
+        """The noise's mean squared error (per dimension, of standardised codes), Adam with the
+        rate decaying along half a cosine to 0; with scales every epoch draws a fresh
+        z ~ q(z|x_i). ``validation``: held-out ``(codes, scales)`` whose loss (at random
+        steps, seeded) is logged beside that of predicting no noise at all
+        ("val_standard_normal": the loss of a model that knows only N(0, I))."""
+        epochs, batch_size, learning_rate = _check_fit_options(epochs, batch_size,
+                                                               learning_rate)
+        optimizer = tf_keras.optimizers.Adam(learning_rate)
+        variables = self.network.trainable_variables
+        optimizer.build(variables)
+
+        @tf.function(reduce_retracing=True)
+        def step(noised, time, noise):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(self.network([noised, time], training=True)
+                                                - noise))
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        def batch_step(z, rng):
+            standardised = (z - self.code_mean.numpy()) / self.code_std.numpy()
+            return step(*map(tf.constant, self._noised(standardised, rng))).numpy()
+
+        self.history = _fit_epochs(
+            self, batch_step, codes, scales, seed, validation, epochs, batch_size, verbose,
+            lambda epoch: optimizer.learning_rate.assign(
+                learning_rate * 0.5 * (1 + np.cos(np.pi * epoch / epochs))))
+
+    def _validation_loss(self, z, standard: bool = False) -> float:
+        standardised = (z - self.code_mean.numpy()) / self.code_std.numpy()
+        noised, time, noise = self._noised(standardised, np.random.default_rng(0))
+        predicted = 0.0 if standard else self._predicted_noise(noised, time)
+        return float(np.mean((predicted - noise) ** 2))
+
+    def _predicted_noise(self, noised, time) -> np.ndarray:
+        return np.concatenate([np.asarray(self._predict_noise(
+            tf.constant(noised[i:i + 10_000]), tf.constant(time[i:i + 10_000])))
+            for i in range(0, len(noised), 10_000)] or [np.zeros_like(noised)])
+
+    def _sample(self, count, rng):
+        z = self.temperature * rng.standard_normal((count, self.latent_dim)).astype(np.float32)
+        for t in reversed(range(self.steps)):
+            noise = self._predicted_noise(
+                z, np.repeat(self._step_features(np.array([t])), count, axis=0))
+            beta, a = self.betas[t], self.signal_left[t]
+            z = (z - beta / np.sqrt(1 - a) * noise) / np.sqrt(1 - beta)
+            if t > 0:  # the posterior variance of the step, beta_t (1 - a_{t-1}) / (1 - a_t)
+                spread = np.sqrt(beta * (1 - self.signal_left[t - 1]) / (1 - a))
+                z = z + self.temperature * spread * rng.standard_normal(z.shape)
+            z = z.astype(np.float32)
+        return z * self.code_std.numpy() + self.code_mean.numpy()
+
+    def _log_prob(self, z):
+        raise NotImplementedError(
+            "the diffusion sampler has no exact log-density (only a bound, over all its "
+            "steps); use the 'flow' or 'gmm' sampler for log p(z).")
 
 
 SAMPLERS = {cls.kind: cls for cls in (StandardNormal, FittedGaussian, GaussianMixture,
-                                      MaskedAutoregressiveFlow)}
+                                      MaskedAutoregressiveFlow, LatentDiffusion)}
 
 
 def make_sampler(kind: str, latent_dim: int, **settings) -> LatentSampler:

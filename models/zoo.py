@@ -54,6 +54,7 @@ class Recipe:
     flow: bool = False  # an ex-post flow prior is fitted to its codes and ships beside it
     flow_hidden_units: int = 256  # the width of that flow's MADE networks
     flow_epochs: int = 20  # and its epochs over the codes (20: about 2 minutes on 60,000)
+    diffusion: bool = False  # a diffusion model of its codes is fitted too (models/samplers.py)
     dataset: str = "mnist"  # the named_data entry it trains on
     held_out: Optional[int] = None  # the class its training data lacks (None: complete)
     binary: Optional[bool] = None  # images binarised at 0.5 or grey (None: as the data set's)
@@ -208,12 +209,13 @@ for _kind, _latent in (("ae", 32), ("vae", 16)):
             held_out=8 if _missing else None, flow_hidden_units=128 if _kind == "ae" else 256,
             flow_epochs=100)
 
+_BERNOULLI_VAE = SHIPPED["vae_fashion_complete"]
+
 # The encoder that experiments/finetune.py turns into a Fashion-MNIST classifier: the VAE's
 # recipe with one extra convolution per resolution (block_convs=1), no flow. The plain network
 # is too small a classifier (86.98 % with all labels); this trunk from scratch reached 92.7 %.
 SHIPPED["vae_fashion_blocks_complete"] = dataclasses.replace(
-    SHIPPED["vae_fashion_complete"], flow=False,
-    config=SHIPPED["vae_fashion_complete"].config.replace(block_convs=1))
+    _BERNOULLI_VAE, flow=False, config=_BERNOULLI_VAE.config.replace(block_convs=1))
 
 
 # The mono GAN (issue 25): the AC-GAN (models/acgan.py), DCGAN-style networks of 64 and 128
@@ -374,10 +376,11 @@ def backup_folder(model_path) -> Path:
     return folder / f"{model_path.stem}.backup"
 
 
-def flow_path(model_path) -> Path:
-    """Where the ex-post flow fitted to a model file's codes lives: beside it."""
+def sampler_path(model_path, kind: str = "flow") -> Path:
+    """Where an ex-post sampler (``kind`` "flow" or "diffusion") fitted to a model file's codes
+    lives: beside it, ``<model>.<kind>.keras``."""
     model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".flow.keras")
+    return model_path.with_name(f"{model_path.stem}.{kind}.keras")
 
 
 def restore_hint(name: str) -> str:
@@ -390,9 +393,10 @@ def load(name: str, channels: Optional[int] = None):
     return load_model(path(name), channels=channels, hint=restore_hint(name))
 
 
-def load_flow(name: str):
-    """The shipped ex-post flow of the model ``name`` (shipped for the complete-data ones)."""
-    return load_sampler(flow_path(path(name)), hint=restore_hint(name))
+def load_flow(name: str, kind: str = "flow"):
+    """The shipped ex-post flow (or ``kind`` "diffusion" sampler) of the model ``name``
+    (shipped for the complete-data ones; see the recipe's ``flow`` and ``diffusion``)."""
+    return load_sampler(sampler_path(path(name), kind), hint=restore_hint(name))
 
 
 def train(name: str, x_train, x_val=None, settings: Optional[dict] = None,
@@ -495,7 +499,12 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
-QUICK_FLOW_EPOCHS = 2  # a --quick run's flow: it only has to exist and load
+QUICK_FLOW_EPOCHS = 2  # a --quick run's flow or diffusion sampler: it only has to exist and load
+
+# The diffusion sampler of a recipe with ``diffusion`` (models/samplers.py, LatentDiffusion):
+# 200 steps, three residual blocks of 256 units, 150 epochs over fresh draws of the codes.
+DIFFUSION_SETTINGS = {"steps": 200, "hidden_units": 256, "blocks": 3}
+DIFFUSION_EPOCHS = 150
 
 
 def flow_settings(recipe_name: Optional[str]):
@@ -506,49 +515,55 @@ def flow_settings(recipe_name: Optional[str]):
 
 
 def fit_flow(model, x_train, x_val=None, seed: int = 0, epochs: Optional[int] = None,
-             verbose: int = 1):
-    """A masked autoregressive flow fitted to ``model``'s codes of mono images x_train (the
-    ex-post prior: for a VAE z ~ q(z|x), redrawn every epoch); held-out codes of x_val are
-    logged beside N(0, I)'s NLL. Its width and (unless ``epochs`` is given) its epochs are the
-    model's recipe's (``flow_hidden_units``, ``flow_epochs``). Fitting metadata goes into
-    ``flow.metadata``."""
+             verbose: int = 1, kind: str = "flow"):
+    """An ex-post sampler fitted to ``model``'s codes of mono images x_train (for a VAE
+    z ~ q(z|x), redrawn every epoch); held-out codes of x_val are logged beside N(0, I)'s loss.
+    ``kind`` "flow": a masked autoregressive flow of the model's recipe's width and (unless
+    ``epochs`` is given) epochs (``flow_hidden_units``, ``flow_epochs``); "diffusion": the
+    diffusion sampler of ``DIFFUSION_SETTINGS``, ``DIFFUSION_EPOCHS``. Fitting metadata goes
+    into ``sampler.metadata``."""
     start = time.time()
-    settings = flow_settings(model.metadata.get("recipe"))
-    epochs = settings.flow_epochs if epochs is None else epochs
-    flow = make_sampler("flow", model.config.latent_dim, init_seed=seed,
-                        hidden_units=settings.flow_hidden_units)
+    if kind == "flow":
+        settings = flow_settings(model.metadata.get("recipe"))
+        default_epochs, sizes = settings.flow_epochs, {"hidden_units": settings.flow_hidden_units}
+    elif kind == "diffusion":
+        default_epochs, sizes = DIFFUSION_EPOCHS, DIFFUSION_SETTINGS
+    else:
+        raise ValueError(f"kind must be 'flow' or 'diffusion', got {kind!r}.")
+    epochs = default_epochs if epochs is None else epochs
+    sampler = make_sampler(kind, model.config.latent_dim, init_seed=seed, **sizes)
     mean, scale = model.mono_code_distribution(x_train)
     validation = None if x_val is None else model.mono_code_distribution(x_val)
-    flow.fit(mean, scale, seed=seed, validation=validation, epochs=epochs, verbose=verbose)
-    flow.metadata.update({
+    sampler.fit(mean, scale, seed=seed, validation=validation, epochs=epochs, verbose=verbose)
+    sampler.metadata.update({
         "codes": "z ~ q(z|x), redrawn every epoch" if scale is not None else "the codes",
-        "train_images": int(len(x_train)), "epochs": epochs, "seed": seed,
-        "layers": flow.layers_count, "hidden_units": flow.hidden_units,
-        "fit_seconds": round(time.time() - start, 1), "history": flow.history,
+        "train_images": int(len(x_train)), "epochs": epochs, "seed": seed, **sampler.settings(),
+        "fit_seconds": round(time.time() - start, 1), "history": sampler.history,
     })
-    return flow
+    return sampler
 
 
-def flow_for_file(model_path):
-    """``(flow, status)`` for the flow file beside a model file: status "loaded" when it was
-    fitted to exactly this file (its recorded SHA-256), else the flow is None and status says
-    why ("missing" or "stale": fitted to other weights, e.g. after retraining). A damaged flow
-    file raises ModelFileError."""
-    path = flow_path(model_path)
+def sampler_for_file(model_path, kind: str = "flow"):
+    """``(sampler, status)`` for the ex-post sampler file of ``kind`` beside a model file:
+    status "loaded" when it was fitted to exactly this file (its recorded SHA-256), else the
+    sampler is None and status says why ("missing" or "stale": fitted to other weights, e.g.
+    after retraining). A damaged file raises ModelFileError."""
+    path = sampler_path(model_path, kind)
     if not path.is_file():
         return None, "missing"
-    flow = load_sampler(path, hint="Delete it to fit the flow again, or restore the shipped "
-                                   "copy with `git checkout -- saved_models/`.")
-    if flow.metadata.get("model_sha256") != file_digest(model_path):
+    sampler = load_sampler(path, hint=f"Delete it to fit the {kind} sampler again, or restore "
+                                      "the shipped copy with `git checkout -- saved_models/`.")
+    if sampler.metadata.get("model_sha256") != file_digest(model_path):
         return None, "stale"
-    return flow, "loaded"
+    return sampler, "loaded"
 
 
-def save_flow(flow, model_path) -> Path:
-    """Save a flow beside the model file it was fitted to, tied to it by SHA-256."""
-    flow.metadata.update(model_file=shown_path(model_path),
-                         model_sha256=file_digest(model_path))
-    return save(flow, flow_path(model_path))
+def save_beside(sampler, model_path) -> Path:
+    """Save an ex-post sampler beside the model file it was fitted to, tied to it by SHA-256
+    (``sampler_path``)."""
+    sampler.metadata.update(model_file=shown_path(model_path),
+                            model_sha256=file_digest(model_path))
+    return save(sampler, sampler_path(model_path, sampler.kind))
 
 
 def run_name(base: str, settings: Optional[dict] = None, seed: int = 0) -> str:

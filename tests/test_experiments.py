@@ -133,23 +133,26 @@ def test_stack_rows(kind, tmp_path):
 @pytest.mark.slow
 def test_ae_generation_offers_every_latent_distribution(tmp_path):
     starts = {"fitted": "Gaussian fitted", "standard": "standard normal",
-              "gmm": "Gaussian mixture", "flow": "masked autoregressive flow"}
+              "gmm": "Gaussian mixture", "flow": "masked autoregressive flow",
+              "diffusion": "denoising diffusion model"}
     assert set(starts) == set(SAMPLERS)  # the choices are the sampler registry
     for latent, start in starts.items():  # one output folder: the quick AE is trained once
         _, metrics = run("ae_gen", tmp_path, "--latent", latent)
         assert metrics["latent_distribution"].startswith(start)
-        assert ("latent_flow" in metrics) == (latent == "flow")
+        for kind in ("flow", "diffusion"):  # the ex-post samplers kept beside the model
+            assert (f"latent_{kind}" in metrics) == (latent == kind)
 
 
 @pytest.mark.slow
-def test_vae_generation_from_the_latent_flow(tmp_path):
-    out, metrics = run("vae_gen", tmp_path, "--latent", "flow")
+@pytest.mark.parametrize("kind", ["flow", "diffusion"])
+def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
+    out, metrics = run("vae_gen", tmp_path, "--latent", kind)
     check_section(metrics, EXPECTED["vae_gen"][0], channels=1)
-    flow = metrics["latent_flow"]
-    assert flow["codes"].startswith("z ~ q(z|x)") and flow["epochs"] == 2
+    sampler = metrics[f"latent_{kind}"]
+    assert sampler["codes"].startswith("z ~ q(z|x)") and sampler["epochs"] == 2
     model_file = Path(metrics["model"]["model_file"])
-    assert Path(flow["flow_file"]) == model_file.with_name(model_file.stem + ".flow.keras")
-    assert flow["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert Path(sampler[f"{kind}_file"]) == model_file.with_name(f"{model_file.stem}.{kind}.keras")
+    assert sampler["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     with pytest.raises(SystemExit):  # the choices are the registered samplers
         run("vae_gen", tmp_path, "--latent", "maf")
 
@@ -161,19 +164,19 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     path = save_model(model, tmp_path / "m.keras")
     info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
-    _, first = runs.get_latent_flow(args, model, info, mnist)
+    _, first = runs.get_latent_sampler(args, model, info, mnist)
     assert "fitting the latent flow" in capsys.readouterr().out
-    _, again = runs.get_latent_flow(args, model, info, mnist)
+    _, again = runs.get_latent_sampler(args, model, info, mnist)
     assert "loaded" in capsys.readouterr().out
     assert again["model_sha256"] == first["model_sha256"]
     save_model(model, path, {"retrained": True})  # another file: the flow is fitted again
-    _, refitted = runs.get_latent_flow(args, model, info, mnist)
+    _, refitted = runs.get_latent_sampler(args, model, info, mnist)
     assert "fitted to other weights" in capsys.readouterr().out
     assert refitted["model_sha256"] != first["model_sha256"]
     flow_path = tmp_path / "m.flow.keras"
     flow_path.write_bytes(flow_path.read_bytes()[:100])
     with pytest.raises(ModelFileError, match="m.flow.keras.*git checkout"):
-        runs.get_latent_flow(args, model, info, mnist)
+        runs.get_latent_sampler(args, model, info, mnist)
 
 
 def test_a_flow_takes_its_width_and_epochs_from_the_model_s_recipe(monkeypatch):
@@ -368,10 +371,16 @@ def test_every_shipped_file_was_trained_by_its_recipe():
         for option in zoo.TRAINING_OPTIONS:
             assert metadata.get(option, 0) == getattr(recipe, option), name
         if recipe.flow:
-            flow = load_sampler(zoo.flow_path(path))
+            flow = load_sampler(zoo.sampler_path(path))
             assert flow.hidden_units == recipe.flow_hidden_units, name
             assert flow.metadata["epochs"] == recipe.flow_epochs, name
             assert flow.metadata["model_sha256"] == zoo.file_digest(path), name
+        if recipe.diffusion:
+            diffusion = load_sampler(zoo.sampler_path(path, "diffusion"))
+            assert {k: diffusion.settings()[k] for k in zoo.DIFFUSION_SETTINGS} == \
+                zoo.DIFFUSION_SETTINGS, name
+            assert diffusion.metadata["epochs"] == zoo.DIFFUSION_EPOCHS, name
+            assert diffusion.metadata["model_sha256"] == zoo.file_digest(path), name
 
 
 @pytest.mark.slow
@@ -655,6 +664,8 @@ def test_training_setups_that_would_fail_later_are_refused_first(tmp_path, capsy
     ("train_all", ["--only", "bogus"], "argument --only: invalid choice"),
     ("train_all", ["--epochs", "20000"], "--epochs 20,000 is above its limit"),
     ("run_all", ["--rows", "bogus"], "argument --rows: invalid choice"),
+    ("vae_gen", ["--latent", "diffusion", "--temperature", "nan"], "must be a finite number > 0"),
+    ("vae_gen", ["--latent", "flow", "--temperature", "0.9"], "--latent flow has none"),
 ])
 def test_every_flag_refusal_is_one_line_and_nothing_is_written(script, flags, message, capsys,
                                                                tmp_path):
