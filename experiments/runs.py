@@ -8,6 +8,7 @@ images into the output folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -154,7 +155,10 @@ def shipped_or_quick(run: Run, name: str):
         save(model, path)
         return model
 
-    return _quick(run, (name, dataset.name, plan.missing), 1, path, train)[0]
+    # Keyed by what the recipe trains, not its name: recipes that differ only in the seed of
+    # their shipped file (a second training) give one quick model, which takes the run's seed.
+    what = (repr(dataclasses.replace(plan, seed=0)), dataset.name)
+    return _quick(run, what, 1, path, train)[0]
 
 
 # A --quick model is a function of its recipe, the run's settings and seed and its data: one
@@ -226,7 +230,7 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
         epochs = zoo.QUICK_FLOW_EPOCHS if run.quick else None  # None: the recipe's
         print(f"fitting the latent {kind} to the codes of {len(x_train)} "
               f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
-        sampler = zoo.fit_flow(model, x_train, x_test, seed=run.seed, epochs=epochs,
+        sampler = zoo.fit_sampler(model, x_train, x_test, seed=run.seed, epochs=epochs,
                                verbose=run.progress_verbosity, kind=kind)
         sampler.metadata["fitted_on"] = mono.data_name(missing)
         zoo.save_beside(sampler, model_path)

@@ -94,7 +94,7 @@ def main(argv=None):
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
         for kind in [kind for kind in ("flow", "diffusion") if getattr(recipe, kind)]:
             start = time.time()
-            sampler = zoo.fit_flow(model, x_train, x_test, seed=seed,
+            sampler = zoo.fit_sampler(model, x_train, x_test, seed=seed,
                                    epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
                                    verbose=run.progress_verbosity, kind=kind)
             sampler.metadata["fitted_on"] = recipe.data

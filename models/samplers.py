@@ -11,11 +11,12 @@ standard  N(0, I): the VAE's prior (nothing to fit)
 fitted    a Gaussian with the codes' mean and full covariance (the AE's default)
 gmm       a Gaussian mixture fitted to the codes (scikit-learn, full covariances)
 flow      a masked autoregressive flow fitted to the codes by maximum likelihood
+diffusion a denoising diffusion model of the codes (no exact log_prob; samples only)
 
-Fitting to a VAE's codes can take ``scales`` (the posterior standard deviations): the flow then
-redraws z ~ q(z|x) every epoch and fits the aggregate posterior, not only its means; the
-Gaussian and the mixture fit one such draw. A colour model draws each channel's latent from
-the sampler independently, like the channels of its N(0, I) prior.
+Fitting to a VAE's codes can take ``scales`` (the posterior standard deviations): the flow and
+the diffusion model then redraw z ~ q(z|x) every epoch and fit the aggregate posterior, not
+only its means; the Gaussian and the mixture fit one such draw. A colour model draws each
+channel's latent from the sampler independently, like the channels of its N(0, I) prior.
 
 Every sampler is a registered ``tf_keras.Model`` whose fitted state lives in variables and
 whose settings and metadata are plain config values, so it is a ``.keras`` file like the models.
@@ -441,9 +442,9 @@ class LatentDiffusion(LatentSampler):
     """A denoising diffusion model of the codes (Ho et al. 2020), in a VAE's latent space as
     latent diffusion (Rombach et al. 2022) is: the standardised code is noised over ``steps``
     steps of a cosine schedule (Nichol and Dhariwal 2021), z_t = sqrt(a_t) z + sqrt(1 - a_t) e,
-    and a residual MLP (``blocks`` blocks of two ``hidden_units``-wide swish layers, the step
-    as sinusoidal features beside every block's input) learns to predict the noise e from
-    (z_t, t). Sampling runs the chain backwards from N(0, I) by ancestral steps;
+    and a residual MLP (``blocks`` blocks of two ``hidden_units``-wide layers, swish before
+    each, the step as sinusoidal features beside every block's input) learns to predict the
+    noise e from (z_t, t). Sampling runs the chain backwards from N(0, I) by ancestral steps;
     ``temperature`` scales its every draw of noise (1: the model; below 1 colder samples).
 
     Where a flow must map N(0, I) onto the codes by one invertible function, the chain denoises

@@ -185,9 +185,9 @@ def test_a_flow_takes_its_width_and_epochs_from_the_model_s_recipe(monkeypatch):
     monkeypatch.setitem(zoo.SHIPPED, "vae_fashion_complete", dataclasses.replace(
         zoo.recipe("vae_fashion_complete"), flow_hidden_units=8, flow_epochs=1))
     x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
-    flow = zoo.fit_flow(model, x, verbose=0)
+    flow = zoo.fit_sampler(model, x, verbose=0)
     assert (flow.hidden_units, flow.metadata["epochs"], len(flow.history["loss"])) == (8, 1, 1)
-    assert zoo.fit_flow(model, x, epochs=2, verbose=0).metadata["epochs"] == 2  # given: kept
+    assert zoo.fit_sampler(model, x, epochs=2, verbose=0).metadata["epochs"] == 2  # given: kept
     # A model of no shipped recipe gets Recipe's defaults.
     assert zoo.flow_settings("no_such_recipe") is zoo.Recipe
     assert (zoo.Recipe.flow_hidden_units, zoo.Recipe.flow_epochs) == (256, 20)
