@@ -160,7 +160,7 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
                             labels=_labels_if_conditional(run, y_train),
                             val_labels=_labels_if_conditional(run, y_test))
     generator, latent_description, sampler_info = generator_for(run, dataset, options, model,
-                                                             info, x_train)
+                                                                info, x_train)
     images, metrics = evaluation.generate_and_judge(generator, options.samples, dataset,
                                                     seed=run.seed)
     prefix = _prefix(dataset)

@@ -231,7 +231,7 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
         print(f"fitting the latent {kind} to the codes of {len(x_train)} "
               f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
         sampler = zoo.fit_sampler(model, x_train, x_test, seed=run.seed, epochs=epochs,
-                               verbose=run.progress_verbosity, kind=kind)
+                                  verbose=run.progress_verbosity, kind=kind)
         sampler.metadata["fitted_on"] = mono.data_name(missing)
         zoo.save_beside(sampler, model_path)
     else:

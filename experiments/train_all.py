@@ -10,7 +10,7 @@ The recipes are ``models.zoo.SHIPPED``; each trains with the run seed of its shi
 all. Those marked for it (the grading rows' complete-data AE and VAE) also get their ex-post
 latent prior fitted again, a flow beside the model file (the generation rows' --latent flow;
 the recipe's ``flow_epochs``: about 2 minutes each, 5 for the Fashion-MNIST ones), and those
-marked ``diffusion`` a diffusion sampler too (--latent diffusion; about 10 minutes). Without
+marked ``diffusion`` a diffusion sampler too (--latent diffusion; about 20 minutes). Without
 --ship nothing in saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
@@ -95,8 +95,8 @@ def main(argv=None):
         for kind in [kind for kind in ("flow", "diffusion") if getattr(recipe, kind)]:
             start = time.time()
             sampler = zoo.fit_sampler(model, x_train, x_test, seed=seed,
-                                   epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
-                                   verbose=run.progress_verbosity, kind=kind)
+                                      epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
+                                      verbose=run.progress_verbosity, kind=kind)
             sampler.metadata["fitted_on"] = recipe.data
             sampler_path = zoo.save_beside(sampler, path)
             print(f"{sampler_path}: {time.time() - start:.0f} s", flush=True)
