@@ -257,7 +257,7 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    if getattr(args, "temperature", 1.0) != 1.0 and args.latent != "diffusion":
+    if getattr(args, "temperature", None) is not None and args.latent != "diffusion":
         parser.error(f"--temperature is the diffusion sampler's; --latent {args.latent} has "
                      "none: add --latent diffusion, or leave --temperature out")
     own = {name: value for name, value in vars(args).items() if name not in shared}
@@ -334,7 +334,7 @@ def _make_run(parser, args, row: str, default_family: str, argv, trains: bool) -
     if out is None:
         latent = getattr(args, "latent", None)
         latent = latent if latent != parser.get_default("latent") else None
-        if getattr(args, "temperature", 1.0) != 1.0:  # colder samples: not the row's own folder
+        if getattr(args, "temperature", None) is not None:  # not the row's own folder
             latent = f"{latent}-temperature_{args.temperature:g}"
         out = (model_flags.get("run_dir") or REPO_ROOT / "results") / output_name(
             row, family, default_family, dataset, parser.get_default("dataset"), latent)

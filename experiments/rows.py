@@ -119,10 +119,10 @@ def add_gen_flags(parser, default_samples: int, family: str) -> None:
              + ". standard is the family's own prior (N(0, I); a learned prior, a class "
                "prior); flow and diffusion are fitted once (minutes) and kept beside the model "
                "file")
-    parser.add_argument("--temperature", type=cli.positive_number, default=1.0,
+    parser.add_argument("--temperature", type=cli.positive_number, default=None,
                         help="with --latent diffusion: the scale of every noise draw of its "
-                             "chain (default 1, the model; below 1 colder, surer samples of "
-                             "less variety)")
+                             "chain (default: the sampler file's, 1 for the shipped ones, the "
+                             "model itself; below 1 colder, surer samples of less variety)")
 
 
 def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
@@ -138,11 +138,13 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
         description = model.prior_description
     elif options.latent in ("flow", "diffusion"):
         sampler, sampler_info = get_latent_sampler(run, model, info, dataset, options.latent)
-        if options.latent == "diffusion":
+        if options.temperature is not None:  # only with --latent diffusion (cli.parse_args)
             sampler.temperature = options.temperature
         description = sampler.description + (
             " fitted to q(z|x) of the training images" if model.prior is not None
-            else " fitted to the training codes")
+            else " fitted to the training codes") + (
+            f", temperature {sampler.temperature:g}"
+            if getattr(sampler, "temperature", 1.0) != 1.0 else "")
     else:
         codes = model.encode(x_train[:10_000]).reshape(-1, d)
         sampler = make_sampler(options.latent, d).fit(codes, seed=run.seed)
@@ -173,8 +175,7 @@ def gen(run: Run, dataset: Dataset, options) -> dict:
                          title=f"{run.family.upper()}: classes of confidently judged samples")
     return {
         "model": info,
-        "latent_distribution": latent_description
-        + (f", temperature {options.temperature:g}" if options.temperature != 1.0 else ""),
+        "latent_distribution": latent_description,
         **({f"latent_{options.latent}": sampler_info} if sampler_info else {}),
         "judged_image": options.judge,
         **metrics,

@@ -478,9 +478,8 @@ class LatentDiffusion(LatentSampler):
         # The cosine schedule: a_t, the share of the signal left after step t (t = 1..steps).
         ramp = (np.arange(steps + 1) / steps + 0.008) / 1.008
         signal = np.cos(ramp * np.pi / 2) ** 2
-        betas = np.clip(1 - signal[1:] / signal[:-1], 0, 0.999)
-        self.betas = betas
-        self.signal_left = np.cumprod(1 - betas)  # a_t, for t = 1..steps
+        self.betas = np.clip(1 - signal[1:] / signal[:-1], 0, 0.999)
+        self.signal_left = np.cumprod(1 - self.betas)  # a_t, for t = 1..steps
         self.history: dict = {}
 
     def settings(self):

@@ -153,6 +153,11 @@ def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
     model_file = Path(metrics["model"]["model_file"])
     assert Path(sampler[f"{kind}_file"]) == model_file.with_name(f"{model_file.stem}.{kind}.keras")
     assert sampler["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    if kind == "diffusion":  # colder samples from the same file, said in the metrics
+        _, cold = run("vae_gen", tmp_path, "--latent", kind, "--temperature", "0.5")
+        assert cold["latent_distribution"].endswith("temperature 0.5")
+        assert cold["latent_diffusion"]["model_sha256"] == sampler["model_sha256"]  # reused
+        assert not metrics["latent_distribution"].endswith("temperature 1")
     with pytest.raises(SystemExit):  # the choices are the registered samplers
         run("vae_gen", tmp_path, "--latent", "maf")
 
