@@ -16,8 +16,8 @@ def rows_for(dataset) -> list:
     sampler's row where the VAE ships without one (its fit takes minutes, not seconds)."""
     from models import zoo
 
-    recipe = zoo.recipe(zoo.shipped_name("vae", False, dataset.model_tag))
-    return [row for row in ALL_ROWS if recipe.diffusion or not row.endswith("diffusion")]
+    samplers = zoo.recipe(zoo.shipped_name("vae", False, dataset.model_tag)).ex_post_samplers
+    return [row for row in ALL_ROWS if "diffusion" in samplers or not row.endswith("diffusion")]
 
 
 def script_of(row: str):

@@ -227,7 +227,7 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
         mono = dataset.mono()
         missing = str(info.get("trained_on", "")).endswith("MISSING")
         x_train, _, x_test, _ = load_data(run, mono, missing)
-        epochs = zoo.QUICK_FLOW_EPOCHS if run.quick else None  # None: the recipe's
+        epochs = zoo.QUICK_SAMPLER_EPOCHS if run.quick else None  # None: the recipe's
         print(f"fitting the latent {kind} to the codes of {len(x_train)} "
               f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
         sampler = zoo.fit_sampler(model, x_train, x_test, seed=run.seed, epochs=epochs,

@@ -92,10 +92,10 @@ def main(argv=None):
         shutil.rmtree(backup, ignore_errors=True)
         print(f"{path}: {model.metadata['train_seconds']:.0f} s, final "
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
-        for kind in [kind for kind in ("flow", "diffusion") if getattr(recipe, kind)]:
+        for kind in recipe.ex_post_samplers:
             start = time.time()
             sampler = zoo.fit_sampler(model, x_train, x_test, seed=seed,
-                                      epochs=zoo.QUICK_FLOW_EPOCHS if args.quick else None,
+                                      epochs=zoo.QUICK_SAMPLER_EPOCHS if args.quick else None,
                                       verbose=run.progress_verbosity, kind=kind)
             sampler.metadata["fitted_on"] = recipe.data
             sampler_path = zoo.save_beside(sampler, path)

@@ -217,6 +217,12 @@ def _check_fit_options(epochs, batch_size, learning_rate) -> tuple:
             check_positive("learning_rate", learning_rate))
 
 
+def _seeded_glorot(seed: int, index: int):
+    """The initial kernel of a sampler's ``index``-th layer: seeded per layer, so the global
+    random state is left alone and a sampler's ``init_seed`` fixes its starting weights."""
+    return tf_keras.initializers.GlorotUniform(seed=seed * 1000 + index)
+
+
 def _gaussian_log_prob(z, mean, covariance) -> np.ndarray:
     """log N(z; mean, covariance) per row, via the Cholesky factor."""
     cholesky = np.linalg.cholesky(covariance)
@@ -371,7 +377,7 @@ class MaskedAutoregressiveFlow(LatentSampler):
         self.networks = [
             tfb.AutoregressiveNetwork(
                 params=2, hidden_units=[hidden_units] * 2, activation="relu",
-                kernel_initializer=tf_keras.initializers.GlorotUniform(seed=init_seed * 1000 + i))
+                kernel_initializer=_seeded_glorot(init_seed, i))
             for i in range(layers)
         ]
         # The codes' mean and standard deviation, set by fit(): the networks then see
@@ -490,9 +496,8 @@ class LatentDiffusion(LatentSampler):
         layer_index = iter(range(10_000))
 
         def dense(units, **options):
-            return tf_keras.layers.Dense(units, kernel_initializer=tf_keras.initializers.
-                                         GlorotUniform(seed=seed * 1000 + next(layer_index)),
-                                         **options)
+            return tf_keras.layers.Dense(
+                units, kernel_initializer=_seeded_glorot(seed, next(layer_index)), **options)
 
         z = tf_keras.Input((self.latent_dim,), name="noised_code")
         time = tf_keras.Input((self.time_features,), name="step_features")
@@ -547,17 +552,18 @@ class LatentDiffusion(LatentSampler):
             return loss
 
         def batch_step(z, rng):
-            standardised = (z - self.code_mean.numpy()) / self.code_std.numpy()
-            return step(*map(tf.constant, self._noised(standardised, rng))).numpy()
+            return step(*map(tf.constant, self._noised(self._standardised(z), rng))).numpy()
 
         self.history = _fit_epochs(
             self, batch_step, codes, scales, seed, validation, epochs, batch_size, verbose,
             lambda epoch: optimizer.learning_rate.assign(
                 learning_rate * 0.5 * (1 + np.cos(np.pi * epoch / epochs))))
 
+    def _standardised(self, z):
+        return (z - self.code_mean.numpy()) / self.code_std.numpy()
+
     def _validation_loss(self, z, standard: bool = False) -> float:
-        standardised = (z - self.code_mean.numpy()) / self.code_std.numpy()
-        noised, time, noise = self._noised(standardised, np.random.default_rng(0))
+        noised, time, noise = self._noised(self._standardised(z), np.random.default_rng(0))
         predicted = 0.0 if standard else self._predicted_noise(noised, time)
         return float(np.mean((predicted - noise) ** 2))
 

@@ -70,6 +70,12 @@ class Recipe:
         """Whether its training data lacks a class (``held_out``)."""
         return self.held_out is not None
 
+    @property
+    def ex_post_samplers(self) -> tuple:
+        """The kinds of ex-post sampler fitted after training and shipped beside the model
+        ("flow", "diffusion"), from ``flow`` and ``diffusion``."""
+        return tuple(kind for kind in ("flow", "diffusion") if getattr(self, kind))
+
     def training_options(self) -> dict:
         """The training options set away from their defaults (``shift_pixels``,
         ``average_weights``): recorded in the model's metadata and its checkpoints' identity."""
@@ -508,7 +514,7 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
-QUICK_FLOW_EPOCHS = 2  # a --quick run's flow or diffusion sampler: it only has to exist and load
+QUICK_SAMPLER_EPOCHS = 2  # a --quick run's flow or diffusion sampler: it only has to exist and load
 
 # The diffusion sampler of a recipe with ``diffusion`` (models/samplers.py, LatentDiffusion):
 # 200 steps, three residual blocks of 512 units (1.7 M parameters, 7 MB), 150 epochs over fresh
