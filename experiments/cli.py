@@ -24,7 +24,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import named_data
 from atomic_io import process_alive
-from models import HEADS, ModelFileError, zoo
+from models import HEADS, SAMPLERS, ModelFileError, zoo
 from models.training import DISTRIBUTE, check_tf_config
 from named_data import Dataset
 from stacked_mnist import DataNotFoundError
@@ -257,9 +257,11 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    if getattr(args, "temperature", None) is not None and args.latent != "diffusion":
-        parser.error(f"--temperature is the diffusion sampler's; --latent {args.latent} has "
-                     "none: add --latent diffusion, or leave --temperature out")
+    if getattr(args, "temperature", None) is not None and not SAMPLERS[args.latent].tempered:
+        tempered = " or ".join(kind for kind, cls in SAMPLERS.items() if cls.tempered)
+        parser.error(f"--temperature scales the noise of a {tempered} sampler; --latent "
+                     f"{args.latent} has none: add --latent {tempered.split()[0]}, or leave "
+                     "--temperature out")
     own = {name: value for name, value in vars(args).items() if name not in shared}
     check_count_limits(parser, {**own, "epochs": getattr(args, "epochs", None)})
     if args.quick:  # keep --quick at seconds whatever the defaults

@@ -3,6 +3,7 @@ files. Every function takes the values it writes and the path; none reads flags.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -100,8 +101,8 @@ def save_image_grid(images, path, title: str = "", columns: int = 10,
     for i, caption in enumerate(captions or []):
         ax.text((i % columns + 0.5) * width, (i // columns) * height + label_room, caption,
                 ha="center", va="bottom", fontsize=7)
-    if title:
-        ax.set_title(title)
+    if title:  # wrapped to the grid's width (about 8 characters a column)
+        ax.set_title(textwrap.fill(title, width=max(8 * columns, 30)))
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

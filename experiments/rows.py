@@ -117,18 +117,20 @@ def add_gen_flags(parser, default_samples: int, family: str) -> None:
         help=f"latent sampler of the generated codes (default {default}): "
              + "; ".join(f"{name} = {cls.description or name}" for name, cls in SAMPLERS.items())
              + ". standard is the family's own prior (N(0, I); a learned prior, a class "
-               "prior); flow and diffusion are fitted once (minutes) and kept beside the model "
-               "file")
+               "prior); flow, diffusion and gmm are fitted once (seconds to minutes) and "
+               "kept beside the model file")
     parser.add_argument("--temperature", type=cli.positive_number, default=None,
-                        help="with --latent diffusion: the scale of every noise draw of its "
-                             "chain (default: the sampler file's, 1 for the shipped ones, the "
+                        help="with --latent diffusion or gmm: the scale of the sampler's noise "
+                             "(every draw of the diffusion chain, each mixture component's "
+                             "spread; default: the sampler file's, 1 for the shipped ones, the "
                              "model itself; below 1 colder, surer samples of less variety)")
 
 
 def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
     """``(generator, description, sampler info or None)``: the model's decoder fed by the
-    --latent sampler. The fitted Gaussian and mixture see every channel's code of (up to)
-    10,000 training images: plenty for a d x d covariance, and seconds to fit."""
+    --latent sampler. The fitted Gaussian sees every channel's code of (up to) 10,000
+    training images: plenty for a d x d covariance, and seconds to fit; the others are fitted
+    once and kept beside the model file (``get_latent_sampler``)."""
     d = model.config.latent_dim
     if options.latent != "standard" and not hasattr(model, "encode"):
         raise ValueError(f"--latent {options.latent} fits a sampler to the codes of an "
@@ -136,9 +138,9 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
     if options.latent == "standard":
         sampler, sampler_info = None, None  # the family's own prior
         description = model.prior_description
-    elif options.latent in ("flow", "diffusion"):
+    elif options.latent in ("flow", "diffusion", "gmm"):
         sampler, sampler_info = get_latent_sampler(run, model, info, dataset, options.latent)
-        if options.temperature is not None:  # only with --latent diffusion (cli.parse_args)
+        if options.temperature is not None:  # only for a tempered sampler (cli.parse_args)
             sampler.temperature = options.temperature
         description = sampler.description + (
             " fitted to q(z|x) of the training images" if model.prior is not None

@@ -35,7 +35,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=cli.seed_value, default=0, help="run seed for every row")
     parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=None,
                         help="rows to run (default: all; the last ones are the generation rows "
-                             "with the latent flow sampler, and with the diffusion sampler "
+                             "with the latent flow sampler, and with the Gaussian mixture "
                              "where the data set's VAE ships one)")
     cli.add_data_flags(parser, cli.datasets_with_models(("ae", "vae")))
     cli.add_debug_flag(parser)

@@ -210,8 +210,8 @@ def _copy_model_file(source: Path, target: Path) -> None:
 
 
 def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str = "flow"):
-    """The ex-post sampler of ``kind`` ("flow" or "diffusion") fitted to ``model``'s codes of
-    its mono training images; ``(sampler, info)``.
+    """The ex-post sampler of ``kind`` ("flow", "diffusion" or "gmm") fitted to ``model``'s
+    codes of its mono training images; ``(sampler, info)``.
 
     It lives beside the model file (``<model>.<kind>.keras``) and records that file's SHA-256:
     a sampler fitted to other weights (after --retrain) is fitted again, never silently reused.
@@ -227,13 +227,11 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
         mono = dataset.mono()
         missing = str(info.get("trained_on", "")).endswith("MISSING")
         x_train, _, x_test, _ = load_data(run, mono, missing)
-        epochs = zoo.QUICK_SAMPLER_EPOCHS if run.quick else None  # None: the recipe's
         print(f"fitting the latent {kind} to the codes of {len(x_train)} "
               f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
-        sampler = zoo.fit_sampler(model, x_train, x_test, seed=run.seed, epochs=epochs,
-                                  verbose=run.progress_verbosity, kind=kind)
-        sampler.metadata["fitted_on"] = mono.data_name(missing)
-        zoo.save_beside(sampler, model_path)
+        sampler, _ = zoo.fit_beside(model, model_path, x_train, x_test, mono.data_name(missing),
+                                    kind, seed=run.seed, verbose=run.progress_verbosity,
+                                    quick=run.quick)
     else:
         print(f"loaded {zoo.shown_path(path)}")
     return sampler, {**sampler.metadata, f"{kind}_file": zoo.shown_path(path)}

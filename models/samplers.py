@@ -49,6 +49,7 @@ class LatentSampler(tf_keras.Model):
     kind = ""
     description = ""  # in words, for figure titles and metrics ("the --latent choices")
     needs_fitting = True
+    tempered = False  # whether a ``temperature`` setting scales its sampling noise
 
     def __init__(self, latent_dim: int, metadata: Optional[dict] = None, **kwargs):
         kwargs.setdefault("name", f"{self.kind}_sampler")
@@ -223,9 +224,11 @@ def _seeded_glorot(seed: int, index: int):
     return tf_keras.initializers.GlorotUniform(seed=seed * 1000 + index)
 
 
-def _gaussian_log_prob(z, mean, covariance) -> np.ndarray:
-    """log N(z; mean, covariance) per row, via the Cholesky factor."""
-    cholesky = np.linalg.cholesky(covariance)
+def _gaussian_log_prob(z, mean, covariance=None, cholesky=None) -> np.ndarray:
+    """log N(z; mean, covariance) per row, via the covariance's Cholesky factor (given, or
+    computed)."""
+    if cholesky is None:
+        cholesky = np.linalg.cholesky(covariance)
     solved = np.linalg.solve(cholesky, (np.asarray(z, np.float64) - mean).T)
     return (-0.5 * np.sum(solved ** 2, axis=0) - np.sum(np.log(np.diag(cholesky)))
             - 0.5 * len(mean) * np.log(2 * np.pi))
@@ -292,58 +295,91 @@ class FittedGaussian(LatentSampler):
 
 @tf_keras.saving.register_keras_serializable(package="models")
 class GaussianMixture(LatentSampler):
-    """A mixture of ``components`` full-covariance Gaussians (scikit-learn's EM)."""
+    """A mixture of ``components`` full-covariance Gaussians (scikit-learn's EM).
+
+    Kept as float32 weights, means and each covariance's Cholesky factor (its lower triangle
+    packed, half a covariance's numbers); ``temperature`` scales every component's spread when
+    sampling (1: the mixture; below 1 colder samples, nearer the means)."""
 
     kind = "gmm"
-    description = "Gaussian mixture (10 components) fitted to the training codes"
+    description = "Gaussian mixture (full covariances)"
+    tempered = True
     settings_names = ("components",)
 
     @classmethod
     def parameter_count(cls, latent_dim, components: int = 10, **settings):
-        return components * (latent_dim * (latent_dim + 1) + 1)
+        return components * (latent_dim * (latent_dim + 3) // 2 + 1)
 
     @classmethod
     def min_codes(cls, latent_dim, components: int = 10, **settings):
         """d + 1 codes per component (a full covariance each)."""
         return components * (latent_dim + 1)
 
-    def __init__(self, latent_dim: int, components: int = 10, **kwargs):
+    def __init__(self, latent_dim: int, components: int = 10, temperature: float = 1.0,
+                 **kwargs):
         super().__init__(latent_dim, components=components, **kwargs)
         self.components = components
-        self.mixture_weights = tf.Variable(
-            tf.fill([components], tf.constant(1.0 / components, tf.float64)), trainable=False,
-            name="mixture_weights")
-        self.means = tf.Variable(tf.zeros((components, latent_dim), tf.float64),
-                                 trainable=False, name="means")
-        self.covariances = tf.Variable(
-            tf.eye(latent_dim, batch_shape=[components], dtype=tf.float64), trainable=False,
-            name="covariances")
+        self.temperature = check_positive("temperature", temperature)
+        self.mixture_weights = tf.Variable(tf.fill([components], 1.0 / components),
+                                           trainable=False, name="mixture_weights")
+        self.means = tf.Variable(tf.zeros((components, latent_dim)), trainable=False,
+                                 name="means")
+        self._lower = np.tril_indices(latent_dim)
+        self.packed_cholesky = tf.Variable(
+            self._packed(np.tile(np.eye(latent_dim), (components, 1, 1))), trainable=False,
+            name="packed_cholesky")
+        self.history: dict = {}
 
     def settings(self):
-        return {"components": self.components}
+        return {"components": self.components, "temperature": self.temperature}
 
-    def _fit(self, codes, scales, seed, **options):
+    def _fit(self, codes, scales, seed, validation=None, verbose: int = 0, **options):
+        """One z ~ q(z|x_i) per code (with scales), EM by scikit-learn with ``options``
+        (``max_iter``, ``reg_covar``, ...); ``verbose`` 1 or 2: a line every 10 iterations.
+        ``history``: EM's iterations, whether it converged, and the mean NLL of the codes
+        (and of held-out ``(codes, scales)``, one draw)."""
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture as SklearnMixture
 
         z = _draw(codes, scales, np.random.default_rng(seed))
-        mixture = SklearnMixture(self.components, covariance_type="full", random_state=seed,
-                                 **options).fit(z)
-        self.mixture_weights.assign(mixture.weights_)
-        self.means.assign(mixture.means_)
-        self.covariances.assign(mixture.covariances_)
+        with warnings.catch_warnings():  # said in the history instead
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mixture = SklearnMixture(self.components, covariance_type="full",
+                                     random_state=seed, verbose=min(int(verbose), 1),
+                                     verbose_interval=10, **options).fit(z)
+        self.mixture_weights.assign(mixture.weights_.astype(np.float32))
+        self.means.assign(mixture.means_.astype(np.float32))
+        self.packed_cholesky.assign(self._packed(np.linalg.cholesky(mixture.covariances_)))
+        history = {"iterations": int(mixture.n_iter_), "converged": bool(mixture.converged_),
+                   "nll": round(float(-self._log_prob(z).mean()), 4)}
+        if validation is not None:
+            val_z = _draw(self.check_codes(validation[0]), validation[1],
+                          np.random.default_rng(seed))
+            history["val_nll"] = round(float(-self._log_prob(val_z).mean()), 4)
+        self.history = history
+
+    def _cholesky(self) -> np.ndarray:
+        """(components, d, d) lower-triangular factors of the covariances, float64."""
+        factors = np.zeros((self.components, self.latent_dim, self.latent_dim))
+        factors[:, self._lower[0], self._lower[1]] = self.packed_cholesky.numpy()
+        return factors
+
+    def _packed(self, factors) -> np.ndarray:
+        return np.asarray(factors)[:, self._lower[0], self._lower[1]].astype(np.float32)
 
     def _sample(self, count, rng):
         weights = self.mixture_weights.numpy().astype(np.float64)
         which = rng.choice(self.components, size=count, p=weights / weights.sum())
-        cholesky = np.linalg.cholesky(self.covariances.numpy())
-        noise = rng.standard_normal((count, self.latent_dim))
-        return self.means.numpy()[which] + np.einsum("nij,nj->ni", cholesky[which], noise)
+        noise = self.temperature * rng.standard_normal((count, self.latent_dim))
+        return (self.means.numpy().astype(np.float64)[which]
+                + np.einsum("nij,nj->ni", self._cholesky()[which], noise))
 
     def _log_prob(self, z):
         from scipy.special import logsumexp
 
-        per_component = [np.log(w) + _gaussian_log_prob(z, m, c) for w, m, c in zip(
-            self.mixture_weights.numpy(), self.means.numpy(), self.covariances.numpy())]
+        per_component = [np.log(w) + _gaussian_log_prob(z, m, cholesky=c) for w, m, c in zip(
+            self.mixture_weights.numpy().astype(np.float64),
+            self.means.numpy().astype(np.float64), self._cholesky())]
         return logsumexp(np.stack(per_component, axis=1), axis=1)
 
 
@@ -460,6 +496,7 @@ class LatentDiffusion(LatentSampler):
 
     kind = "diffusion"
     description = "denoising diffusion model"
+    tempered = True
     settings_names = ("steps", "hidden_units", "blocks")
     time_features = 64  # sinusoidal features of the step
 

@@ -54,7 +54,8 @@ class Recipe:
     flow: bool = False  # an ex-post flow prior is fitted to its codes and ships beside it
     flow_hidden_units: int = 256  # the width of that flow's MADE networks
     flow_epochs: int = 20  # and its epochs over the codes (20: about 2 minutes on 60,000)
-    diffusion: bool = False  # a diffusion model of its codes is fitted too (models/samplers.py)
+    gmm: bool = False  # a Gaussian mixture is fitted to its codes too and ships beside it
+    gmm_components: int = 10  # that mixture's components (a full covariance each)
     dataset: str = "mnist"  # the named_data entry it trains on
     held_out: Optional[int] = None  # the class its training data lacks (None: complete)
     binary: Optional[bool] = None  # images binarised at 0.5 or grey (None: as the data set's)
@@ -73,8 +74,8 @@ class Recipe:
     @property
     def ex_post_samplers(self) -> tuple:
         """The kinds of ex-post sampler fitted after training and shipped beside the model
-        ("flow", "diffusion"), from ``flow`` and ``diffusion``."""
-        return tuple(kind for kind in ("flow", "diffusion") if getattr(self, kind))
+        ("flow", "gmm"), from ``flow`` and ``gmm``."""
+        return tuple(kind for kind in ("flow", "gmm") if getattr(self, kind))
 
     def training_options(self) -> dict:
         """The training options set away from their defaults (``shift_pixels``,
@@ -224,7 +225,7 @@ for _kind, _latent in (("ae", 32), ("vae", 16)):
 # flow of 128-unit networks (the weights budget: the diffusion model is 7 MB).
 _BERNOULLI_VAE = SHIPPED["vae_fashion_complete"]
 SHIPPED["vae_fashion_complete"] = dataclasses.replace(
-    _BERNOULLI_VAE, diffusion=True, flow_hidden_units=128,
+    _BERNOULLI_VAE, gmm=True, gmm_components=100, flow_hidden_units=128,
     config=_BERNOULLI_VAE.config.replace(head="normal", normal_scale=0.1, latent_dim=32))
 
 # The encoder that experiments/finetune.py turns into a Fashion-MNIST classifier: the VAE's
@@ -393,8 +394,8 @@ def backup_folder(model_path) -> Path:
 
 
 def sampler_path(model_path, kind: str = "flow") -> Path:
-    """Where an ex-post sampler (``kind`` "flow" or "diffusion") fitted to a model file's codes
-    lives: beside it, ``<model>.<kind>.keras``."""
+    """Where an ex-post sampler (``kind`` "flow", "diffusion" or "gmm") fitted to a model
+    file's codes lives: beside it, ``<model>.<kind>.keras``."""
     model_path = Path(model_path)
     return model_path.with_name(f"{model_path.stem}.{kind}.keras")
 
@@ -514,50 +515,75 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
-QUICK_SAMPLER_EPOCHS = 2  # a --quick run's flow or diffusion sampler: it only has to exist and load
+QUICK_SAMPLER_EPOCHS = 2  # a --quick run's ex-post sampler: it only has to exist and load
+QUICK_GMM_COMPONENTS = 2  # (a quick model's 512 codes determine no more in 32 dimensions)
 
-# The diffusion sampler of a recipe with ``diffusion`` (models/samplers.py, LatentDiffusion):
-# 200 steps, three residual blocks of 512 units (1.7 M parameters, 7 MB), 150 epochs over fresh
-# draws of the codes (about 20 minutes for 60,000). On the Fashion VAE's codes 256 units gave
-# samples 77.8 % confident, 512 79.9 % (its bound, decoded training codes: 82.9 %).
+# The diffusion sampler (models/samplers.py, LatentDiffusion; --latent diffusion): 200 steps,
+# three residual blocks of 512 units (1.7 M parameters, 7 MB), 150 epochs over fresh draws of
+# the codes (about 20 minutes for 60,000). On the Fashion VAE's codes 256 units gave samples
+# 77.8 % confident, 512 79.9 % (its bound, decoded training codes: 82.9 %).
 DIFFUSION_SETTINGS = {"steps": 200, "hidden_units": 512, "blocks": 3}
 DIFFUSION_EPOCHS = 150
+# The mixture's EM: at most 200 iterations (its epochs), a ridge of 1e-4 on every covariance
+# (the codes are of order 1); one draw z ~ q(z|x) of every training image.
+GMM_ITERATIONS = 200
+GMM_RIDGE = 1e-4
 
 
-def flow_settings(recipe_name: Optional[str]):
-    """What sets the flow of a model trained by ``recipe_name``: that recipe, or for a model
-    of no shipped recipe the ``Recipe`` class, whose ``flow_hidden_units`` and ``flow_epochs``
-    are the defaults."""
+def sampler_settings(recipe_name: Optional[str]):
+    """What sets the ex-post samplers of a model trained by ``recipe_name``: that recipe, or
+    for a model of no shipped recipe the ``Recipe`` class, whose ``flow_hidden_units``,
+    ``flow_epochs`` and ``gmm_components`` are the defaults."""
     return SHIPPED.get(recipe_name, Recipe)
 
 
 def fit_sampler(model, x_train, x_val=None, seed: int = 0, epochs: Optional[int] = None,
-                verbose: int = 1, kind: str = "flow"):
+                verbose: int = 1, kind: str = "flow", quick: bool = False):
     """An ex-post sampler fitted to ``model``'s codes of mono images x_train (for a VAE
-    z ~ q(z|x), redrawn every epoch); held-out codes of x_val are logged beside N(0, I)'s loss.
+    z ~ q(z|x): the flow and the diffusion model redraw it every epoch, the mixture fits one
+    draw); held-out codes of x_val are logged beside the fit.
     ``kind`` "flow": a masked autoregressive flow of the model's recipe's width and (unless
     ``epochs`` is given) epochs (``flow_hidden_units``, ``flow_epochs``); "diffusion": the
-    diffusion sampler of ``DIFFUSION_SETTINGS``, ``DIFFUSION_EPOCHS``. Fitting metadata goes
-    into ``sampler.metadata``."""
+    diffusion sampler of ``DIFFUSION_SETTINGS``, ``DIFFUSION_EPOCHS``; "gmm": a Gaussian
+    mixture of the recipe's ``gmm_components``, EM for up to ``GMM_ITERATIONS`` (its epochs).
+    ``quick``: ``QUICK_SAMPLER_EPOCHS`` and a mixture of ``QUICK_GMM_COMPONENTS``, for --quick
+    runs. Fitting metadata goes into ``sampler.metadata``."""
     start = time.time()
+    settings = sampler_settings(model.metadata.get("recipe"))
     if kind == "flow":
-        settings = flow_settings(model.metadata.get("recipe"))
-        default_epochs, sizes = settings.flow_epochs, {"hidden_units": settings.flow_hidden_units}
+        sizes, default_epochs = ({"hidden_units": settings.flow_hidden_units, "init_seed": seed},
+                                 settings.flow_epochs)
     elif kind == "diffusion":
-        default_epochs, sizes = DIFFUSION_EPOCHS, DIFFUSION_SETTINGS
+        sizes, default_epochs = {**DIFFUSION_SETTINGS, "init_seed": seed}, DIFFUSION_EPOCHS
+    elif kind == "gmm":
+        sizes = {"components": QUICK_GMM_COMPONENTS if quick else settings.gmm_components}
+        default_epochs = GMM_ITERATIONS
     else:
-        raise ValueError(f"kind must be 'flow' or 'diffusion', got {kind!r}.")
-    epochs = default_epochs if epochs is None else epochs
-    sampler = make_sampler(kind, model.config.latent_dim, init_seed=seed, **sizes)
+        raise ValueError(f"kind must be 'flow', 'diffusion' or 'gmm', got {kind!r}.")
+    epochs = QUICK_SAMPLER_EPOCHS if quick else default_epochs if epochs is None else epochs
+    sampler = make_sampler(kind, model.config.latent_dim, **sizes)
+    options = ({"max_iter": epochs, "reg_covar": GMM_RIDGE} if kind == "gmm"
+               else {"epochs": epochs})
     mean, scale = model.mono_code_distribution(x_train)
     validation = None if x_val is None else model.mono_code_distribution(x_val)
-    sampler.fit(mean, scale, seed=seed, validation=validation, epochs=epochs, verbose=verbose)
+    sampler.fit(mean, scale, seed=seed, validation=validation, verbose=verbose, **options)
+    redrawn = "redrawn every epoch" if kind != "gmm" else "one draw"
     sampler.metadata.update({
-        "codes": "z ~ q(z|x), redrawn every epoch" if scale is not None else "the codes",
+        "codes": f"z ~ q(z|x), {redrawn}" if scale is not None else "the codes",
         "train_images": int(len(x_train)), "epochs": epochs, "seed": seed, **sampler.settings(),
         "fit_seconds": round(time.time() - start, 1), "history": sampler.history,
     })
     return sampler
+
+
+def fit_beside(model, model_path, x_train, x_val, fitted_on: str, kind: str = "flow",
+               seed: int = 0, verbose: int = 1, quick: bool = False):
+    """``(sampler, path)``: ``fit_sampler``'s sampler, the name of the data it was fitted on
+    recorded (``fitted_on``), saved beside the model file (``save_beside``)."""
+    sampler = fit_sampler(model, x_train, x_val, seed=seed, verbose=verbose, kind=kind,
+                          quick=quick)
+    sampler.metadata["fitted_on"] = fitted_on
+    return sampler, save_beside(sampler, model_path)
 
 
 def sampler_for_file(model_path, kind: str = "flow"):

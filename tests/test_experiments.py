@@ -139,12 +139,12 @@ def test_ae_generation_offers_every_latent_distribution(tmp_path):
     for latent, start in starts.items():  # one output folder: the quick AE is trained once
         _, metrics = run("ae_gen", tmp_path, "--latent", latent)
         assert metrics["latent_distribution"].startswith(start)
-        for kind in ("flow", "diffusion"):  # the ex-post samplers kept beside the model
+        for kind in ("flow", "diffusion", "gmm"):  # the ex-post samplers beside the model
             assert (f"latent_{kind}" in metrics) == (latent == kind)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["flow", "diffusion"])
+@pytest.mark.parametrize("kind", ["flow", "diffusion", "gmm"])
 def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
     out, metrics = run("vae_gen", tmp_path, "--latent", kind)
     check_section(metrics, EXPECTED["vae_gen"][0], channels=1)
@@ -153,10 +153,11 @@ def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
     model_file = Path(metrics["model"]["model_file"])
     assert Path(sampler[f"{kind}_file"]) == model_file.with_name(f"{model_file.stem}.{kind}.keras")
     assert sampler["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
-    if kind == "diffusion":  # colder samples from the same file, said in the metrics
+    if kind == "gmm":  # a quick run's mixture is small; colder samples from the same file
+        assert sampler["components"] == zoo.QUICK_GMM_COMPONENTS
         _, cold = run("vae_gen", tmp_path, "--latent", kind, "--temperature", "0.5")
         assert cold["latent_distribution"].endswith("temperature 0.5")
-        assert cold["latent_diffusion"]["model_sha256"] == sampler["model_sha256"]  # reused
+        assert cold["latent_gmm"]["model_sha256"] == sampler["model_sha256"]  # reused
         assert not metrics["latent_distribution"].endswith("temperature 1")
     with pytest.raises(SystemExit):  # the choices are the registered samplers
         run("vae_gen", tmp_path, "--latent", "maf")
@@ -194,7 +195,7 @@ def test_a_flow_takes_its_width_and_epochs_from_the_model_s_recipe(monkeypatch):
     assert (flow.hidden_units, flow.metadata["epochs"], len(flow.history["loss"])) == (8, 1, 1)
     assert zoo.fit_sampler(model, x, epochs=2, verbose=0).metadata["epochs"] == 2  # given: kept
     # A model of no shipped recipe gets Recipe's defaults.
-    assert zoo.flow_settings("no_such_recipe") is zoo.Recipe
+    assert zoo.sampler_settings("no_such_recipe") is zoo.Recipe
     assert (zoo.Recipe.flow_hidden_units, zoo.Recipe.flow_epochs) == (256, 20)
 
 
@@ -380,12 +381,12 @@ def test_every_shipped_file_was_trained_by_its_recipe():
             assert flow.hidden_units == recipe.flow_hidden_units, name
             assert flow.metadata["epochs"] == recipe.flow_epochs, name
             assert flow.metadata["model_sha256"] == zoo.file_digest(path), name
-        if recipe.diffusion:
-            diffusion = load_sampler(zoo.sampler_path(path, "diffusion"))
-            assert {k: diffusion.settings()[k] for k in zoo.DIFFUSION_SETTINGS} == \
-                zoo.DIFFUSION_SETTINGS, name
-            assert diffusion.metadata["epochs"] == zoo.DIFFUSION_EPOCHS, name
-            assert diffusion.metadata["model_sha256"] == zoo.file_digest(path), name
+        if recipe.gmm:
+            gmm = load_sampler(zoo.sampler_path(path, "gmm"))
+            assert gmm.components == recipe.gmm_components, name
+            assert gmm.metadata["epochs"] == zoo.GMM_ITERATIONS, name
+            assert gmm.metadata["history"]["converged"], name
+            assert gmm.metadata["model_sha256"] == zoo.file_digest(path), name
 
 
 @pytest.mark.slow
@@ -671,6 +672,7 @@ def test_training_setups_that_would_fail_later_are_refused_first(tmp_path, capsy
     ("run_all", ["--rows", "bogus"], "argument --rows: invalid choice"),
     ("vae_gen", ["--latent", "diffusion", "--temperature", "nan"], "must be a finite number > 0"),
     ("vae_gen", ["--latent", "flow", "--temperature", "0.9"], "--latent flow has none"),
+    ("ae_gen", ["--latent", "fitted", "--temperature", "0.9"], "a gmm or diffusion sampler"),
 ])
 def test_every_flag_refusal_is_one_line_and_nothing_is_written(script, flags, message, capsys,
                                                                tmp_path):

@@ -90,10 +90,29 @@ def test_a_mixture_finds_separated_clusters():
     rng = np.random.default_rng(0)
     centres = np.array([[-6.0, 0.0], [6.0, 0.0]])
     codes = centres[rng.integers(0, 2, 4000)] + 0.3 * rng.normal(size=(4000, 2))
-    gmm = make_sampler("gmm", 2, components=2).fit(codes)
+    held_out = centres[rng.integers(0, 2, 1000)] + 0.3 * rng.normal(size=(1000, 2))
+    gmm = make_sampler("gmm", 2, components=2).fit(codes, validation=(held_out, None))
     samples = gmm.sample(2000, seed=0)
     assert np.mean(np.abs(np.abs(samples[:, 0]) - 6.0) < 1.5) > 0.95  # none in the gap
     assert gmm.log_prob(np.array([[0.0, 0.0]]))[0] < gmm.log_prob(centres).min() - 20
+    # Its history: EM converged; the NLL of a 0.3-wide Gaussian in 2-d plus log 2 for the
+    # choice of cluster, on the codes and held-out ones alike.
+    nll = np.log(2 * np.pi * 0.3 ** 2) + 1 + np.log(2)
+    assert gmm.history["converged"] and gmm.history["iterations"] >= 1
+    np.testing.assert_allclose([gmm.history["nll"], gmm.history["val_nll"]], nll, atol=0.1)
+    # Kept in float32, each covariance as its packed Cholesky factor: the parameter count.
+    assert all(v.dtype == "float32" for v in (gmm.means, gmm.mixture_weights,
+                                              gmm.packed_cholesky))
+    assert sum(int(np.prod(v.shape)) for v in (gmm.means, gmm.mixture_weights,
+                                               gmm.packed_cholesky)) == \
+        SAMPLERS["gmm"].parameter_count(2, components=2)
+    # A colder mixture draws nearer its means: the spread scales with the temperature.
+    spread = np.std(np.abs(samples[:, 0]) - 6.0)
+    gmm.temperature = 0.5
+    np.testing.assert_allclose(np.std(np.abs(gmm.sample(2000, seed=0)[:, 0]) - 6.0),
+                               0.5 * spread, rtol=0.1)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        make_sampler("gmm", 2, temperature=-1)
 
 
 @pytest.fixture(scope="module")
