@@ -185,15 +185,21 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
         runs.get_latent_sampler(args, model, info, mnist)
 
 
-def test_a_flow_takes_its_width_and_epochs_from_the_model_s_recipe(monkeypatch):
+def test_a_flow_and_a_mixture_take_their_sizes_from_the_model_s_recipe(monkeypatch):
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     model.metadata["recipe"] = "vae_fashion_complete"
     monkeypatch.setitem(zoo.SHIPPED, "vae_fashion_complete", dataclasses.replace(
-        zoo.recipe("vae_fashion_complete"), flow_hidden_units=8, flow_epochs=1))
+        zoo.recipe("vae_fashion_complete"), flow_hidden_units=8, flow_epochs=1,
+        gmm_components=3))
     x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32)
     flow = zoo.fit_sampler(model, x, verbose=0)
     assert (flow.hidden_units, flow.metadata["epochs"], len(flow.history["loss"])) == (8, 1, 1)
     assert zoo.fit_sampler(model, x, epochs=2, verbose=0).metadata["epochs"] == 2  # given: kept
+    gmm = zoo.fit_sampler(model, x, x[:32], verbose=0, kind="gmm")
+    assert (gmm.components, gmm.metadata["epochs"]) == (3, zoo.GMM_ITERATIONS)
+    assert gmm.metadata["codes"] == "z ~ q(z|x), one draw" and "val_nll" in gmm.history
+    assert zoo.fit_sampler(model, x, verbose=0, kind="gmm", quick=True).components == \
+        zoo.QUICK_GMM_COMPONENTS
     # A model of no shipped recipe gets Recipe's defaults.
     assert zoo.sampler_settings("no_such_recipe") is zoo.Recipe
     assert (zoo.Recipe.flow_hidden_units, zoo.Recipe.flow_epochs) == (256, 20)
