@@ -215,11 +215,16 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
 
     It lives beside the model file (``<model>.<kind>.keras``) and records that file's SHA-256:
     a sampler fitted to other weights (after --retrain) is fitted again, never silently reused.
-    Mono and colour rows share it, since both draw one mono latent per channel.
+    A shipped model without that sampler gets one fitted into runs/samplers/ (only
+    ``train_all.py --ship`` writes saved_models/). Mono and colour rows share it, since both
+    draw one mono latent per channel.
     """
     model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
     path = zoo.sampler_path(model_path, kind)
     sampler, status = zoo.sampler_for_file(model_path, kind)
+    if sampler is None and zoo.run_sampler_path(model_path, kind) != path:
+        path = zoo.run_sampler_path(model_path, kind)  # this run's own fit, kept out of git
+        sampler, status = zoo.sampler_for_file(model_path, kind, path)
     if sampler is None:
         if status == "stale":
             print(f"{zoo.shown_path(path)} was fitted to other weights than "
@@ -231,7 +236,7 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
               f"{mono.data_name(missing)} images -> {zoo.shown_path(path)}")
         sampler, _ = zoo.fit_beside(model, model_path, x_train, x_test, mono.data_name(missing),
                                     kind, seed=run.seed, verbose=run.progress_verbosity,
-                                    quick=run.quick)
+                                    quick=run.quick, path=path)
     else:
         print(f"loaded {zoo.shown_path(path)}")
     return sampler, {**sampler.metadata, f"{kind}_file": zoo.shown_path(path)}

@@ -577,21 +577,31 @@ def fit_sampler(model, x_train, x_val=None, seed: int = 0, epochs: Optional[int]
 
 
 def fit_beside(model, model_path, x_train, x_val, fitted_on: str, kind: str = "flow",
-               seed: int = 0, verbose: int = 1, quick: bool = False):
+               seed: int = 0, verbose: int = 1, quick: bool = False, path=None):
     """``(sampler, path)``: ``fit_sampler``'s sampler, the name of the data it was fitted on
-    recorded (``fitted_on``), saved beside the model file (``save_beside``)."""
+    recorded (``fitted_on``), saved beside the model file or at ``path`` (``save_beside``)."""
     sampler = fit_sampler(model, x_train, x_val, seed=seed, verbose=verbose, kind=kind,
                           quick=quick)
     sampler.metadata["fitted_on"] = fitted_on
-    return sampler, save_beside(sampler, model_path)
+    return sampler, save_beside(sampler, model_path, path)
 
 
-def sampler_for_file(model_path, kind: str = "flow"):
-    """``(sampler, status)`` for the ex-post sampler file of ``kind`` beside a model file:
-    status "loaded" when it was fitted to exactly this file (its recorded SHA-256), else the
-    sampler is None and status says why ("missing" or "stale": fitted to other weights, e.g.
-    after retraining). A damaged file raises ModelFileError."""
+def run_sampler_path(model_path, kind: str = "flow") -> Path:
+    """Where a run keeps an ex-post sampler it fits itself: beside the model file
+    (``sampler_path``), but for a file in saved_models/, which only ``train_all.py --ship``
+    writes, in runs/samplers/."""
     path = sampler_path(model_path, kind)
+    if path.parent.resolve() == SAVED_MODELS.resolve():
+        return RUNS / "samplers" / path.name
+    return path
+
+
+def sampler_for_file(model_path, kind: str = "flow", path=None):
+    """``(sampler, status)`` for the ex-post sampler file of ``kind`` beside a model file (or
+    at ``path``): status "loaded" when it was fitted to exactly this file (its recorded
+    SHA-256), else the sampler is None and status says why ("missing" or "stale": fitted to
+    other weights, e.g. after retraining). A damaged file raises ModelFileError."""
+    path = sampler_path(model_path, kind) if path is None else Path(path)
     if not path.is_file():
         return None, "missing"
     sampler = load_sampler(path, hint=f"Delete it to fit the {kind} sampler again, or restore "
@@ -601,12 +611,12 @@ def sampler_for_file(model_path, kind: str = "flow"):
     return sampler, "loaded"
 
 
-def save_beside(sampler, model_path) -> Path:
-    """Save an ex-post sampler beside the model file it was fitted to, tied to it by SHA-256
-    (``sampler_path``)."""
+def save_beside(sampler, model_path, path=None) -> Path:
+    """Save an ex-post sampler beside the model file it was fitted to (or at ``path``), tied
+    to it by SHA-256 (``sampler_path``)."""
     sampler.metadata.update(model_file=shown_path(model_path),
                             model_sha256=file_digest(model_path))
-    return save(sampler, sampler_path(model_path, sampler.kind))
+    return save(sampler, sampler_path(model_path, sampler.kind) if path is None else path)
 
 
 def run_name(base: str, settings: Optional[dict] = None, seed: int = 0) -> str:

@@ -185,6 +185,27 @@ def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
         runs.get_latent_sampler(args, model, info, mnist)
 
 
+@pytest.mark.slow
+def test_a_run_fits_a_shipped_model_s_missing_sampler_into_runs_not_saved_models(
+        tmp_path, monkeypatch, capsys):
+    """Only train_all.py --ship writes saved_models/: `vae_gen.py --latent gmm` on a shipped
+    model without a mixture keeps the one it fits in runs/samplers/, and the next run loads
+    it from there."""
+    shipped, cache = tmp_path / "saved_models", tmp_path / "runs"
+    monkeypatch.setattr(zoo, "SAVED_MODELS", shipped)
+    monkeypatch.setattr(zoo, "RUNS", cache)
+    args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    path = save_model(model, shipped / "m.keras")
+    info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
+    _, first = runs.get_latent_sampler(args, model, info, named_data.get("mnist"), "gmm")
+    assert [p.name for p in shipped.iterdir()] == ["m.keras"]
+    assert Path(first["gmm_file"]) == cache / "samplers" / "m.gmm.keras"
+    _, again = runs.get_latent_sampler(args, model, info, named_data.get("mnist"), "gmm")
+    assert f"loaded {cache / 'samplers' / 'm.gmm.keras'}" in capsys.readouterr().out
+    assert again["model_sha256"] == first["model_sha256"]
+
+
 def test_a_flow_and_a_mixture_take_their_sizes_from_the_model_s_recipe(monkeypatch):
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     model.metadata["recipe"] = "vae_fashion_complete"
