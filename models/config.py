@@ -13,6 +13,7 @@ from keras_files import check_limit
 HEADS = ("bernoulli", "beta", "categorical", "normal", "continuous_bernoulli")
 DENSE_ACTIVATIONS = ("relu", "elu")
 NEIGHBOUR_KINDS = ("vae", "ae", "m2")  # the families that can train on neighbour pairs
+NEIGHBOUR_SCALE = 0.3  # the neighbour term's default kernel width (ModelConfig.neighbour_scale)
 
 # The family registry ``kind`` is checked against. It lives above this module (the families
 # import the config), so ``models.families`` hands it down with ``register_families``.
@@ -98,7 +99,7 @@ class ModelConfig:
     consistency_weight: float = 0.0
     bayes_weight: float = 0.0
     neighbour_weight: float = 0.0
-    neighbour_scale: float = 0.3
+    neighbour_scale: float = NEIGHBOUR_SCALE
     neighbours: int = 10
     classifier_filters: Optional[Tuple[int, int]] = None
     classifier_hidden_units: Optional[int] = None
@@ -147,6 +148,13 @@ class ModelConfig:
             raise ValueError(f"neighbour_scale must be a positive number, got "
                              f"{self.neighbour_scale!r}.")
         object.__setattr__(self, "neighbour_scale", float(self.neighbour_scale))
+        if self.neighbour_scale != NEIGHBOUR_SCALE and (self.kind == "m2"
+                                                        or not self.neighbour_weight):
+            why = ("an m2 model learns its partners' labels instead" if self.kind == "m2"
+                   else "this config's neighbour_weight is 0")
+            raise ValueError(f"neighbour_scale is the kernel width of a vae's or ae's neighbour "
+                             f"term and {why}: {self.neighbour_scale:g} would change nothing "
+                             f"(leave it at {NEIGHBOUR_SCALE:g}).")
         for name in ("latent_dim", "hidden_units", "block_convs", "categorical_bins", "pack",
                      "neighbours"):
             check_limit(name, getattr(self, name))

@@ -98,6 +98,12 @@ def test_the_term_is_refused_where_it_cannot_work():
         ModelConfig(neighbour_scale=-1.0)
     with pytest.raises(ValueError, match="neighbours must be"):
         ModelConfig(neighbours=0)
+    # A kernel width with no term to use it was silently ignored.
+    with pytest.raises(ValueError, match="m2 model learns its partners' labels.*change nothing"):
+        ModelConfig(kind="m2", consistency_weight=1.0, neighbour_weight=1.0, neighbour_scale=0.1)
+    with pytest.raises(ValueError, match="neighbour_weight is 0: 0.1 would change nothing"):
+        ModelConfig(kind="vae", neighbour_scale=0.1)
+    assert ModelConfig(kind="vae", neighbour_weight=1.0, neighbour_scale=0.1).neighbour_scale == 0.1
     model = build_model(ModelConfig(kind="ae", neighbour_weight=1.0, **TINY))
     images = line_images(np.linspace(0, 1, 16))
     with pytest.raises(ValueError, match="batch_size must be an even number >= 4"):
