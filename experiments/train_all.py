@@ -10,7 +10,8 @@ The recipes are ``models.zoo.SHIPPED``; each trains with the run seed of its shi
 all. Those marked for it (the grading rows' complete-data AE and VAE) also get their ex-post
 latent prior fitted again, a flow beside the model file (the generation rows' --latent flow;
 the recipe's ``flow_epochs``: about 2 minutes each, 5 for the Fashion-MNIST ones), and those
-marked ``gmm`` a Gaussian mixture too (--latent gmm; about 2 minutes). Without
+marked ``gmm`` a Gaussian mixture too (--latent gmm; about 2 minutes); --samplers-only fits
+those samplers again to the trained files without training. Without
 --ship nothing in saved_models/ changes; the rows use a run's models with
 `python experiments/<row>.py --run train_all`.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import named_data
 from experiments import cli
 from experiments.runs import load_data
-from models import FAMILIES, save, zoo
+from models import FAMILIES, load_model, save, zoo
 from models.training import distribution_strategy, worker_suffix
 
 
@@ -38,6 +39,10 @@ def main(argv=None):
                         help="run folder under runs/ (default train_all, or train_all-seed=S)")
     parser.add_argument("--ship", action="store_true",
                         help="write the models to saved_models/, replacing the shipped ones")
+    parser.add_argument("--samplers-only", action="store_true",
+                        help="train nothing: fit the recipes' ex-post samplers (flow, gmm) again "
+                             "to their trained files (saved_models/ with --ship, else the run "
+                             "folder's)")
     parser.add_argument("--quick", action="store_true",
                         help="a few hundred images, one epoch (flows: two), into "
                              "runs/train_all-quick/ (for tests; seconds)")
@@ -66,13 +71,26 @@ def main(argv=None):
                                                       else "train_all", seed=run.seed))
     if not args.ship:  # before any training: the folder the models are written to
         cli.check_writable_folder(parser, run_dir, "--run")
-    for name in args.only or sorted(zoo.names(args.dataset), reverse=True):  # the VAEs first
+    names = args.only or sorted(zoo.names(args.dataset), reverse=True)  # the VAEs first
+    if args.samplers_only:
+        names = [name for name in names if zoo.recipe(name).ex_post_samplers]
+        for name in names:  # before any fitting: every file is there
+            path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
+            if not path.is_file():
+                parser.error(f"--samplers-only fits samplers to trained files; {path} is "
+                             "missing: train it first (without --samplers-only)"
+                             + ("" if args.ship else ", or add --ship for the shipped one"))
+    for name in names:
         recipe = zoo.recipe(name)
         seed = recipe.seed if args.seed is None else args.seed
         x_train, y_train, x_test, y_test = load_data(dataclasses.replace(run, seed=seed),
                                                      zoo.training_set(recipe), recipe.missing)
         conditional = FAMILIES[recipe.config.kind].conditional  # trained with the labels
         path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
+        if args.samplers_only:
+            fit_samplers(load_model(path), path, recipe, x_train, x_test, seed,
+                         run.progress_verbosity, args.quick)
+            continue
         print(f"training {name} on {recipe.data} for {epochs or recipe.epochs} epochs "
               f"-> {path}", flush=True)
         backup = zoo.backup_folder(path)  # resumed when the command runs again
@@ -92,12 +110,17 @@ def main(argv=None):
         shutil.rmtree(backup, ignore_errors=True)
         print(f"{path}: {model.metadata['train_seconds']:.0f} s, final "
               f"{ {k: v[-1] for k, v in model.metadata['history'].items()} }", flush=True)
-        for kind in recipe.ex_post_samplers:
-            start = time.time()
-            _, sampler_path = zoo.fit_beside(model, path, x_train, x_test, recipe.data, kind,
-                                             seed=seed, verbose=run.progress_verbosity,
-                                             quick=args.quick)
-            print(f"{sampler_path}: {time.time() - start:.0f} s", flush=True)
+        fit_samplers(model, path, recipe, x_train, x_test, seed, run.progress_verbosity,
+                     args.quick)
+
+
+def fit_samplers(model, path, recipe, x_train, x_test, seed, verbose, quick) -> None:
+    """The recipe's ex-post samplers fitted to the model file at ``path`` and saved beside it."""
+    for kind in recipe.ex_post_samplers:
+        start = time.time()
+        _, sampler_path = zoo.fit_beside(model, path, x_train, x_test, recipe.data, kind,
+                                         seed=seed, verbose=verbose, quick=quick)
+        print(f"{sampler_path}: {time.time() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

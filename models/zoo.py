@@ -516,7 +516,7 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
 
 
 QUICK_SAMPLER_EPOCHS = 2  # a --quick run's ex-post sampler: it only has to exist and load
-QUICK_GMM_COMPONENTS = 2  # (a quick model's 512 codes determine no more in 32 dimensions)
+QUICK_GMM_COMPONENTS = 2  # its mixture: 512 quick codes are too few for 100 of 32 dimensions
 
 # The diffusion sampler (models/samplers.py, LatentDiffusion; --latent diffusion): 200 steps,
 # three residual blocks of 512 units (1.7 M parameters, 7 MB), 150 epochs over fresh draws of

@@ -321,7 +321,17 @@ def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
     assert flow.metadata["model_sha256"] == hashlib.sha256(
         (run / "ae_mono_complete.keras").read_bytes()).hexdigest()
     assert not (run / "ae_mono_complete.backup").exists()  # removed once the model is saved
+    # The samplers alone, fitted again to the trained file: the model stays as it was.
+    model_digest = hashlib.sha256((run / "ae_mono_complete.keras").read_bytes()).hexdigest()
+    (run / "ae_mono_complete.flow.keras").unlink()
+    importlib.import_module("experiments.train_all").main(
+        ["--quick", "--only", "ae_mono_complete", "--samplers-only"])
+    assert load_sampler(run / "ae_mono_complete.flow.keras").metadata["model_sha256"] == \
+        model_digest == hashlib.sha256((run / "ae_mono_complete.keras").read_bytes()).hexdigest()
     assert _digests(zoo.SAVED_MODELS) == shipped
+    with pytest.raises(SystemExit):  # nothing trained to fit to: refused before any work
+        importlib.import_module("experiments.train_all").main(
+            ["--quick", "--only", "vae_mono_complete", "--samplers-only"])
 
 
 def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
