@@ -61,6 +61,13 @@ def main(argv=None):
         parser.error("--data-dir needs --dataset: the recipes train on several data sets")
     if args.ship and args.quick:
         parser.error("--quick models are throw-aways; they are never shipped")
+    training_flags = [flag for flag, given in (("--epochs", args.epochs is not None),
+                                               ("--tensorboard", args.tensorboard),
+                                               ("--distribute", args.distribute != "none"))
+                      if given]
+    if args.samplers_only and training_flags:
+        parser.error(f"--samplers-only trains nothing, so {', '.join(training_flags)} would "
+                     "change nothing: leave them out")
     epochs = 1 if args.quick else args.epochs
     # What the library's data and training helpers need of this command line (the seed of the
     # run folder's name; each recipe draws its data with its own, below).

@@ -307,7 +307,7 @@ def test_results_table_reports_each_measure_beside_its_target():
 
 
 @pytest.mark.slow
-def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
+def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
     monkeypatch.setitem(zoo.SHIPPED, "ae_mono_complete",  # a recipe's seed is the default
                         dataclasses.replace(zoo.SHIPPED["ae_mono_complete"], seed=3))
@@ -329,9 +329,14 @@ def test_train_all_quick_trains_into_a_run_folder(tmp_path, monkeypatch):
     assert load_sampler(run / "ae_mono_complete.flow.keras").metadata["model_sha256"] == \
         model_digest == hashlib.sha256((run / "ae_mono_complete.keras").read_bytes()).hexdigest()
     assert _digests(zoo.SAVED_MODELS) == shipped
-    with pytest.raises(SystemExit):  # nothing trained to fit to: refused before any work
-        importlib.import_module("experiments.train_all").main(
-            ["--quick", "--only", "vae_mono_complete", "--samplers-only"])
+    capsys.readouterr()
+    for flags, message in ((["--only", "vae_mono_complete"], "vae_mono_complete.keras is "
+                            "missing: train it first"),  # nothing trained to fit to
+                           (["--epochs", "3"], "--epochs would change nothing")):
+        with pytest.raises(SystemExit):  # refused before any work
+            importlib.import_module("experiments.train_all").main(
+                ["--quick", "--samplers-only", *flags])
+        assert message in capsys.readouterr().err
 
 
 def test_a_known_error_ends_a_script_with_one_line_and_status_2(capsys):
