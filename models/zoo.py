@@ -604,8 +604,10 @@ def sampler_for_file(model_path, kind: str = "flow", path=None):
     path = sampler_path(model_path, kind) if path is None else Path(path)
     if not path.is_file():
         return None, "missing"
-    sampler = load_sampler(path, hint=f"Delete it to fit the {kind} sampler again, or restore "
-                                      "the shipped copy with `git checkout -- saved_models/`.")
+    shipped = path.parent.resolve() == SAVED_MODELS.resolve()
+    sampler = load_sampler(path, hint=f"Delete it to fit the {kind} sampler again" + (
+        ", or restore the shipped copy with `git checkout -- saved_models/`." if shipped
+        else "."))
     if sampler.metadata.get("model_sha256") != file_digest(model_path):
         return None, "stale"
     return sampler, "loaded"
