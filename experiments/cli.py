@@ -258,9 +258,9 @@ def parse_args(doc: str, row: str, family: str, argv=None, extra: Optional[Calla
         extra(parser)
     args = parser.parse_args(argv)
     if getattr(args, "temperature", None) is not None and not SAMPLERS[args.latent].tempered:
-        tempered = " or ".join(kind for kind, cls in SAMPLERS.items() if cls.tempered)
-        parser.error(f"--temperature scales the noise of a {tempered} sampler; --latent "
-                     f"{args.latent} has none: add --latent {tempered.split()[0]}, or leave "
+        tempered = [kind for kind, cls in SAMPLERS.items() if cls.tempered]
+        parser.error(f"--temperature scales the noise of a {' or '.join(tempered)} sampler; "
+                     f"--latent {args.latent} has none: add --latent {tempered[0]}, or leave "
                      "--temperature out")
     own = {name: value for name, value in vars(args).items() if name not in shared}
     check_count_limits(parser, {**own, "epochs": getattr(args, "epochs", None)})

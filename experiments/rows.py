@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import evaluation
-from models import FAMILIES, SAMPLERS, Generator, make_sampler
+from models import FAMILIES, SAMPLERS, Generator, make_sampler, zoo
 from models.likelihood import posterior_estimates, prior_log_likelihood, reconstruction_nll
 from named_data import Dataset
 
@@ -138,7 +138,7 @@ def generator_for(run: Run, dataset: Dataset, options, model, info, x_train):
     if options.latent == "standard":
         sampler, sampler_info = None, None  # the family's own prior
         description = model.prior_description
-    elif options.latent in ("flow", "diffusion", "gmm"):
+    elif options.latent in zoo.EX_POST_KINDS:
         sampler, sampler_info = get_latent_sampler(run, model, info, dataset, options.latent)
         if options.temperature is not None:  # only for a tempered sampler (cli.parse_args)
             sampler.temperature = options.temperature

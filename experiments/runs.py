@@ -220,11 +220,7 @@ def get_latent_sampler(run: Run, model, info: dict, dataset: Dataset, kind: str 
     draw one mono latent per channel.
     """
     model_path = REPO_ROOT / info["model_file"]  # absolute paths stay as they are
-    path = zoo.sampler_path(model_path, kind)
-    sampler, status = zoo.sampler_for_file(model_path, kind)
-    if sampler is None and zoo.run_sampler_path(model_path, kind) != path:
-        path = zoo.run_sampler_path(model_path, kind)  # this run's own fit, kept out of git
-        sampler, status = zoo.sampler_for_file(model_path, kind, path)
+    sampler, status, path = zoo.find_sampler(model_path, kind)
     if sampler is None:
         if status == "stale":
             print(f"{zoo.shown_path(path)} was fitted to other weights than "

@@ -78,11 +78,14 @@ def main(argv=None):
                                                       else "train_all", seed=run.seed))
     if not args.ship:  # before any training: the folder the models are written to
         cli.check_writable_folder(parser, run_dir, "--run")
+    def model_file(name):
+        return zoo.path(name) if args.ship else run_dir / f"{name}.keras"
+
     names = args.only or sorted(zoo.names(args.dataset), reverse=True)  # the VAEs first
     if args.samplers_only:
         names = [name for name in names if zoo.recipe(name).ex_post_samplers]
         for name in names:  # before any fitting: every file is there
-            path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
+            path = model_file(name)
             if not path.is_file():
                 parser.error(f"--samplers-only fits samplers to trained files; {path} is "
                              "missing: train it first (without --samplers-only)"
@@ -93,7 +96,7 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = load_data(dataclasses.replace(run, seed=seed),
                                                      zoo.training_set(recipe), recipe.missing)
         conditional = FAMILIES[recipe.config.kind].conditional  # trained with the labels
-        path = zoo.path(name) if args.ship else run_dir / f"{name}.keras"
+        path = model_file(name)
         if args.samplers_only:
             fit_samplers(load_model(path), path, recipe, x_train, x_test, seed,
                          run.progress_verbosity, args.quick)

@@ -170,6 +170,12 @@ def _draw(codes: np.ndarray, scales, rng) -> np.ndarray:
     return (codes + scales * rng.standard_normal(codes.shape)).astype(np.float32)
 
 
+def _held_out_draw(sampler, validation, seed: int) -> np.ndarray:
+    """One fixed draw of held-out ``(codes, scales)`` (seeded), checked like the codes."""
+    codes, scales = validation
+    return _draw(sampler.check_codes(codes), scales, np.random.default_rng(seed))
+
+
 def _fit_epochs(sampler, step, codes, scales, seed: int, validation, epochs: int,
                 batch_size: int, verbose: int, schedule) -> dict:
     """The gradient fit of the flow and the diffusion model, rounded history returned.
@@ -188,8 +194,7 @@ def _fit_epochs(sampler, step, codes, scales, seed: int, validation, epochs: int
     history = {"loss": []}
     if validation is not None:
         history.update(val_loss=[], val_standard_normal=[])
-        val_codes, val_scales = validation
-        val_z = _draw(sampler.check_codes(val_codes), val_scales, np.random.default_rng(seed))
+        val_z = _held_out_draw(sampler, validation, seed)
         standard_loss = sampler._validation_loss(val_z, standard=True)
     progress = tf_keras.utils.Progbar(epochs, verbose=int(verbose == 1),
                                       stateful_metrics=list(history))
@@ -353,8 +358,7 @@ class GaussianMixture(LatentSampler):
         history = {"iterations": int(mixture.n_iter_), "converged": bool(mixture.converged_),
                    "nll": round(float(-self._log_prob(z).mean()), 4)}
         if validation is not None:
-            val_z = _draw(self.check_codes(validation[0]), validation[1],
-                          np.random.default_rng(seed))
+            val_z = _held_out_draw(self, validation, seed)
             history["val_nll"] = round(float(-self._log_prob(val_z).mean()), 4)
         self.history = history
 

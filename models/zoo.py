@@ -515,6 +515,7 @@ def _backup_owner(key: Path, identity: dict) -> Optional[dict]:
         return None
 
 
+EX_POST_KINDS = ("flow", "diffusion", "gmm")  # samplers fitted once, kept in a file (fit_sampler)
 QUICK_SAMPLER_EPOCHS = 2  # a --quick run's ex-post sampler: it only has to exist and load
 QUICK_GMM_COMPONENTS = 2  # its mixture: 512 quick codes are too few for 100 of 32 dimensions
 
@@ -559,7 +560,7 @@ def fit_sampler(model, x_train, x_val=None, seed: int = 0, epochs: Optional[int]
         sizes = {"components": QUICK_GMM_COMPONENTS if quick else settings.gmm_components}
         default_epochs = GMM_ITERATIONS
     else:
-        raise ValueError(f"kind must be 'flow', 'diffusion' or 'gmm', got {kind!r}.")
+        raise ValueError(f"kind must be one of {EX_POST_KINDS}, got {kind!r}.")
     epochs = QUICK_SAMPLER_EPOCHS if quick else default_epochs if epochs is None else epochs
     sampler = make_sampler(kind, model.config.latent_dim, **sizes)
     options = ({"max_iter": epochs, "reg_covar": GMM_RIDGE} if kind == "gmm"
@@ -586,14 +587,30 @@ def fit_beside(model, model_path, x_train, x_val, fitted_on: str, kind: str = "f
     return sampler, save_beside(sampler, model_path, path)
 
 
+def _shipped(path) -> bool:
+    """Whether ``path`` is in saved_models/ (which only ``train_all.py --ship`` writes)."""
+    return Path(path).parent.resolve() == SAVED_MODELS.resolve()
+
+
 def run_sampler_path(model_path, kind: str = "flow") -> Path:
     """Where a run keeps an ex-post sampler it fits itself: beside the model file
-    (``sampler_path``), but for a file in saved_models/, which only ``train_all.py --ship``
-    writes, in runs/samplers/."""
+    (``sampler_path``), but for a shipped model in runs/samplers/."""
     path = sampler_path(model_path, kind)
-    if path.parent.resolve() == SAVED_MODELS.resolve():
-        return RUNS / "samplers" / path.name
-    return path
+    return RUNS / "samplers" / path.name if _shipped(path) else path
+
+
+def find_sampler(model_path, kind: str = "flow"):
+    """``(sampler, status, path)``: the ex-post sampler of ``kind`` fitted to exactly this
+    model file, beside it or (a shipped model's, fitted by a run) at ``run_sampler_path``;
+    else sampler None, the status of the last place looked at (``sampler_for_file``) and the
+    path where a new fit belongs."""
+    beside, path = sampler_path(model_path, kind), run_sampler_path(model_path, kind)
+    sampler, status = sampler_for_file(model_path, kind, beside)
+    if sampler is not None:
+        return sampler, status, beside
+    if path != beside:
+        sampler, status = sampler_for_file(model_path, kind, path)
+    return sampler, status, path
 
 
 def sampler_for_file(model_path, kind: str = "flow", path=None):
@@ -604,10 +621,9 @@ def sampler_for_file(model_path, kind: str = "flow", path=None):
     path = sampler_path(model_path, kind) if path is None else Path(path)
     if not path.is_file():
         return None, "missing"
-    shipped = path.parent.resolve() == SAVED_MODELS.resolve()
     sampler = load_sampler(path, hint=f"Delete it to fit the {kind} sampler again" + (
-        ", or restore the shipped copy with `git checkout -- saved_models/`." if shipped
-        else "."))
+        ", or restore the shipped copy with `git checkout -- saved_models/`."
+        if _shipped(path) else "."))
     if sampler.metadata.get("model_sha256") != file_digest(model_path):
         return None, "stale"
     return sampler, "loaded"

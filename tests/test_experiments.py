@@ -139,7 +139,7 @@ def test_ae_generation_offers_every_latent_distribution(tmp_path):
     for latent, start in starts.items():  # one output folder: the quick AE is trained once
         _, metrics = run("ae_gen", tmp_path, "--latent", latent)
         assert metrics["latent_distribution"].startswith(start)
-        for kind in ("flow", "diffusion", "gmm"):  # the ex-post samplers beside the model
+        for kind in zoo.EX_POST_KINDS:  # the ex-post samplers beside the model
             assert (f"latent_{kind}" in metrics) == (latent == kind)
 
 
