@@ -164,25 +164,27 @@ def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
 
 
 @pytest.mark.slow
-def test_latent_flow_is_reused_only_for_its_own_weights(tmp_path, capsys):
+def test_a_latent_sampler_is_reused_only_for_its_own_weights(tmp_path, capsys):
+    """What a run does with the file beside the model, the same for every ex-post kind (the
+    mixture here, the quickest to fit; every kind's file: the generation tests above)."""
     args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
     mnist = named_data.get("mnist")
     model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
     path = save_model(model, tmp_path / "m.keras")
     info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
-    _, first = runs.get_latent_sampler(args, model, info, mnist)
-    assert "fitting the latent flow" in capsys.readouterr().out
-    _, again = runs.get_latent_sampler(args, model, info, mnist)
+    _, first = runs.get_latent_sampler(args, model, info, mnist, "gmm")
+    assert "fitting the latent gmm" in capsys.readouterr().out
+    _, again = runs.get_latent_sampler(args, model, info, mnist, "gmm")
     assert "loaded" in capsys.readouterr().out
     assert again["model_sha256"] == first["model_sha256"]
-    save_model(model, path, {"retrained": True})  # another file: the flow is fitted again
-    _, refitted = runs.get_latent_sampler(args, model, info, mnist)
+    save_model(model, path, {"retrained": True})  # another file: the mixture is fitted again
+    _, refitted = runs.get_latent_sampler(args, model, info, mnist, "gmm")
     assert "fitted to other weights" in capsys.readouterr().out
     assert refitted["model_sha256"] != first["model_sha256"]
-    flow_path = tmp_path / "m.flow.keras"
-    flow_path.write_bytes(flow_path.read_bytes()[:100])
-    with pytest.raises(ModelFileError, match="m.flow.keras.*Delete it to fit the flow") as error:
-        runs.get_latent_sampler(args, model, info, mnist)
+    sampler_path = tmp_path / "m.gmm.keras"
+    sampler_path.write_bytes(sampler_path.read_bytes()[:100])
+    with pytest.raises(ModelFileError, match="m.gmm.keras.*Delete it to fit the gmm") as error:
+        runs.get_latent_sampler(args, model, info, mnist, "gmm")
     assert "git checkout" not in str(error.value)  # not a shipped file: nothing to restore
 
 
@@ -433,6 +435,21 @@ def test_every_shipped_file_was_trained_by_its_recipe():
             assert gmm.metadata["epochs"] == zoo.GMM_ITERATIONS, name
             assert gmm.metadata["history"]["converged"], name
             assert gmm.metadata["model_sha256"] == zoo.file_digest(path), name
+
+
+def test_a_row_alias_is_a_recipe_of_the_images_its_name_promises():
+    """``zoo.ROW_ALIASES``: a row's model that is another recipe's file is trained on the
+    images the row's own name says (Fashion-MNIST without bags for its anomaly rows)."""
+    for alias, name in zoo.ROW_ALIASES.items():
+        assert alias not in zoo.SHIPPED  # the name of no file of its own
+        kind, tag, which = alias.rsplit("_", 2)
+        missing = which == "missing"
+        assert zoo.shipped_name(kind, missing, tag) == name and zoo.has_recipe(kind, missing, tag)
+        recipe = zoo.recipe(name)
+        dataset = named_data.get(recipe.dataset)
+        assert dataset.model_tag == tag and recipe.config.kind == kind
+        assert recipe.held_out == (dataset.anomaly_class if missing else None)
+        assert zoo.training_set(recipe) == dataset  # nor binarised otherwise
 
 
 @pytest.mark.slow
