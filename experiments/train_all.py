@@ -17,7 +17,6 @@ those samplers again to the trained files without training. Without
 """
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 
 import named_data
@@ -127,10 +126,9 @@ def main(argv=None):
 def fit_samplers(model, path, recipe, x_train, x_test, seed, verbose, quick) -> None:
     """The recipe's ex-post samplers fitted to the model file at ``path`` and saved beside it."""
     for kind in recipe.ex_post_samplers:
-        start = time.time()
-        _, sampler_path = zoo.fit_beside(model, path, x_train, x_test, recipe.data, kind,
-                                         seed=seed, verbose=verbose, quick=quick)
-        print(f"{sampler_path}: {time.time() - start:.0f} s", flush=True)
+        sampler, sampler_path = zoo.fit_beside(model, path, x_train, x_test, recipe.data, kind,
+                                               seed=seed, verbose=verbose, quick=quick)
+        print(f"{sampler_path}: {sampler.metadata['fit_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

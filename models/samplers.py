@@ -232,9 +232,11 @@ def _seeded_glorot(seed: int, index: int):
 def _gaussian_log_prob(z, mean, covariance=None, cholesky=None) -> np.ndarray:
     """log N(z; mean, covariance) per row, via the covariance's Cholesky factor (given, or
     computed)."""
+    from scipy.linalg import solve_triangular
+
     if cholesky is None:
         cholesky = np.linalg.cholesky(covariance)
-    solved = np.linalg.solve(cholesky, (np.asarray(z, np.float64) - mean).T)
+    solved = solve_triangular(cholesky, (np.asarray(z, np.float64) - mean).T, lower=True)
     return (-0.5 * np.sum(solved ** 2, axis=0) - np.sum(np.log(np.diag(cholesky)))
             - 0.5 * len(mean) * np.log(2 * np.pi))
 
@@ -304,7 +306,8 @@ class GaussianMixture(LatentSampler):
 
     Kept as float32 weights, means and each covariance's Cholesky factor (its lower triangle
     packed, half a covariance's numbers); ``temperature`` scales every component's spread when
-    sampling (1: the mixture; below 1 colder samples, nearer the means)."""
+    sampling (1: the mixture; below 1 colder samples, nearer the means). ``log_prob`` is the
+    mixture's own density, whatever the temperature."""
 
     kind = "gmm"
     description = "Gaussian mixture (full covariances)"
@@ -375,8 +378,11 @@ class GaussianMixture(LatentSampler):
         weights = self.mixture_weights.numpy().astype(np.float64)
         which = rng.choice(self.components, size=count, p=weights / weights.sum())
         noise = self.temperature * rng.standard_normal((count, self.latent_dim))
-        return (self.means.numpy().astype(np.float64)[which]
-                + np.einsum("nij,nj->ni", self._cholesky()[which], noise))
+        z = self.means.numpy().astype(np.float64)[which]
+        for k, factor in enumerate(self._cholesky()):  # by component: no (count, d, d) copy
+            rows = which == k
+            z[rows] += noise[rows] @ factor.T
+        return z
 
     def _log_prob(self, z):
         from scipy.special import logsumexp

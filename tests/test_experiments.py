@@ -163,15 +163,21 @@ def test_vae_generation_from_an_ex_post_sampler(kind, tmp_path):
         run("vae_gen", tmp_path, "--latent", "maf")
 
 
+def tiny_vae_run(out, folder):
+    """``(args, model, info)``: a --quick vae_gen command line writing to ``out`` and a tiny
+    VAE saved as ``folder``/m.keras, as a row sees them (for ``runs.get_latent_sampler``)."""
+    args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(out)])
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
+    path = save_model(model, Path(folder) / "m.keras")
+    return args, model, {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
+
+
 @pytest.mark.slow
 def test_a_latent_sampler_is_reused_only_for_its_own_weights(tmp_path, capsys):
     """What a run does with the file beside the model, the same for every ex-post kind (the
     mixture here, the quickest to fit; every kind's file: the generation tests above)."""
-    args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
-    mnist = named_data.get("mnist")
-    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
-    path = save_model(model, tmp_path / "m.keras")
-    info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
+    args, model, info = tiny_vae_run(tmp_path, tmp_path)
+    path, mnist = Path(info["model_file"]), named_data.get("mnist")
     _, first = runs.get_latent_sampler(args, model, info, mnist, "gmm")
     assert "fitting the latent gmm" in capsys.readouterr().out
     _, again = runs.get_latent_sampler(args, model, info, mnist, "gmm")
@@ -197,10 +203,7 @@ def test_a_run_fits_a_shipped_model_s_missing_sampler_into_runs_not_saved_models
     shipped, cache = tmp_path / "saved_models", tmp_path / "runs"
     monkeypatch.setattr(zoo, "SAVED_MODELS", shipped)
     monkeypatch.setattr(zoo, "RUNS", cache)
-    args, _ = cli.parse_args("doc", "vae_gen", "vae", ["--quick", "--out", str(tmp_path)])
-    model = build_model(ModelConfig(kind="vae", latent_dim=2, filters=(4, 8), hidden_units=0))
-    path = save_model(model, shipped / "m.keras")
-    info = {"model_file": str(path), "trained_on": "MONO_BINARY_COMPLETE"}
+    args, model, info = tiny_vae_run(tmp_path, shipped)
     _, first = runs.get_latent_sampler(args, model, info, named_data.get("mnist"), "gmm")
     assert [p.name for p in shipped.iterdir()] == ["m.keras"]
     assert Path(first["gmm_file"]) == cache / "samplers" / "m.gmm.keras"
